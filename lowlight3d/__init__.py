@@ -1,0 +1,12 @@
+"""lowlight3d: low-light face image enhancement with a 3D face prior, in a BasicSR-style toolkit.
+
+Importing the package applies the basicsr compatibility patches (:mod:`lowlight3d.utils.basicsr_compat`)
+and registers every arch, loss, dataset, metric and model of the toolkit into BasicSR's registries.
+Baselines and user plug-ins register when an option file is loaded (entry point ``lowlight3d.plugins`` and
+``custom_imports``).
+"""
+from lowlight3d.version import __version__
+from lowlight3d.utils import basicsr_compat  # noqa: F401  (must run before anything imports basicsr)
+from lowlight3d import archs, data, losses, metrics, models  # noqa: F401,E402  (registration side effects)
+
+__all__ = ['__version__']
