@@ -97,7 +97,7 @@ def get_from_registry(registry, key, where='type'):
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ''
     raise KeyError(f"Unknown {registry._name.lower()} type '{key}' (option '{where}').{hint} Known names: "
                    f"{', '.join(names)}. To use your own, register it with "
-                   f'@register({registry._name}_REGISTRY) in a module and list that module under '
+                   f'@register({registry._name.upper()}_REGISTRY) in a module and list that module under '
                    "'custom_imports' in the option file.")
 
 

@@ -1,0 +1,40 @@
+# The two commands:  `make demo` (full pipeline on the built-in demo data) and `make test` (the test suite).
+# Both create the virtual environment .venv on first use and reuse it afterwards.
+SHELL := /bin/bash
+PYTHON_SYS ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lowlight3d-installed
+SHARED_DATA := $(abspath ../shared/data)
+export LOWLIGHT3D_TEST_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+FACES ?=
+
+.PHONY: venv demo test clean-demo help
+
+help:
+	@echo "make demo [FACES=dir]   generate demo faces (or use yours), train, test, print the metric table"
+	@echo "make test               run the test suite (CPU)"
+	@echo "make venv               (re)create the virtual environment $(VENV) if requirements changed"
+
+venv: $(STAMP)
+
+# basicsr 1.4.2 ships only an sdist whose build would pull a second torch into an isolated environment
+# (~8 GB, 74 s); it is therefore installed without build isolation, after torch and the build tools.
+$(STAMP): requirements.txt setup.py
+	@$(PYTHON_SYS) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (basicsr uses distutils)"'
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q -c requirements.txt torch torchvision numpy 'setuptools>=70.1,<82' wheel cython
+	$(PY) -m pip install -q --no-build-isolation -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) scripts/build_iqa_models.py
+	touch $(STAMP)
+
+demo: venv
+	$(PY) scripts/run_demo.py $(if $(FACES),--faces $(FACES),)
+
+test: venv
+	$(PY) -m pytest -q -ra tests
+
+clean-demo:
+	rm -rf experiments/demo_* results/demo_* tb_logger/demo_*

@@ -1,0 +1,340 @@
+"""The base class of every lowlight3d training model: networks, EMA, optimisers, schedulers, checkpoints.
+
+What BasicSR's ``BaseModel`` does, plus what exact resume and CPU/distributed runs need:
+
+* networks live in ``self.nets`` under their option labels (``net_g``, ``net_d``, ``net_g_ema`` ...); EMA
+  copies are declared with :meth:`add_ema` and updated with :meth:`update_ema`;
+* a training state holds *everything* (all networks, EMA, optimisers, schedulers, RNG states, iteration,
+  epoch, best metrics, plus whatever a subclass adds in :meth:`extra_state`), so resuming never depends on
+  which ``pretrain_network_*`` paths happen to be set;
+* files are written atomically, on CPU tensors, without the ``module.`` prefix of DDP;
+* DDP works with gloo on CPU (no ``torch.cuda.current_device()`` anywhere).
+
+Subclasses implement :meth:`feed_data`, :meth:`optimize_parameters`, :meth:`test` and
+:meth:`get_current_visuals`.
+"""
+import copy
+import os
+import os.path as osp
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from lowlight3d.archs import build_network
+from lowlight3d.losses import build_loss
+from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
+from lowlight3d.utils.dist import get_dist_info
+from lowlight3d.utils.rng import get_rng_state, set_rng_state
+
+__all__ = ['BaseModel']
+
+_OPTIMIZERS = {
+    'Adam': torch.optim.Adam,
+    'AdamW': torch.optim.AdamW,
+    'SGD': torch.optim.SGD,
+    'RMSprop': torch.optim.RMSprop,
+    'Adamax': torch.optim.Adamax,
+}
+
+
+def _build_scheduler(optimizer, sched_opt):
+    """A learning-rate scheduler from BasicSR's or torch's schedulers, by ``type``."""
+    from basicsr.models import lr_scheduler as bsr_sched
+    sched_opt = copy.deepcopy(sched_opt)
+    name = sched_opt.pop('type')
+    if hasattr(bsr_sched, name):
+        return getattr(bsr_sched, name)(optimizer, **sched_opt)
+    if hasattr(torch.optim.lr_scheduler, name):
+        return getattr(torch.optim.lr_scheduler, name)(optimizer, **sched_opt)
+    raise KeyError(f"Unknown scheduler type '{name}' (train.scheduler.type): use one of BasicSR's "
+                   '(MultiStepRestartLR, CosineAnnealingRestartLR, CosineAnnealingRestartCyclicLR) or a '
+                   'torch.optim.lr_scheduler class name')
+
+
+class BaseModel:
+    """Orchestrates networks, optimisers, losses and checkpoints for one training method.
+
+    Args:
+        opt (dict): Resolved options (see :func:`lowlight3d.utils.options.resolve_options`).
+    """
+
+    def __init__(self, opt):
+        self.opt = opt
+        if opt.get('device', 'cpu') == 'cuda':
+            self.device = torch.device('cuda', torch.cuda.current_device())
+        else:
+            self.device = torch.device('cpu')
+        self.is_train = opt['is_train']
+        self.nets = OrderedDict()
+        self.ema_sources = OrderedDict()
+        self.optimizers = OrderedDict()
+        self.schedulers = []
+        self.losses = OrderedDict()
+        self.log_dict = OrderedDict()
+        self.best_metric_results = {}
+
+    # ------------------------------------------------------------------ networks
+    def add_network(self, label, net_opt=None, trainable=True):
+        """Build ``opt[label]`` (or ``net_opt``), load its pretrained weights, wrap it for DDP, register it.
+
+        Args:
+            label (str): Option key and checkpoint name, e.g. ``net_g`` (option block ``network_g``).
+            net_opt (dict, optional): Option block; default ``opt['network_' + label[4:]]``.
+            trainable (bool): Wrap in DDP when distributed (frozen networks are not wrapped).
+
+        Returns:
+            nn.Module: The (possibly wrapped) network.
+        """
+        block = 'network_' + label[4:] if label.startswith('net_') else label
+        if net_opt is None:
+            if block not in self.opt:
+                raise KeyError(f"Option block '{block}' is required by {type(self).__name__}")
+            net_opt = self.opt[block]
+        net = build_network(net_opt, where=block).to(self.device)
+        self._load_pretrained(net, label)
+        if not trainable:
+            for p in net.parameters():
+                p.requires_grad_(False)
+        if self.opt.get('dist') and trainable and any(p.requires_grad for p in net.parameters()):
+            kwargs = {'device_ids': [self.device.index]} if self.device.type == 'cuda' else {}
+            net = DistributedDataParallel(
+                net, find_unused_parameters=self.opt.get('find_unused_parameters', False), **kwargs)
+        self.nets[label] = net
+        return net
+
+    def add_ema(self, ema_label, source_label):
+        """Create an exponential-moving-average copy of ``nets[source_label]`` (used for testing).
+
+        Its pretrained weights are read with ``param_key: params_ema`` from ``path.pretrain_<source>`` when
+        given, else it starts as a copy of the source.
+        """
+        ema = copy.deepcopy(self.bare(self.nets[source_label])).to(self.device)
+        for p in ema.parameters():
+            p.requires_grad_(False)
+        ema.eval()
+        path = self.opt['path'].get(f'pretrain_network_{source_label[4:]}')
+        if path:
+            state = load_checkpoint(path, what=f'pretrained {source_label}')
+            key = 'params_ema' if 'params_ema' in state else 'params'
+            ema.load_state_dict(strip_module_prefix(state[key]), strict=True)
+        self.nets[ema_label] = ema
+        self.ema_sources[ema_label] = source_label
+        return ema
+
+    @torch.no_grad()
+    def update_ema(self, ema_label, decay):
+        """``ema = decay * ema + (1 - decay) * source`` for parameters; buffers are copied."""
+        ema, src = self.nets[ema_label], self.bare(self.nets[self.ema_sources[ema_label]])
+        src_params = dict(src.named_parameters())
+        for name, p_ema in ema.named_parameters():
+            p_ema.mul_(decay).add_(src_params[name].detach(), alpha=1 - decay)
+        src_buffers = dict(src.named_buffers())
+        for name, b_ema in ema.named_buffers():
+            b_ema.copy_(src_buffers[name])
+
+    @staticmethod
+    def bare(net):
+        """The module inside a (Distributed)DataParallel wrapper."""
+        return net.module if isinstance(net, (DistributedDataParallel, nn.DataParallel)) else net
+
+    def _load_pretrained(self, net, label):
+        path = self.opt['path'].get(f'pretrain_network_{label[4:]}') if label.startswith('net_') else None
+        if not path:
+            return
+        param_key = self.opt['path'].get(f'param_key_{label[4:]}', 'params')
+        strict = self.opt['path'].get(f'strict_load_{label[4:]}', True)
+        state = load_checkpoint(path, what=f'pretrained {label}')
+        if param_key is not None:
+            if param_key not in state:
+                raise KeyError(f"{path} has no '{param_key}' entry (keys: {list(state)}); set "
+                               f'path.param_key_{label[4:]}')
+            state = state[param_key]
+        missing, unexpected = net.load_state_dict(strip_module_prefix(state), strict=strict)
+        if missing or unexpected:
+            from basicsr.utils import get_root_logger
+            get_root_logger().warning(f'{label} from {path}: missing keys {missing}, unexpected keys {unexpected}')
+
+    def print_networks(self, logger):
+        """Log each network's class and parameter count."""
+        for label, net in self.nets.items():
+            bare = self.bare(net)
+            count = sum(p.numel() for p in bare.parameters())
+            logger.info(f'Network {label}: {type(bare).__name__}, {count:,} parameters ({count / 1e6:.3f} M)')
+
+    # ------------------------------------------------------------------ optimisation
+    def add_optimizer(self, label, params, optim_opt):
+        """Build an optimiser from an option block (``type`` + torch arguments) and register it."""
+        optim_opt = copy.deepcopy(optim_opt)
+        name = optim_opt.pop('type')
+        if name not in _OPTIMIZERS:
+            raise KeyError(f"Unknown optimizer type '{name}' (train.{label}.type): use one of {sorted(_OPTIMIZERS)}")
+        params = [p for p in params if p.requires_grad]
+        optimizer = _OPTIMIZERS[name](params, **optim_opt)
+        self.optimizers[label] = optimizer
+        return optimizer
+
+    def setup_schedulers(self):
+        """One scheduler per optimiser from ``train.scheduler`` (if present)."""
+        sched_opt = self.opt['train'].get('scheduler')
+        if sched_opt:
+            self.schedulers = [_build_scheduler(o, sched_opt) for o in self.optimizers.values()]
+
+    def build_losses(self, exclude=()):
+        """Build every ``train.<name>_opt`` block as a loss (a loss is ON when its block is present).
+
+        Optimiser blocks (``optim_*``) and the scheduler are not losses.  Returns ``{name: loss_module}`` with
+        ``name`` the block key without ``_opt`` (``pixel_opt`` -> ``pixel``).
+        """
+        for key, block in self.opt['train'].items():
+            if not key.endswith('_opt') or key.startswith('optim') or key in exclude or block is None:
+                continue
+            self.losses[key[:-4]] = build_loss(block, where=f'train.{key}').to(self.device)
+        return self.losses
+
+    def _set_lr(self, lr_groups_l):
+        for optimizer, lr_groups in zip(self.optimizers.values(), lr_groups_l):
+            for param_group, lr in zip(optimizer.param_groups, lr_groups):
+                param_group['lr'] = lr
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        """Step the schedulers (from the 2nd iteration on) and apply a linear warm-up, as BasicSR does."""
+        if current_iter > 1:
+            for scheduler in self.schedulers:
+                scheduler.step()
+        if current_iter < warmup_iter:
+            init_lr = [[g['initial_lr'] for g in o.param_groups] for o in self.optimizers.values()]
+            self._set_lr([[lr / warmup_iter * current_iter for lr in group] for group in init_lr])
+
+    def get_current_learning_rate(self):
+        """Learning rate of the first parameter group of each optimiser."""
+        return [o.param_groups[0]['lr'] for o in self.optimizers.values()]
+
+    def get_current_log(self):
+        """Scalars of the last iteration (``l_*`` losses and others)."""
+        return self.log_dict
+
+    def reduce_loss_dict(self, loss_dict):
+        """Average logged scalars over processes (identity when not distributed)."""
+        rank, world_size = get_dist_info()
+        out = OrderedDict()
+        with torch.no_grad():
+            if world_size > 1:
+                keys = list(loss_dict)
+                values = torch.stack([torch.as_tensor(loss_dict[k], dtype=torch.float32, device=self.device)
+                                      for k in keys])
+                torch.distributed.all_reduce(values)
+                values = values / world_size
+                for k, v in zip(keys, values):
+                    out[k] = v.item()
+            else:
+                for k, v in loss_dict.items():
+                    out[k] = v.item() if torch.is_tensor(v) else float(v)
+        return out
+
+    # ------------------------------------------------------------------ interface for subclasses
+    def feed_data(self, data):
+        """Move a batch from the data loader onto the device."""
+        raise NotImplementedError
+
+    def optimize_parameters(self, current_iter):
+        """One training iteration."""
+        raise NotImplementedError
+
+    def test(self):
+        """Inference on the fed batch (no gradient); sets what :meth:`get_current_visuals` returns."""
+        raise NotImplementedError
+
+    def get_current_visuals(self):
+        """``{'lq': ..., 'result': ..., 'gt': ...}`` CPU tensors of the last :meth:`test`."""
+        raise NotImplementedError
+
+    def extra_state(self):
+        """Additional picklable state a subclass needs to resume exactly (default: none)."""
+        return {}
+
+    def load_extra_state(self, state):
+        """Restore what :meth:`extra_state` returned."""
+
+    # ------------------------------------------------------------------ checkpoints
+    def network_state_dict(self, label):
+        """CPU state dict of ``nets[label]`` without DDP prefixes."""
+        return {k: v.detach().cpu() for k, v in strip_module_prefix(self.bare(self.nets[label]).state_dict()).items()}
+
+    def save_networks(self, current_iter):
+        """Write ``models/<net>_<iter>.pth`` per trained network (``params`` and, with EMA, ``params_ema``).
+
+        ``current_iter`` may be a string such as ``best`` or ``latest``.
+        """
+        if get_dist_info()[0] != 0:
+            return
+        folder = self.opt['path']['models']
+        for label in self.nets:
+            if label in self.ema_sources:
+                continue
+            payload = {'params': self.network_state_dict(label)}
+            for ema_label, source in self.ema_sources.items():
+                if source == label:
+                    payload['params_ema'] = self.network_state_dict(ema_label)
+            atomic_save(payload, osp.join(folder, f'{label}_{current_iter}.pth'))
+
+    def training_state(self, epoch, current_iter, extra=None):
+        """Everything needed to continue training exactly (see module docstring)."""
+        return {
+            'format': 'lowlight3d-training-state-1',
+            'epoch': epoch,
+            'iter': current_iter,
+            'networks': {label: self.network_state_dict(label) for label in self.nets},
+            'optimizers': {label: o.state_dict() for label, o in self.optimizers.items()},
+            'schedulers': [s.state_dict() for s in self.schedulers],
+            'rng': get_rng_state(),
+            'best_metric_results': copy.deepcopy(self.best_metric_results),
+            'model_extra': self.extra_state(),
+            'pipeline': extra or {},
+        }
+
+    def save_training_state(self, epoch, current_iter, extra=None):
+        """Atomically write ``training_states/<iter>.state``; keeps the newest ``logger.max_keep_ckpts``."""
+        if get_dist_info()[0] != 0:
+            return
+        folder = self.opt['path']['training_states']
+        atomic_save(self.training_state(epoch, current_iter, extra), osp.join(folder, f'{current_iter}.state'))
+        keep = self.opt.get('logger', {}).get('max_keep_ckpts')
+        if keep:
+            self._prune(folder, '.state', keep)
+            self._prune(self.opt['path']['models'], '.pth', keep)
+
+    @staticmethod
+    def _prune(folder, suffix, keep):
+        """Delete all but the ``keep`` newest numbered checkpoints (named ``*_<iter><suffix>`` or ``<iter><suffix>``)."""
+        numbered = {}
+        for name in os.listdir(folder):
+            stem = name[:-len(suffix)] if name.endswith(suffix) else None
+            tail = stem.rsplit('_', 1)[-1] if stem else ''
+            if tail.isdigit():
+                numbered.setdefault(int(tail), []).append(name)
+        for it in sorted(numbered)[:-keep]:
+            for name in numbered[it]:
+                os.remove(osp.join(folder, name))
+
+    def resume_training(self, state):
+        """Restore networks, EMA, optimisers, schedulers, RNG states and best metrics from a training state."""
+        if state.get('format') != 'lowlight3d-training-state-1':
+            raise ValueError('This training state was not written by lowlight3d (missing format tag); '
+                             'start from its network weights with path.pretrain_network_g instead')
+        missing = set(self.nets) - set(state['networks'])
+        if missing:
+            raise KeyError(f'The training state has no weights for {sorted(missing)}; was it written by another '
+                           'model_type?')
+        for label, net in self.nets.items():
+            self.bare(net).load_state_dict(state['networks'][label])
+        if len(state['optimizers']) != len(self.optimizers) or len(state['schedulers']) != len(self.schedulers):
+            raise ValueError('Wrong number of optimizers/schedulers in the training state for this option file')
+        for label, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state['optimizers'][label])
+        for scheduler, sched_state in zip(self.schedulers, state['schedulers']):
+            scheduler.load_state_dict(sched_state)
+        self.best_metric_results = copy.deepcopy(state.get('best_metric_results', {}))
+        self.load_extra_state(state.get('model_extra', {}))
+        set_rng_state(state['rng'])

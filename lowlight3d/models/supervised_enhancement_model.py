@@ -1,0 +1,103 @@
+"""Supervised low-light enhancement on paired data: ``lq -> net_g -> result`` against ``gt``.
+
+The simplest training model of the toolkit (the paper's ablation V1, "no distillation", is this model on the
+enhancement network) and the parent of the semi-supervised model.  Losses are the ``train.*_opt`` blocks that
+are present (``pixel_opt``, ``perceptual_opt`` ...), each called as ``loss(result, gt)``.
+"""
+from collections import OrderedDict
+
+import torch
+
+from lowlight3d.models.base_model import BaseModel
+from lowlight3d.models.validation import validate
+from lowlight3d.utils.registry import MODEL_REGISTRY, register
+
+__all__ = ['SupervisedEnhancementModel']
+
+
+@register(MODEL_REGISTRY)
+class SupervisedEnhancementModel(BaseModel):
+    """Paired supervised training of ``network_g`` with an optional EMA copy used for testing.
+
+    Option keys: ``network_g``; ``train.optim_g``, ``train.scheduler``, ``train.ema_decay`` (0 disables the
+    EMA), any ``train.<name>_opt`` loss blocks; ``path.pretrain_network_g``.
+    """
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.add_network('net_g')
+        train_opt = opt.get('train', {})
+        self.ema_decay = float(train_opt.get('ema_decay', 0) or 0)
+        if self.ema_decay > 0 or (not self.is_train and opt['path'].get('use_ema', True) and self._has_ema()):
+            self.add_ema('net_g_ema', 'net_g')
+        if self.is_train:
+            self.nets['net_g'].train()
+            self.build_losses()
+            if not self.losses:
+                raise ValueError('No loss is configured: add at least one train.<name>_opt block (e.g. pixel_opt)')
+            self.add_optimizer('optim_g', self.nets['net_g'].parameters(), train_opt['optim_g'])
+            self.setup_schedulers()
+
+    def _has_ema(self):
+        """Whether the pretrained file (test time) carries EMA weights."""
+        from lowlight3d.utils.checkpoint import load_checkpoint
+        path = self.opt['path'].get('pretrain_network_g')
+        return bool(path) and 'params_ema' in load_checkpoint(path, what='pretrained net_g')
+
+    def feed_data(self, data):
+        """Take ``lq`` (and ``gt`` when present) from a batch."""
+        self.lq = data['lq'].to(self.device)
+        self.gt = data['gt'].to(self.device) if 'gt' in data else None
+
+    def compute_losses(self, output, target):
+        """Sum of the configured losses; returns ``(total, {'l_<name>': value})``."""
+        total, logs = 0, OrderedDict()
+        for name, loss_fn in self.losses.items():
+            value = loss_fn(output, target)
+            if isinstance(value, tuple):  # BasicSR's PerceptualLoss returns (perceptual, style)
+                parts = [v for v in value if v is not None]
+                for suffix, v in zip(('', '_style'), value):
+                    if v is not None:
+                        logs[f'l_{name}{suffix}'] = v.detach()
+                value = sum(parts)
+            else:
+                logs[f'l_{name}'] = value.detach()
+            total = total + value
+        logs['l_total'] = total.detach()
+        return total, logs
+
+    def optimize_parameters(self, current_iter):
+        """One step on ``net_g``; then the EMA update."""
+        optimizer = self.optimizers['optim_g']
+        optimizer.zero_grad(set_to_none=True)
+        self.output = self.nets['net_g'](self.lq)
+        total, logs = self.compute_losses(self.output, self.gt)
+        total.backward()
+        optimizer.step()
+        self.log_dict = self.reduce_loss_dict(logs)
+        if 'net_g_ema' in self.nets:
+            self.update_ema('net_g_ema', self.ema_decay)
+
+    def test_network(self):
+        """The network used for inference: the EMA copy when there is one."""
+        return self.bare(self.nets.get('net_g_ema', self.nets['net_g']))
+
+    @torch.no_grad()
+    def test(self):
+        """Enhance the fed ``lq`` with :meth:`test_network` (train mode is restored afterwards)."""
+        net = self.test_network()
+        was_training = net.training
+        net.eval()
+        self.output = net(self.lq)
+        net.train(was_training)
+
+    def get_current_visuals(self):
+        """CPU tensors ``lq``, ``result`` (clamped to [0, 1]) and ``gt`` if known."""
+        visuals = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().clamp(0, 1).cpu())
+        if self.gt is not None:
+            visuals['gt'] = self.gt.detach().cpu()
+        return visuals
+
+    def validation(self, dataloader, current_iter, tb_logger=None, save_img=False):
+        """Score the validation set with ``val.metrics``; see :func:`lowlight3d.models.validation.validate`."""
+        return validate(self, dataloader, current_iter, tb_logger, save_img)

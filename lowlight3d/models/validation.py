@@ -1,0 +1,118 @@
+"""Scoring a model over a data loader: per-image metric rows, means, best-metric tracking.
+
+Used by validation during training (means, best values, optional images) and by ``test.py`` (per-image rows,
+saved results).  Metrics come from the metric registry through
+:func:`lowlight3d.metrics.metric_util.compute_metric`; a metric that cannot be computed is recorded as
+``'n/a (reason)'`` and left out of the mean, never replaced by a number.
+"""
+import os.path as osp
+from collections import OrderedDict
+
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+
+from lowlight3d.metrics.metric_util import METRIC_INFO, MetricUnavailable, compute_metric
+
+__all__ = ['evaluate_loader', 'summarize_rows', 'validate', 'metric_better']
+
+
+def metric_better(name, metric_opt):
+    """``'higher'`` or ``'lower'``: the option's ``better`` key, else the metric's known direction."""
+    if metric_opt.get('better'):
+        return metric_opt['better']
+    return METRIC_INFO.get(metric_opt.get('type', name), {}).get('better', 'higher')
+
+
+def _stem(path):
+    return osp.splitext(osp.basename(path))[0]
+
+
+def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=False):
+    """Run ``model.test()`` on every item and score it.
+
+    Args:
+        model: A model with ``feed_data``, ``test`` and ``get_current_visuals``.
+        dataloader: Yields BasicSR-style dicts (``lq``, optional ``gt``, ``lq_path``).
+        metrics_opt (dict): ``{metric_name: metric_block}`` (``val.metrics``); may be empty.
+        save_path_fn (callable, optional): ``name -> file path`` where the result image is written.
+        pbar (bool): Show a tqdm progress bar.
+
+    Returns:
+        list[OrderedDict]: One row per image: ``image`` plus each metric (float or ``'n/a (reason)'``).
+    """
+    rows = []
+    iterator = dataloader
+    if pbar:
+        from tqdm import tqdm
+        iterator = tqdm(dataloader, total=len(dataloader), unit='batch', desc='test')
+    for data in iterator:
+        model.feed_data(data)
+        model.test()
+        visuals = model.get_current_visuals()
+        for b in range(visuals['result'].shape[0]):
+            name = _stem(data['lq_path'][b])
+            result = tensor2img(visuals['result'][b])
+            gt = tensor2img(visuals['gt'][b]) if 'gt' in visuals else None
+            row = OrderedDict(image=name)
+            for metric_name, metric_opt in (metrics_opt or {}).items():
+                try:
+                    row[metric_name] = compute_metric(metric_opt, result, gt)
+                except MetricUnavailable as err:
+                    row[metric_name] = f'n/a ({err})'
+            if save_path_fn is not None:
+                imwrite(result, save_path_fn(name))
+            rows.append(row)
+    return rows
+
+
+def summarize_rows(rows, metric_names):
+    """Mean of each metric over the rows with a number; ``'n/a (reason)'`` when no row has one."""
+    summary = OrderedDict()
+    for name in metric_names:
+        values = [r[name] for r in rows if isinstance(r.get(name), float)]
+        if values:
+            summary[name] = sum(values) / len(values)
+        else:
+            reasons = sorted({r[name] for r in rows if isinstance(r.get(name), str)})
+            summary[name] = reasons[0] if reasons else 'n/a (no images)'
+    return summary
+
+
+def validate(model, dataloader, current_iter, tb_logger=None, save_img=False):
+    """Validation during training: means of ``val.metrics``, best-value tracking, logging.
+
+    Args:
+        model: The training model (uses ``model.best_metric_results``).
+        dataloader: Validation loader; its dataset's ``opt['name']`` names the set.
+        current_iter (int): Iteration, for logs and image names.
+        tb_logger: Optional tensorboard ``SummaryWriter``.
+        save_img (bool): Write ``visualization/<img>/<img>_<iter>.png``.
+
+    Returns:
+        tuple[OrderedDict, set]: ``(means, improved)`` with ``improved`` the metric names whose best value
+        was reached at this iteration.
+    """
+    dataset_name = dataloader.dataset.opt['name']
+    metrics_opt = model.opt.get('val', {}).get('metrics') or {}
+    save_fn = None
+    if save_img:
+        vis = model.opt['path']['visualization']
+        save_fn = lambda name: osp.join(vis, name, f'{name}_{current_iter}.png')  # noqa: E731
+    rows = evaluate_loader(model, dataloader, metrics_opt, save_fn, pbar=model.opt['val'].get('pbar', False))
+    means = summarize_rows(rows, list(metrics_opt))
+    best = model.best_metric_results.setdefault(dataset_name, {})
+    improved = set()
+    lines = [f'Validation {dataset_name} @ iter {current_iter}']
+    for name, value in means.items():
+        better = metric_better(name, metrics_opt[name])
+        record = best.setdefault(name, {'better': better, 'val': None, 'iter': -1})
+        if isinstance(value, float):
+            if record['val'] is None or (value > record['val'] if better == 'higher' else value < record['val']):
+                record.update(val=value, iter=current_iter)
+                improved.add(name)
+            lines.append(f"\t # {name}: {value:.4f}\tBest: {record['val']:.4f} @ {record['iter']} iter")
+            if tb_logger is not None:
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{name}', value, current_iter)
+        else:
+            lines.append(f'\t # {name}: {value}')
+    get_root_logger().info('\n'.join(lines))
+    return means, improved

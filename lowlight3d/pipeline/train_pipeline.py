@@ -1,0 +1,235 @@
+"""The training loop behind ``python lowlight3d/train.py -opt X.yml``: BasicSR's iteration-based loop.
+
+Layout (BasicSR's): ``experiments/<name>/{models, training_states, visualization}``, the log
+``train_<name>_<time>.log``, the resolved options ``options.yml``, and ours: ``curves.png`` (losses and
+metrics), ``history.json``, ``models/net_g_best.pth`` (by ``val.save_best``).  Tensorboard goes to
+``tb_logger/<name>``.
+
+An existing experiment folder is never silently reused: ``--auto_resume`` continues it, ``--force`` archives
+it (loudly) and starts again, anything else is an error.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shlex
+import sys
+import time
+
+import torch
+
+from lowlight3d.models import build_model
+from lowlight3d.pipeline.data_loading import build_eval_loader, build_train_loader
+from lowlight3d.pipeline.option_loading import load_options
+from lowlight3d.utils.checkpoint import load_checkpoint
+from lowlight3d.utils.dist import barrier, broadcast_object
+from lowlight3d.utils.logger import environment_info, setup_logger
+from lowlight3d.utils.options import dump_options, yaml_dump
+from lowlight3d.utils.plot import plot_training_curves
+from lowlight3d.utils.rng import set_random_seed
+
+__all__ = ['parse_train_args', 'train_pipeline', 'find_resume_state']
+
+
+def parse_train_args(argv=None):
+    """Command-line arguments of ``train.py`` (BasicSR's flags plus ``--cfg-options`` and ``--force``)."""
+    parser = argparse.ArgumentParser(description='Train a lowlight3d model from a YAML option file.')
+    parser.add_argument('-opt', '--opt', required=True, help='Path to the option YAML file.')
+    parser.add_argument('--auto_resume', '--auto-resume', action='store_true',
+                        help='Continue from the newest training state of this experiment, if any.')
+    parser.add_argument('--force', action='store_true',
+                        help='Archive an existing experiment folder of the same name and start again.')
+    parser.add_argument('--debug', action='store_true', help='Debug mode (print every iter, validate every 8).')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none', help='Job launcher.')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help='Set by the launcher.')
+    parser.add_argument('--cfg-options', '--force_yml', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='Override options, e.g. train.total_iter=10 datasets.train.batch_size_per_gpu=2')
+    parser.add_argument('--root', default='.', help='Folder holding experiments/ and tb_logger/ (default: cwd).')
+    return parser.parse_args(argv)
+
+
+def find_resume_state(opt, auto_resume):
+    """The training state to resume from: ``path.resume_state``, or with ``auto_resume`` the newest one."""
+    explicit = opt['path'].get('resume_state')
+    if explicit:
+        if not osp.isfile(explicit):
+            raise FileNotFoundError(f'path.resume_state does not exist: {explicit}')
+        return explicit
+    folder = opt['path']['training_states']
+    if auto_resume and osp.isdir(folder):
+        iters = [int(f[:-6]) for f in os.listdir(folder) if f.endswith('.state') and f[:-6].isdigit()]
+        if iters:
+            return osp.join(folder, f'{max(iters)}.state')
+    return None
+
+
+def _prepare_experiment_folder(opt, resuming, force, logger_prefix=''):
+    """Create the experiment folders; refuse (or, with ``force``, archive) an existing one unless resuming."""
+    root = opt['path']['experiments_root']
+    if osp.isdir(root) and os.listdir(root) and not resuming:
+        if not force:
+            raise FileExistsError(f"Experiment folder {root} already exists. Use --auto_resume to continue it, "
+                                  '--force to archive it and start again, or change `name` in the option file.')
+        archived = f"{root}_archived_{time.strftime('%Y%m%d_%H%M%S')}"
+        os.rename(root, archived)
+        print(f'{logger_prefix}!!! Existing experiment folder archived: {root} -> {archived}', flush=True)
+        tb = opt['path']['tb_logger']
+        if osp.isdir(tb):
+            os.rename(tb, f"{tb}_archived_{time.strftime('%Y%m%d_%H%M%S')}")
+    for key in ('experiments_root', 'models', 'training_states', 'visualization'):
+        os.makedirs(opt['path'][key], exist_ok=True)
+
+
+def _create_loaders(opt, logger):
+    train_set = train_sampler = train_loader = None
+    val_loaders = []
+    for phase, dataset_opt in opt['datasets'].items():
+        if phase.startswith('train'):
+            train_set, train_sampler, train_loader = build_train_loader(dataset_opt, opt)
+            logger.info(f"Training set {dataset_opt['name']}: {len(train_set)} images, batch "
+                        f"{train_sampler.batch_size} x {opt['world_size']} process(es), "
+                        f'{train_sampler.batches_per_epoch()} iterations per epoch')
+        elif phase.startswith('val'):
+            val_set, loader = build_eval_loader(dataset_opt, opt, where=f'datasets.{phase}')
+            val_loaders.append(loader)
+            logger.info(f"Validation set {dataset_opt['name']}: {len(val_set)} images")
+        else:
+            raise ValueError(f"datasets.{phase}: dataset keys of a training option file must start with "
+                             "'train' or 'val'")
+    if train_loader is None:
+        raise ValueError('The option file has no datasets.train block')
+    return train_set, train_sampler, train_loader, val_loaders
+
+
+def _init_tb_logger(opt):
+    if not opt['logger'].get('use_tb_logger') or opt['rank'] != 0:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(log_dir=opt['path']['tb_logger'])
+
+
+def train_pipeline(argv=None, root_path=None):
+    """Parse the command line, then train (see the module docstring).
+
+    Args:
+        argv (list[str], optional): Command-line arguments (default ``sys.argv[1:]``).
+        root_path (str, optional): Overrides ``--root``.
+
+    Returns:
+        dict: The resolved options of the run (the model is not kept alive).
+    """
+    args = parse_train_args(argv)
+    opt = load_options(args.opt, is_train=True, cfg_options=args.cfg_options, launcher=args.launcher,
+                       root_path=root_path or args.root, debug=args.debug)
+    rank = opt['rank']
+    if opt.get('deterministic', True):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    set_random_seed(opt['manual_seed'] + rank)
+
+    resume_path = find_resume_state(opt, args.auto_resume)
+    if rank == 0:
+        _prepare_experiment_folder(opt, resume_path is not None, args.force)
+    barrier()
+    log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log")
+    logger = setup_logger(log_file, rank)
+    logger.info(environment_info())
+    command = ' '.join(shlex.quote(a) for a in [sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))
+    if rank == 0:
+        dump_options(opt, osp.join(opt['path']['experiments_root'], 'options.yml'), command)
+    logger.info('Command: ' + command + '\nResolved options:\n' + yaml_dump(opt))
+    tb_logger = _init_tb_logger(opt)
+
+    train_set, sampler, train_loader, val_loaders = _create_loaders(opt, logger)
+    model = build_model(opt)
+    model.print_networks(logger)
+
+    start_epoch, current_iter, batches_done = 0, 0, 0
+    history = {'losses': [], 'metrics': []}
+    if resume_path:
+        state = load_checkpoint(resume_path, what='training state')
+        model.resume_training(state)
+        start_epoch, current_iter = state['epoch'], state['iter']
+        batches_done = state['pipeline'].get('batches_done', 0)
+        history = state['pipeline'].get('history', history)
+        logger.info(f'Resumed from {resume_path}: epoch {start_epoch}, iter {current_iter}')
+
+    total_iter = int(opt['train']['total_iter'])
+    warmup_iter = int(opt['train'].get('warmup_iter', -1))
+    log_opt, val_opt = opt['logger'], opt.get('val') or {}
+    save_best = val_opt.get('save_best')
+    val_freq = val_opt.get('val_freq')
+    from basicsr.utils import MessageLogger
+    msg_logger = MessageLogger(opt, current_iter, tb_logger)
+    curves_path = osp.join(opt['path']['experiments_root'], 'curves.png')
+
+    def run_validation():
+        if not val_loaders:
+            return
+        if rank == 0:
+            for loader in val_loaders:
+                means, improved = model.validation(loader, current_iter, tb_logger, val_opt.get('save_img', False))
+                history['metrics'].append({'iter': current_iter, 'dataset': loader.dataset.opt['name'],
+                                           **{k: v for k, v in means.items() if isinstance(v, float)}})
+                if save_best and loader is val_loaders[0] and save_best in improved:
+                    model.save_networks('best')
+                    with open(osp.join(opt['path']['models'], 'best.json'), 'w') as f:
+                        json.dump({'metric': save_best, 'value': means[save_best], 'iter': current_iter}, f)
+                    logger.info(f'New best {save_best}={means[save_best]:.4f}: saved models/net_g_best.pth')
+            plot_training_curves(history, curves_path, opt['name'])
+        model.best_metric_results = broadcast_object(model.best_metric_results)
+
+    def save_checkpoint(epoch, batches):
+        model.save_networks(current_iter)
+        model.save_training_state(epoch, current_iter, {'batches_done': batches, 'history': history})
+        logger.info(f'Saved checkpoint at iter {current_iter}')
+
+    logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}, to iter {total_iter}')
+    epoch = start_epoch
+    t_start = time.time()
+    while current_iter < total_iter:
+        sampler.set_epoch(epoch, batches_done)
+        if hasattr(train_set, 'set_epoch'):
+            train_set.set_epoch(epoch)
+        data_t = time.time()
+        for batch in train_loader:
+            data_time = time.time() - data_t
+            current_iter += 1
+            batches_done += 1
+            model.update_learning_rate(current_iter, warmup_iter)
+            model.feed_data(batch)
+            model.optimize_parameters(current_iter)
+            iter_time = time.time() - data_t
+            if current_iter % log_opt['print_freq'] == 0 or current_iter == total_iter:
+                logs = dict(model.get_current_log())
+                history['losses'].append({'iter': current_iter, **logs})
+                msg_logger({'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
+                            'time': iter_time, 'data_time': data_time, **logs})
+            if val_freq and current_iter % int(val_freq) == 0:
+                run_validation()
+            if current_iter % log_opt['save_checkpoint_freq'] == 0:
+                save_checkpoint(epoch, batches_done)
+            data_t = time.time()
+            if current_iter >= total_iter:
+                break
+        else:
+            epoch += 1
+            batches_done = 0
+            continue
+        break
+
+    if val_freq and current_iter % int(val_freq) != 0:
+        run_validation()
+    if current_iter % log_opt['save_checkpoint_freq'] != 0:
+        save_checkpoint(epoch, batches_done)
+    model.save_networks('latest')
+    if rank == 0:
+        plot_training_curves(history, curves_path, opt['name'])
+        with open(osp.join(opt['path']['experiments_root'], 'history.json'), 'w') as f:
+            json.dump(history, f, indent=1)
+    logger.info(f'End of training: {current_iter} iterations in {time.time() - t_start:.1f} s. '
+                f"Models in {opt['path']['models']}")
+    if tb_logger is not None:
+        tb_logger.close()
+    barrier()
+    return opt

@@ -1,0 +1,289 @@
+"""Option files: YAML with ``_base_`` inheritance, safe command-line overrides, BasicSR-style resolution.
+
+Rules (the same as mmengine's ``Config`` for dicts and lists, implemented here for YAML so that floats such as
+``1e-4`` parse as numbers and nothing is ever ``exec``-ed):
+
+* ``_base_: path`` or ``_base_: [a.yml, b.yml]`` (relative to the file that names them) is loaded first;
+  later bases override earlier ones, the file itself overrides its bases.
+* Dicts merge deeply; lists and scalars replace.  ``_delete_: true`` inside a dict replaces the inherited
+  dict instead of merging into it.
+* ``--cfg-options a.b=1 c.0.d=x``: each value is parsed as YAML (``1e-4`` -> float, ``[1, 2]`` -> list).  The
+  key must already exist (a typo fails with close matches); prefix ``+`` to add a new key (``+a.b=1``).
+"""
+import copy
+import difflib
+import os
+import os.path as osp
+import random
+import re
+import time
+
+import yaml
+
+__all__ = [
+    'OptionError', 'yaml_load', 'yaml_dump', 'load_config', 'merge_dicts', 'apply_cfg_options', 'resolve_options',
+    'dump_options'
+]
+
+
+class OptionError(ValueError):
+    """A wrong option file or override; the message names the key and the file."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-4``/``5E3`` as floats (YAML 1.1 requires a dot, which surprises users)."""
+
+
+_Loader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r'''^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$''', re.X), list('-+0123456789.'))
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that keeps insertion order and writes tuples as lists."""
+
+
+_Dumper.add_representer(tuple, lambda dumper, data: dumper.represent_list(list(data)))
+
+
+def yaml_load(text_or_path):
+    """Parse YAML from a file path or a string with the toolkit's loader (``1e-4`` is a float).
+
+    Args:
+        text_or_path (str): A path of an existing file, or YAML text.
+
+    Returns:
+        object: The parsed document.
+    """
+    if osp.isfile(text_or_path):
+        with open(text_or_path, encoding='utf-8') as f:
+            text = f.read()
+    else:
+        text = text_or_path
+    return yaml.load(text, Loader=_Loader)
+
+
+def yaml_dump(data):
+    """Dump ``data`` to a YAML string keeping key order."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def merge_dicts(base, override):
+    """Deep-merge ``override`` into a copy of ``base`` (dicts merge, everything else replaces).
+
+    A dict in ``override`` carrying ``_delete_: true`` replaces the corresponding ``base`` value.
+
+    Args:
+        base (dict): Inherited options.
+        override (dict): Options that win.
+
+    Returns:
+        dict: A new merged dict; the inputs are not modified.
+    """
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict):
+            value = dict(value)
+            delete = value.pop('_delete_', False)
+            if not delete and isinstance(result.get(key), dict):
+                result[key] = merge_dicts(result[key], value)
+            else:
+                result[key] = _strip_delete(value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def _strip_delete(value):
+    """Remove ``_delete_`` markers from a dict that is taken as a whole."""
+    if isinstance(value, dict):
+        return {k: _strip_delete(v) for k, v in value.items() if k != '_delete_'}
+    return copy.deepcopy(value)
+
+
+def load_config(path, _chain=()):
+    """Load an option file and resolve its ``_base_`` chain.
+
+    Args:
+        path (str): YAML option file.
+
+    Returns:
+        dict: Fully merged options (no ``_base_`` key left).
+
+    Raises:
+        OptionError: On a missing file, a cycle, or a document that is not a mapping.
+    """
+    path = osp.abspath(path)
+    if not osp.isfile(path):
+        via = f' (named as _base_ in {_chain[-1]})' if _chain else ''
+        raise OptionError(f'Option file not found: {path}{via}')
+    if path in _chain:
+        raise OptionError('Cycle in _base_ chain: ' + ' -> '.join(list(_chain) + [path]))
+    try:
+        data = yaml_load(path)
+    except yaml.YAMLError as err:
+        raise OptionError(f'Cannot parse option file {path}: {err}') from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise OptionError(f'Option file {path} must contain a mapping at the top level, got {type(data).__name__}')
+    bases = data.pop('_base_', [])
+    if isinstance(bases, str):
+        bases = [bases]
+    merged = {}
+    for base in bases:
+        base_path = base if osp.isabs(base) else osp.join(osp.dirname(path), base)
+        merged = merge_dicts(merged, load_config(base_path, _chain + (path, )))
+    return merge_dicts(merged, data)
+
+
+def _split_key(key):
+    return [int(k) if k.lstrip('-').isdigit() else k for k in key.split('.')]
+
+
+def apply_cfg_options(opt, overrides, source='--cfg-options'):
+    """Apply ``key.path=value`` overrides to ``opt`` in place (values parsed as YAML, no code execution).
+
+    Args:
+        opt (dict): Options to modify.
+        overrides (list[str]): Items like ``train.total_iter=10``; ``+new.key=1`` may add a missing key.
+        source (str): Where the overrides come from, for error messages.
+
+    Returns:
+        dict: ``opt`` (modified in place).
+    """
+    for item in overrides or []:
+        if '=' not in item:
+            raise OptionError(f"{source}: '{item}' is not of the form key.path=value")
+        key, raw = item.split('=', 1)
+        add = key.startswith('+')
+        keys = _split_key(key.lstrip('+'))
+        value = yaml_load(raw) if raw.strip() else ''
+        node = opt
+        for depth, k in enumerate(keys):
+            last = depth == len(keys) - 1
+            where = '.'.join(str(x) for x in keys[:depth + 1])
+            if isinstance(node, list):
+                if not isinstance(k, int) or not -len(node) <= k < len(node):
+                    raise OptionError(f"{source}: '{where}' is not a valid index of a list of length {len(node)}")
+            elif isinstance(node, dict):
+                if k not in node:
+                    if add:
+                        node[k] = {}
+                    else:
+                        close = difflib.get_close_matches(str(k), [str(x) for x in node], n=3)
+                        hint = f" Did you mean {', '.join(close)}?" if close else ''
+                        raise OptionError(f"{source}: unknown key '{where}'.{hint} Existing keys here: "
+                                          f"{', '.join(str(x) for x in node)}. Prefix '+' to add a new key "
+                                          f"(+{key.lstrip('+')}={raw}).")
+            else:
+                raise OptionError(f"{source}: '{where}' cannot be indexed (it is a {type(node).__name__})")
+            if last:
+                node[k] = value
+            else:
+                node = node[k]
+    return opt
+
+
+def _parse_num_gpu(value):
+    import torch
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if value in (None, 'auto'):
+        return available
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"num_gpu must be 'auto' or an integer, got {value!r}") from None
+    if value > available:
+        raise OptionError(f'num_gpu: {value} requested but {available} CUDA device(s) are available; '
+                          "use num_gpu: auto or 0 for CPU")
+    return value
+
+
+def resolve_options(opt, is_train, root_path='.', rank=0, world_size=1, debug=False, opt_path=None):
+    """Fill in what BasicSR derives from an option file: phases, paths, device, seed, debug settings.
+
+    Args:
+        opt (dict): Merged options (modified in place and returned).
+        is_train (bool): Training (``experiments/``) or testing (``results/``).
+        root_path (str): Folder under which ``experiments/``, ``results/`` and ``tb_logger/`` are made.
+        rank (int): Process rank. world_size (int): Number of processes.
+        debug (bool): Force debug mode (also on when ``debug`` is in the name).
+        opt_path (str): The option file, recorded in ``opt['opt_path']``.
+
+    Returns:
+        dict: The resolved options.
+    """
+    import torch
+    for required in ('name', 'model_type'):
+        if required not in opt:
+            raise OptionError(f"Option file {opt_path}: the top-level key '{required}' is missing")
+    opt['opt_path'] = opt_path
+    opt['is_train'] = is_train
+    opt['rank'], opt['world_size'] = rank, world_size
+    opt['dist'] = world_size > 1
+    if 'num_gpu' not in opt:
+        raise OptionError(f"Option file {opt_path}: 'num_gpu' is missing (use auto, 0 for CPU, or N)")
+    opt['num_gpu'] = _parse_num_gpu(opt['num_gpu'])
+    opt['device'] = 'cuda' if opt['num_gpu'] > 0 else 'cpu'
+    if opt.get('manual_seed') is None:
+        opt['manual_seed'] = random.randint(1, 10000)
+    if debug or 'debug' in opt['name']:
+        opt['name'] = opt['name'] if 'debug' in opt['name'] else 'debug_' + opt['name']
+        if is_train:
+            opt.setdefault('val', {})['val_freq'] = 8
+            opt.setdefault('logger', {})['print_freq'] = 1
+            opt['logger']['save_checkpoint_freq'] = 8
+            opt['logger']['use_tb_logger'] = False
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if not isinstance(dataset, dict):
+            raise OptionError(f"datasets.{phase} must be a mapping, got {dataset!r}")
+        dataset['phase'] = phase.split('_')[0]
+        dataset.setdefault('name', phase)
+        for key in ('dataroot_gt', 'dataroot_lq', 'meta_info_file'):
+            if isinstance(dataset.get(key), str):
+                dataset[key] = osp.expanduser(dataset[key])
+    path = opt.setdefault('path', {})
+    for key, val in list(path.items()):
+        if isinstance(val, str) and ('resume_state' in key or 'pretrain_network' in key):
+            path[key] = osp.expanduser(val)
+    root = osp.abspath(root_path)
+    path['root'] = root
+    if is_train:
+        exp = osp.join(root, 'experiments', opt['name'])
+        path['experiments_root'] = exp
+        path['models'] = osp.join(exp, 'models')
+        path['training_states'] = osp.join(exp, 'training_states')
+        path['log'] = exp
+        path['visualization'] = osp.join(exp, 'visualization')
+        path['tb_logger'] = osp.join(root, 'tb_logger', opt['name'])
+        opt.setdefault('train', {})
+        if 'total_iter' not in opt['train']:
+            raise OptionError(f"Option file {opt_path}: 'train.total_iter' is missing")
+        opt.setdefault('logger', {})
+        opt['logger'].setdefault('print_freq', 100)
+        opt['logger'].setdefault('save_checkpoint_freq', 5000)
+        opt['logger'].setdefault('use_tb_logger', False)
+    else:
+        res = osp.join(root, 'results', opt['name'])
+        path['results_root'] = res
+        path['log'] = res
+        path['visualization'] = osp.join(res, 'visualization')
+    torch.set_num_threads(int(opt.get('num_threads', torch.get_num_threads())))
+    return opt
+
+
+def dump_options(opt, path, command=None):
+    """Write the fully resolved options as YAML with a header (time and command line), atomically."""
+    header = f'# Resolved options written by lowlight3d at {time.strftime("%Y-%m-%d %H:%M:%S")}\n'
+    if command:
+        header += f'# Command: {command}\n'
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(header + yaml_dump(opt))
+    os.replace(tmp, path)
