@@ -26,7 +26,6 @@ Each face is fully determined by a json-serialisable parameter dict (shape, appe
 camera, background; see :func:`sample_face_params`), and :func:`face_params_for` derives that dict
 from ``(seed, split, index)`` only, so results do not depend on the number of worker processes.
 """
-import hashlib
 import json
 import math
 import os
@@ -201,14 +200,21 @@ def generate_rays(cam2world, intrinsics, size, offset=(0.0, 0.0)):
         z-depth = ray distance * zscale. Pixels are in row-major order.
     """
     h, w = (size, size) if np.isscalar(size) else size
+    return _rays(cam2world, intrinsics, h, w, offset)
+
+
+def _rays(cam2world, intrinsics, h, w, offset=(0.0, 0.0), pixels=None):
     k = np.asarray(intrinsics, dtype=np.float64)
     # numerators are exact half-integers, so mirrored pixels get exactly negated directions when cx = 0.5
     jj = (np.arange(w, dtype=np.float64) + 0.5 + offset[0] - w * k[0, 2]) / w
     ii = (np.arange(h, dtype=np.float64) + 0.5 + offset[1] - h * k[1, 2]) / h
-    yc = ii / k[1, 1]
-    xc = (jj[None, :] - k[0, 1] * yc[:, None]) / k[0, 0]
-    xc = xc.reshape(-1)
-    yc = np.repeat(yc, w)
+    if pixels is None:
+        yc = np.repeat(ii / k[1, 1], w)
+        xj = np.tile(jj, h)
+    else:
+        yc = ii[pixels // w] / k[1, 1]
+        xj = jj[pixels % w]
+    xc = (xj - k[0, 1] * yc) / k[0, 0]
     n = np.sqrt(xc * xc + yc * yc + 1.0)
     dc = np.stack([xc / n, yc / n, 1.0 / n])
     rot = np.asarray(cam2world, dtype=np.float64)[:3, :3]
@@ -452,6 +458,8 @@ class FaceModel:
                                                                           rz + th))
         self.hair_plane = (hs['hairline'], hs['slope'])
         self.hair_long = hs['length']
+        L = self.hair_long
+        self._hair_back = ((0.0, 1.0 - 4.0 * L, -3.0), (self.hair_ell[1][0] + 0.6, 8.0 + 4.0 * L, 6.5))
         # lids: (tilt, offset) planes; upper lid covers y' > edge, lower lid covers y' < edge
         op = s['eye_open']
         a, b = 0.6, 0.45
@@ -523,7 +531,8 @@ class FaceModel:
         d = _smax(d, cut, 1.2)
         if self.hair_long > 0.05:
             L = self.hair_long
-            back = _ellipsoid(xf, Y - np.float32(1.0 - 4.0 * L), Z - np.float32(-3.0), rx + 0.6, 8.0 + 4.0 * L, 6.5)
+            (bcx, bcy, bcz), (brx, bry, brz) = self._hair_back
+            back = _ellipsoid(xf - np.float32(bcx), Y - np.float32(bcy), Z - np.float32(bcz), brx, bry, brz)
             back = np.maximum(back, (Z - np.float32(1.5)) * np.float32(0.8))
             d = _smin(d, back, 1.0)
         return d
@@ -549,10 +558,33 @@ class FaceModel:
         """
         X, Y, Z = self._to_model(x, y, z)
         xf = np.abs(X)
+        d = self._bound(xf, Y, Z)
+        near = np.nonzero(d < np.float32(self._bound_margin))[0]
+        if near.size:
+            d[near] = self._full_sdf(xf[near], Y[near], Z[near])
+        return d * np.float32(_S)
+
+    def _full_sdf(self, xf, Y, Z):
         eye, lids, _, _ = self._eye_parts(xf, Y, Z)
         skin, _ = self._skin(xf, Y, Z, lids)
-        d = _smin(np.minimum(skin, eye), self._hair(xf, Y, Z), 0.6)
-        return d * np.float32(_S)
+        return _smin(np.minimum(skin, eye), self._hair(xf, Y, Z), 0.6)
+
+    _bound_margin = 1.0
+
+    def _bound(self, xf, Y, Z):
+        """Cheap lower bound of the distance (model units): inflated big primitives that contain the head."""
+        def ell(spec, pad):
+            (cx, cy, cz), (rx, ry, rz) = spec
+            return _ellipsoid(xf - np.float32(cx), Y - np.float32(cy), Z - np.float32(cz), rx + pad, ry + pad, rz + pad)
+
+        d = np.minimum(ell(self.cranium, 1.6), ell(self.hair_ell, 1.6))
+        d = np.minimum(d, ell(self.face, 3.4))
+        d = np.minimum(d, ell(self.ear, 1.2))
+        a, b, r = self.neck
+        d = np.minimum(d, _capsule(xf, Y, Z, a, b, r + 2.0))
+        if self.hair_long > 0.05:
+            d = np.minimum(d, ell(self._hair_back, 1.6))
+        return d
 
     __call__ = sdf
 
@@ -890,19 +922,23 @@ def face_params_for(seed, split, index):
 # ----------------------------------------------------------------------------------------------------------
 # rendering
 # ----------------------------------------------------------------------------------------------------------
-def _background(params, size, offset=(0.0, 0.0)):
-    """Background colour (linear, (3, H*W)) in image space."""
+def _background(params, size, offset=(0.0, 0.0), pixels=None):
+    """Background colour (linear, (3, H*W) or (3, len(pixels))) in image space."""
     bg = params['background']
     h = w = size
     u = ((np.arange(w) + 0.5 + offset[0] - 0.5 * w) / w).astype(np.float32)
     v = ((np.arange(h) + 0.5 + offset[1] - 0.5 * h) / h).astype(np.float32)
+    if pixels is None:
+        u, v = np.tile(u, h), np.repeat(v, w)
+    else:
+        u, v = u[pixels % w], v[pixels // w]
     gx, gy = (np.float32(g) for g in bg['grad'])
-    tt = np.clip(np.float32(0.5) + gx * u[None, :] + gy * v[:, None], 0, 1).reshape(-1)
+    tt = np.clip(np.float32(0.5) + gx * u + gy * v, 0, 1)
     c0 = np.asarray(_srgb_to_linear(bg['color0']), dtype=np.float32)[:, None]
     c1 = np.asarray(_srgb_to_linear(bg['color1']), dtype=np.float32)[:, None]
     col = c0 * (1 - tt)[None] + c1 * tt[None]
     cx, cy = (np.float32(c) for c in bg['glow_center'])
-    r2 = ((u[None, :] - cx)**2 + (v[:, None] - cy)**2).reshape(-1)
+    r2 = (u - cx)**2 + (v - cy)**2
     col = col * (1 + np.float32(bg['glow']) * np.float32(4.0) * np.exp(-r2 / np.float32(0.08)))[None]
     return col.astype(np.float32)
 
@@ -975,24 +1011,10 @@ def _render_linear(params, size, antialias=True, model=None):
     cam = params['camera']
     c2w, k = camera_from_angles(cam['yaw_deg'], cam['pitch_deg'])
 
-    def one_pass(offset, pixels=None):
-        if pixels is None:
-            geo = render_sdf(model.sdf, c2w, k, size, offset=offset)
-            col = _background(params, size, offset)
-        else:
-            origin, dirs, zscale = generate_rays(c2w, k, size, offset)
-            dirs = dirs[:, pixels]
-            t0, t1 = _bound_interval(origin, dirs, (0.0, 0.0, 0.0), 0.45)
-            t, hit = sphere_trace(model.sdf, origin, dirs, np.maximum(t0, 0), t1)
-            hi = np.nonzero(hit)[0]
-            pts = (origin[:, None] + dirs[:, hi] * t[hi][None]).astype(np.float32)
-            geo = {'points': pts, 'dirs': dirs[:, hi], 'hit_index': hi, 'normals': _normals(model.sdf, *pts)}
-            col = _background(params, size, offset)[:, pixels]
-        if geo['hit_index'].size:
-            col[:, geo['hit_index']] = _shade(model, params, geo)
-        return geo, col
-
-    geo, col = one_pass((0.0, 0.0))
+    geo = render_sdf(model.sdf, c2w, k, size)
+    col = _background(params, size)
+    if geo['hit_index'].size:
+        col[:, geo['hit_index']] = _shade(model, params, geo)
     img = col.reshape(3, size, size)
     if antialias:
         disp = _tonemap(img, params['light']['exposure'])
@@ -1005,11 +1027,32 @@ def _render_linear(params, size, antialias=True, model=None):
         diff[:, :-1] = np.maximum(diff[:, :-1], dd)
         edge = np.nonzero(diff.reshape(-1) > 0.1)[0]
         if edge.size:
+            # all 4 sub-pixel samples of all edge pixels in one batch; marching starts just before the nearest
+            # hit among the 3x3 neighbouring pixel-centre rays (or at the bounding sphere if none hit)
+            tmin = cv2.erode(np.where(geo['mask'], geo['ray_dist'], np.float32(np.inf)).astype(np.float32),
+                             np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE).reshape(-1)[edge]
+            offs = ((-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25))
+            dirs, bgs = [], []
+            for off in offs:
+                origin, d, _ = _rays(c2w, k, size, size, off, edge)
+                dirs.append(d)
+                bgs.append(_background(params, size, off, edge))
+            dirs = np.concatenate(dirs, 1)
+            sub = np.concatenate(bgs, 1)
+            t0, t1 = _bound_interval(origin, dirs, (0.0, 0.0, 0.0), 0.45)
+            tm = np.tile(tmin, len(offs)) - np.float32(0.01)
+            t0 = np.where(np.isfinite(tm) & np.isfinite(t0), np.maximum(t0, tm), t0)
+            t, hit = sphere_trace(model.sdf, origin, dirs, np.maximum(t0, 0), t1)
+            hi = np.nonzero(hit)[0]
+            if hi.size:
+                pts = (origin[:, None] + dirs[:, hi] * t[hi][None]).astype(np.float32)
+                g2 = {'points': pts, 'dirs': dirs[:, hi], 'hit_index': hi, 'normals': _normals(model.sdf, *pts)}
+                sub[:, hi] = _shade(model, params, g2)
             acc = img.reshape(3, -1)[:, edge].copy()
-            for off in ((-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25)):
-                acc += one_pass(off, edge)[1]
+            for j in range(len(offs)):
+                acc += sub[:, j * edge.size:(j + 1) * edge.size]
             img = img.reshape(3, -1).copy()
-            img[:, edge] = acc / np.float32(5.0)
+            img[:, edge] = acc / np.float32(len(offs) + 1)
             img = img.reshape(3, size, size)
     return img.transpose(1, 2, 0), geo['depth'], geo['mask'], camera_label(c2w, k)
 
@@ -1076,3 +1119,287 @@ def depth_to_vis(depth, mask=None):
     mask = depth > 0 if mask is None else mask
     v = np.clip((RAY_FAR - depth) / (RAY_FAR - RAY_NEAR), 0, 1) * mask
     return np.round(v * 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# data set on disk
+# ----------------------------------------------------------------------------------------------------------
+_PAIRED_SPLITS = ('train', 'val', 'test')
+_META_KEYS = ('generator', 'version', 'seed', 'size', 'counts', 'antialias')
+
+_README = """lowlight3d built-in demo data set: synthetic faces (no download, no real people)
+===================================================================================
+
+Generated by lowlight3d.data.demo_faces (generator version {version}) with seed {seed}, {size}x{size} px.
+Counts: {counts}.
+Regenerate with:  python scripts/make_demo_data.py --root <this folder> --seed {seed} --size {size} ...
+
+Every face is a procedurally built implicit 3D head (signed-distance primitives) with random shape, skin tone
+(Monk scale 1-10, evenly covered), hair, eye colour, pose (yaw +-25 deg, pitch +-15 deg) and lighting, rendered by
+sphere tracing. Geometry is exact, so the depth maps are exact.
+
+Layout
+------
+  {{train,val,test}}/gt/00000.png        normal-light RGB images (ground truth; the low-light inputs are
+                                       synthesised on the fly by the data pipeline)
+  {{train,val,test}}/depth/00000.npy     float32 (H, W) z-depth = distance along the camera's optical (z) axis,
+                                       world units; background = 0
+  {{train,val,test}}/mask/00000.png      foreground (head) mask, 0/255 (= depth > 0)
+  {{train,val,test}}/depth_vis/00000.png 8-bit view of the depth: (3.3 - depth) / 1.05, background black
+  {{train,val,test}}/cameras.json        {{"00000": [25 floats], ...}} EG3D camera labels
+  {{train,val,test}}/params.json         {{"00000": {{shape/appearance/light/camera/background parameters}}, ...}}
+  unpaired/lq/00000.png                low-light faces WITHOUT ground truth (other identities; dim, coloured or
+                                       hard side light, low exposure, Poisson-Gaussian sensor noise), standing in
+                                       for real unpaired low-light photos
+  unpaired/cameras.json, params.json   provenance only (real photos would not have them)
+  meta.json                            generator version, seed, size, counts; written LAST (no meta = incomplete)
+
+Cameras (EG3D / OpenCV convention)
+----------------------------------
+label = cam2world 4x4 (row-major, OpenCV axes: x right, y down, z forward) followed by the normalised 3x3
+intrinsics (fx = fy = 4.2647, cx = cy = 0.5; diagonal FOV ~18.84 deg). The camera is on a sphere of radius 2.7
+around the world origin and looks at the origin; the world is y-up and the face looks towards +z. EG3D's renderer
+reports Euclidean ray distance; ray distance = z-depth * sqrt(1 + ((u - cx) / fx)^2 + ((v - cy) / fy)^2) with
+u = (col + 0.5) / W, v = (row + 0.5) / H (lowlight3d.data.demo_faces.zdepth_to_ray_distance).
+"""
+
+
+def demo_dataset_meta(num_train=240, num_val=24, num_test=24, num_unpaired=120, size=256, seed=0, antialias=True):
+    """The ``meta.json`` content that identifies a demo data set (without the creation time).
+
+    Args:
+        num_train (int): Number of training faces.
+        num_val (int): Number of validation faces.
+        num_test (int): Number of test faces.
+        num_unpaired (int): Number of unpaired low-light faces.
+        size (int): Image size.
+        seed (int): Data-set seed.
+        antialias (bool): Edge anti-aliasing of the RGB images.
+
+    Returns:
+        dict: json-serialisable meta data.
+    """
+    return {
+        'generator': 'lowlight3d.data.demo_faces',
+        'version': GENERATOR_VERSION,
+        'seed': int(seed),
+        'size': int(size),
+        'counts': {'train': int(num_train), 'val': int(num_val), 'test': int(num_test),
+                   'unpaired': int(num_unpaired)},
+        'antialias': bool(antialias),
+        'depth': 'z-depth along the camera optical axis (world units), float32, background 0',
+        'camera': {'convention': 'EG3D/OpenCV cam2world 4x4 + normalised intrinsics 3x3', 'radius': CAMERA_RADIUS,
+                   'focal': FOCAL, 'fov_deg': FOV_DEG, 'look_at': [0.0, 0.0, 0.0]},
+    }
+
+
+def _same_meta(a, b):
+    return isinstance(a, dict) and all(a.get(k) == b.get(k) for k in _META_KEYS)
+
+
+def _expected_files(root, meta):
+    files = []
+    for split, n in meta['counts'].items():
+        if n <= 0:
+            continue
+        kinds = ('gt', 'depth', 'mask', 'depth_vis') if split in _PAIRED_SPLITS else ('lq', )
+        for i in range(n):
+            for kind in kinds:
+                ext = '.npy' if kind == 'depth' else '.png'
+                files.append(osp.join(root, split, kind, f'{i:05d}{ext}'))
+        files += [osp.join(root, split, 'cameras.json'), osp.join(root, split, 'params.json')]
+    return files + [osp.join(root, 'README.txt'), osp.join(root, 'meta.json')]
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path, obj):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _write_png(path, rgb_or_gray):
+    tmp = path[:-4] + '.tmp.png'
+    img = rgb_or_gray[..., ::-1] if rgb_or_gray.ndim == 3 else rgb_or_gray
+    if not cv2.imwrite(tmp, np.ascontiguousarray(img)):
+        raise OSError(f'could not write {tmp}')
+    os.replace(tmp, path)
+
+
+def _write_npy(path, arr):
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+
+
+def is_demo_dataset_complete(root, **kwargs):
+    """Whether ``root`` holds a complete demo data set generated with these settings.
+
+    Args:
+        root (str): Data-set folder.
+        **kwargs: Settings as accepted by :func:`demo_dataset_meta`.
+
+    Returns:
+        bool: True if ``meta.json`` matches and every expected file exists.
+    """
+    meta = demo_dataset_meta(**kwargs)
+    return _same_meta(_read_json(osp.join(root, 'meta.json')), meta) and \
+        all(osp.exists(p) for p in _expected_files(root, meta))
+
+
+def _render_and_write(task):
+    """Worker: render one face and write its files (skips faces whose files all exist)."""
+    root, split, index, size, seed, antialias = task
+    name = f'{index:05d}'
+    if split in _PAIRED_SPLITS:
+        targets = {k: osp.join(root, split, k, name + ('.npy' if k == 'depth' else '.png'))
+                   for k in ('gt', 'depth', 'mask', 'depth_vis')}
+    else:
+        targets = {'lq': osp.join(root, split, 'lq', name + '.png')}
+    if all(osp.exists(p) for p in targets.values()):
+        return 0
+    out = make_demo_face(seed, split, index, size=size, antialias=antialias)
+    if split in _PAIRED_SPLITS:
+        _write_npy(targets['depth'], out['depth'])
+        _write_png(targets['mask'], out['mask'].astype(np.uint8) * 255)
+        _write_png(targets['depth_vis'], depth_to_vis(out['depth'], out['mask']))
+        _write_png(targets['gt'], out['image'])
+    else:
+        _write_png(targets['lq'], out['image'])
+    return 1
+
+
+def _dataset_paths(root, meta):
+    paths = {'root': root, 'meta': osp.join(root, 'meta.json'), 'readme': osp.join(root, 'README.txt')}
+    for split, n in meta['counts'].items():
+        if n <= 0:
+            continue
+        kinds = ('gt', 'depth', 'mask', 'depth_vis') if split in _PAIRED_SPLITS else ('lq', )
+        for kind in kinds:
+            paths[f'{split}_{kind}'] = osp.join(root, split, kind)
+        paths[f'{split}_cameras'] = osp.join(root, split, 'cameras.json')
+        paths[f'{split}_params'] = osp.join(root, split, 'params.json')
+    return paths
+
+
+def _pool_context():
+    import multiprocessing as mp
+    methods = mp.get_all_start_methods()
+    return mp.get_context('fork' if 'fork' in methods else 'spawn')
+
+
+def generate_demo_dataset(root='datasets/demo_faces', num_train=240, num_val=24, num_test=24, num_unpaired=120,
+                          size=256, seed=0, overwrite=False, num_workers=2, antialias=True, verbose=False):
+    """Generate (once) the built-in synthetic demo data set.
+
+    Layout (see the ``README.txt`` written into ``root``): ``{train,val,test}/gt/00000.png`` normal-light
+    ground truth, ``{split}/depth/00000.npy`` float32 z-depth (background 0), ``{split}/mask/00000.png``,
+    ``{split}/depth_vis/00000.png``, ``{split}/cameras.json`` (name -> 25 floats), ``{split}/params.json``,
+    ``unpaired/lq/00000.png`` low-light faces without ground truth, ``README.txt`` and ``meta.json``.
+
+    Behaviour:
+
+    * ``meta.json`` is written last, so an interrupted run is detected as incomplete; re-running resumes it
+      (every file is written atomically, and faces whose files exist are skipped).
+    * Same settings and all files present: no-op (nothing is rendered).
+    * A data set with different settings (or a non-empty foreign folder) in ``root``: ``FileExistsError``
+      unless ``overwrite=True``, which deletes the old splits and regenerates.
+    * Results are identical for any ``num_workers``: face ``i`` of a split depends only on
+      ``(seed, split, i)`` (see :func:`face_params_for`).
+
+    Args:
+        root (str): Output folder.
+        num_train (int): Training faces.
+        num_val (int): Validation faces.
+        num_test (int): Test faces.
+        num_unpaired (int): Unpaired low-light faces.
+        size (int): Image height = width.
+        seed (int): Data-set seed.
+        overwrite (bool): Replace a data set generated with different settings.
+        num_workers (int): Worker processes (0 or 1 = render in this process).
+        antialias (bool): Edge anti-aliasing of the RGB images.
+        verbose (bool): Print progress.
+
+    Returns:
+        dict: Paths: ``root``, ``meta``, ``readme`` and ``{split}_{kind}`` for kinds ``gt``, ``depth``, ``mask``,
+        ``depth_vis`` (folders), ``cameras``, ``params`` (files) of train/val/test, and ``unpaired_lq``,
+        ``unpaired_cameras``, ``unpaired_params``. Splits with count 0 are left out.
+    """
+    kw = dict(num_train=num_train, num_val=num_val, num_test=num_test, num_unpaired=num_unpaired, size=size,
+              seed=seed, antialias=antialias)
+    meta = demo_dataset_meta(**kw)
+    paths = _dataset_paths(root, meta)
+    if is_demo_dataset_complete(root, **kw):
+        return paths
+    meta_path, progress_path = osp.join(root, 'meta.json'), osp.join(root, '.generating.json')
+    old_meta, progress = _read_json(meta_path), _read_json(progress_path)
+    ours = ('train', 'val', 'test', 'unpaired')
+    if old_meta is not None and _same_meta(old_meta, meta):
+        resume = True  # files were deleted from a finished set: re-render the missing ones
+    elif old_meta is None and _same_meta(progress, meta):
+        resume = True  # interrupted run with the same settings
+    else:
+        resume = False
+        stale = old_meta is not None or progress is not None or \
+            any(osp.exists(osp.join(root, d)) and os.listdir(osp.join(root, d)) for d in ours)
+        if stale and not overwrite:
+            raise FileExistsError(f'{root} holds a different data set (meta.json: {old_meta}); pass overwrite=True '
+                                  '(--overwrite) to replace it, or choose another root')
+        for d in ours:
+            if osp.isdir(osp.join(root, d)):
+                shutil.rmtree(osp.join(root, d))
+    os.makedirs(root, exist_ok=True)
+    if osp.exists(meta_path):
+        os.remove(meta_path)
+    _write_json(progress_path, meta)
+    for split, n in meta['counts'].items():
+        if n > 0:
+            for kind in (('gt', 'depth', 'mask', 'depth_vis') if split in _PAIRED_SPLITS else ('lq', )):
+                os.makedirs(osp.join(root, split, kind), exist_ok=True)
+
+    tasks = [(root, split, i, size, seed, antialias) for split, n in meta['counts'].items() for i in range(n)]
+    t0 = time.time()
+    done = 0
+    if num_workers and num_workers > 1 and len(tasks) > 1:
+        with _pool_context().Pool(min(num_workers, len(tasks))) as pool:
+            for k, r in enumerate(pool.imap_unordered(_render_and_write, tasks, chunksize=4)):
+                done += r
+                if verbose and (k + 1) % 50 == 0:
+                    print(f'  {k + 1}/{len(tasks)} faces ({time.time() - t0:.1f} s)', flush=True)
+    else:
+        for k, task in enumerate(tasks):
+            done += _render_and_write(task)
+            if verbose and (k + 1) % 50 == 0:
+                print(f'  {k + 1}/{len(tasks)} faces ({time.time() - t0:.1f} s)', flush=True)
+
+    for split, n in meta['counts'].items():
+        if n <= 0:
+            continue
+        cams, prms = {}, {}
+        for i in range(n):
+            p = face_params_for(seed, split, i)
+            c2w, k = camera_from_angles(p['camera']['yaw_deg'], p['camera']['pitch_deg'])
+            cams[f'{i:05d}'] = [float(v) for v in camera_label(c2w, k)]
+            prms[f'{i:05d}'] = p
+        _write_json(paths[f'{split}_cameras'], cams)
+        _write_json(paths[f'{split}_params'], prms)
+    with open(paths['readme'] + '.tmp', 'w') as f:
+        f.write(_README.format(version=GENERATOR_VERSION, seed=seed, size=size, counts=json.dumps(meta['counts'])))
+    os.replace(paths['readme'] + '.tmp', paths['readme'])
+    full = dict(meta, created=time.strftime('%Y-%m-%dT%H:%M:%S'), rendered=done,
+                seconds=round(time.time() - t0, 2))
+    _write_json(meta_path, full)
+    if osp.exists(progress_path):
+        os.remove(progress_path)
+    if verbose:
+        print(f'rendered {done} faces in {time.time() - t0:.1f} s into {root}')
+    return paths

@@ -9,7 +9,7 @@ Format (readable by BasicSR's ``FileClient('lmdb')`` and by :class:`~lowlight3d.
 * ``meta_info.txt`` in the ``.lmdb`` folder: one line per image, ``<key>.png (h,w,c) <compress_level>``.
 
 Safety: the LMDB is built in ``<output>.partial`` and renamed when complete, so an ``.lmdb`` folder that exists is
-complete.  Re-running on it is a no-op when its ``meta_info.txt`` lists exactly the input images; otherwise it
+complete (with ``overwrite`` the old one is only replaced once the new one is complete).  Re-running on it is a no-op when its ``meta_info.txt`` lists exactly the input images; otherwise it
 stops and asks for ``overwrite=True``.  Every input image is decoded first; a corrupt one stops the run with an
 error naming it (nothing is left behind but the ``.partial`` folder, removed on the next run).
 """
@@ -111,9 +111,7 @@ def create_lmdb(input_dir,
 
     if osp.exists(output_lmdb):
         if overwrite:
-            log(f'Removing existing {output_lmdb} (--overwrite)')
-            close_lmdb_env(output_lmdb)
-            shutil.rmtree(output_lmdb)
+            log(f'Rebuilding {output_lmdb} (--overwrite); the old one is replaced once the new one is complete')
         else:
             complete, why = _existing_is_complete(output_lmdb, keys)
             if complete:
@@ -150,6 +148,8 @@ def create_lmdb(input_dir,
     with open(osp.join(partial, META_INFO_NAME), 'w', encoding='utf-8') as f:
         f.write('\n'.join(meta_lines) + '\n')
     close_lmdb_env(output_lmdb)
+    if osp.exists(output_lmdb):
+        shutil.rmtree(output_lmdb)
     os.replace(partial, output_lmdb)
     log(f'Created {output_lmdb} with {len(keys)} images and {META_INFO_NAME}')
     return {'lmdb': output_lmdb, 'num_images': len(keys), 'created': True}

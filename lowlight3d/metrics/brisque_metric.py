@@ -45,9 +45,9 @@ def brisque(img, img2=None, crop_border=0, model_path=None, device=None, **kwarg
     metric = get_pyiqa_metric('brisque', path, device)
     try:
         value = float(metric(bgr_to_rgb_tensor(img, device)).item())
-    except (RuntimeError, IndexError, ValueError) as err:
-        raise MetricUnavailable(f'BRISQUE cannot be computed on this {w}x{h} image ({type(err).__name__}: '
-                                f'{err})') from err
+    except (RuntimeError, IndexError, ValueError, AssertionError) as err:  # pyiqa asserts on flat images
+        raise MetricUnavailable(f'BRISQUE cannot be computed on this {w}x{h} image (too small, flat or degenerate '
+                                f'content; {type(err).__name__}: {" ".join(str(err).split())[:200]})') from err
     if not math.isfinite(value):
         raise MetricUnavailable(f'BRISQUE is not finite on this {w}x{h} image (too small or flat)')
     return value

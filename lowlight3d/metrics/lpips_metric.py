@@ -65,7 +65,8 @@ class LPIPSAlex(nn.Module):
         from torchvision.models import alexnet
 
         self.features = alexnet(weights=None).features[:self.TAP_LAYERS[-1] + 1]
-        self.lins = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1, stride=1, padding=0, bias=False) for c in self.CHANNELS)
+        self.lins = nn.ModuleList(
+            nn.Conv2d(c, 1, kernel_size=1, stride=1, padding=0, bias=False) for c in self.CHANNELS)
         self.register_buffer('shift', torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
         self.register_buffer('scale', torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
         if alexnet_state is not None:
@@ -92,7 +93,8 @@ class LPIPSAlex(nn.Module):
             if full not in state_dict:
                 raise ValueError(f'not a torchvision AlexNet state dict: {full} missing')
             if tuple(state_dict[full].shape) != tuple(wanted[key].shape):
-                raise ValueError(f'{full} has shape {tuple(state_dict[full].shape)}, expected {tuple(wanted[key].shape)}')
+                raise ValueError(
+                    f'{full} has shape {tuple(state_dict[full].shape)}, expected {tuple(wanted[key].shape)}')
             picked[key] = state_dict[full]
         self.features.load_state_dict(picked, strict=True)
 
@@ -196,7 +198,10 @@ def resolve_lpips_weights(alexnet_path=None, lpips_path=None, download=True):
     """
     errors = []
     try:
-        alex = resolve_weights(ALEXNET_FILENAME, url=ALEXNET_URL, local_path=alexnet_path, download=download,
+        alex = resolve_weights(ALEXNET_FILENAME,
+                               url=ALEXNET_URL,
+                               local_path=alexnet_path,
+                               download=download,
                                purpose='AlexNet backbone of LPIPS')
     except WeightsNotFoundError as err:
         alex, _ = None, errors.append(str(err))
@@ -213,7 +218,9 @@ def resolve_lpips_weights(alexnet_path=None, lpips_path=None, download=True):
             heads = _package_heads_path()
         if heads is None:
             try:
-                heads = resolve_weights(LPIPS_HEADS_FILENAME, url=LPIPS_HEADS_URL, download=download,
+                heads = resolve_weights(LPIPS_HEADS_FILENAME,
+                                        url=LPIPS_HEADS_URL,
+                                        download=download,
                                         purpose='LPIPS v0.1 linear heads; `pip install lpips==0.1.4` also provides '
                                         'them as lpips/weights/v0.1/alex.pth')
             except WeightsNotFoundError as err:

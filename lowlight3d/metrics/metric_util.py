@@ -43,14 +43,38 @@ class MetricUnavailable(RuntimeError):
 #: Properties of the metrics: ``reference`` is ``'full'`` (needs ``img2``) or ``'no'``; ``better`` is the
 #: default ``better`` direction of a ``val.metrics`` block.  BasicSR's own registered functions are listed too.
 METRIC_INFO = {
-    'psnr': {'reference': 'full', 'better': 'higher'},
-    'ssim': {'reference': 'full', 'better': 'higher'},
-    'lpips': {'reference': 'full', 'better': 'lower'},
-    'niqe': {'reference': 'no', 'better': 'lower'},
-    'brisque': {'reference': 'no', 'better': 'lower'},
-    'calculate_psnr': {'reference': 'full', 'better': 'higher'},
-    'calculate_ssim': {'reference': 'full', 'better': 'higher'},
-    'calculate_niqe': {'reference': 'no', 'better': 'lower'},
+    'psnr': {
+        'reference': 'full',
+        'better': 'higher'
+    },
+    'ssim': {
+        'reference': 'full',
+        'better': 'higher'
+    },
+    'lpips': {
+        'reference': 'full',
+        'better': 'lower'
+    },
+    'niqe': {
+        'reference': 'no',
+        'better': 'lower'
+    },
+    'brisque': {
+        'reference': 'no',
+        'better': 'lower'
+    },
+    'calculate_psnr': {
+        'reference': 'full',
+        'better': 'higher'
+    },
+    'calculate_ssim': {
+        'reference': 'full',
+        'better': 'higher'
+    },
+    'calculate_niqe': {
+        'reference': 'no',
+        'better': 'lower'
+    },
 }
 
 # Option keys of a metric block that are not arguments of the metric function.
@@ -185,7 +209,8 @@ def describe_protocol(crop_border=0, test_y_channel=False):
             f'removed on each side. PSNR/SSIM (basicsr calculate_psnr/calculate_ssim, 11x11 Gaussian window '
             f'sigma 1.5): {channels}. LPIPS: v0.1 AlexNet, RGB scaled to [-1, 1]. NIQE/BRISQUE: pyiqa '
             f'implementations with the official LIVE parameters, on the luminance (YIQ Y, rounded) of the RGB '
-            f'image; NIQE uses 96x96 blocks (images need at least 2 blocks per side after cropping).')
+            f'image; NIQE uses 96x96 blocks (images need at least 96x96 pixels after cropping). '
+            'Unavailable values are written n/a (reason) and left out of the means.')
 
 
 def check_image(img, name='img'):

@@ -39,7 +39,7 @@ def niqe(img, img2=None, crop_border=0, model_path=None, device=None, **kwargs):
         float: The NIQE score.
 
     Raises:
-        MetricUnavailable: Model file missing, or image smaller than one 96x96 block.
+        MetricUnavailable: Model file missing, image smaller than one 96x96 block, or degenerate (flat) content.
     """
     img = crop_image(check_image(img, 'img'), crop_border)
     h, w = img.shape[:2]
@@ -49,7 +49,11 @@ def niqe(img, img2=None, crop_border=0, model_path=None, device=None, **kwargs):
     path = require_model_file(model_path or niqe_model_path(), 'niqe', 'NIQE parameter')
     device = device or default_device()
     metric = get_pyiqa_metric('niqe', path, device)
-    value = float(metric(bgr_to_rgb_tensor(img, device)).item())
+    try:
+        value = float(metric(bgr_to_rgb_tensor(img, device)).item())
+    except (RuntimeError, ValueError, IndexError, AssertionError) as err:  # LinAlgError on flat images
+        raise MetricUnavailable(f'NIQE cannot be computed on this {w}x{h} image (flat or degenerate content; '
+                                f'{type(err).__name__}: {" ".join(str(err).split())[:200]})') from err
     if not math.isfinite(value):
         raise MetricUnavailable(f'NIQE is not finite on this {w}x{h} image (e.g. a constant image)')
     return value

@@ -74,5 +74,4 @@ def ssim(img, img2, crop_border=0, test_y_channel=False, **kwargs):
     if min(img.shape[:2]) < 11:
         raise MetricUnavailable(f'SSIM needs at least 11x11 pixels (its Gaussian window), got '
                                 f'{img.shape[1]}x{img.shape[0]}')
-    return float(np.float64(calculate_ssim(img, img2, crop_border=0, input_order='HWC',
-                                           test_y_channel=test_y_channel)))
+    return float(np.float64(calculate_ssim(img, img2, crop_border=0, input_order='HWC', test_y_channel=test_y_channel)))

@@ -40,21 +40,28 @@ class ImageReadError(ValueError):
     """An image file that cannot be used: missing, empty, not an image, truncated or of an unsupported kind.
 
     Args:
-        name (str): The file (path, LMDB key or other label) the error is about.
-        reason (str): What is wrong, in words.
+        name (str): The file (path, LMDB key or other label) the error is about.  Called with this argument only,
+            it is taken as the whole message (how DataLoader workers re-raise an error in the main process).
+        reason (str, optional): What is wrong, in words.
 
     Attributes:
-        name (str): As given.
-        reason (str): As given.
+        name (str | None): The file, None when built from a message only.
+        reason (str): What is wrong (the whole message when built from a message only).
     """
 
-    def __init__(self, name, reason):
+    def __init__(self, name, reason=None):
+        if reason is None:
+            self.name, self.reason = None, str(name)
+            super().__init__(self.reason)
+            return
         self.name = str(name)
         self.reason = str(reason)
         super().__init__(f"Cannot read image '{self.name}': {self.reason}")
 
     def __reduce__(self):
-        """Keep both arguments when the error crosses a process boundary (DataLoader workers pickle it)."""
+        """Keep both arguments when the error is pickled."""
+        if self.name is None:
+            return (type(self), (self.reason, ))
         return (type(self), (self.name, self.reason))
 
 

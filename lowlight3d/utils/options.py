@@ -21,7 +21,7 @@ import time
 import yaml
 
 __all__ = [
-    'OptionError', 'yaml_load', 'yaml_dump', 'load_config', 'merge_dicts', 'apply_cfg_options', 'resolve_options',
+    'OptionError', 'yaml_load', 'yaml_loads', 'yaml_dump', 'load_config', 'merge_dicts', 'apply_cfg_options', 'resolve_options',
     'dump_options'
 ]
 
@@ -50,20 +50,14 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(tuple, lambda dumper, data: dumper.represent_list(list(data)))
 
 
-def yaml_load(text_or_path):
-    """Parse YAML from a file path or a string with the toolkit's loader (``1e-4`` is a float).
+def yaml_load(path):
+    """Parse a YAML file with the toolkit's loader (``1e-4`` is a float)."""
+    with open(path, encoding='utf-8') as f:
+        return yaml_loads(f.read())
 
-    Args:
-        text_or_path (str): A path of an existing file, or YAML text.
 
-    Returns:
-        object: The parsed document.
-    """
-    if osp.isfile(text_or_path):
-        with open(text_or_path, encoding='utf-8') as f:
-            text = f.read()
-    else:
-        text = text_or_path
+def yaml_loads(text):
+    """Parse YAML text with the toolkit's loader (``1e-4`` is a float)."""
     return yaml.load(text, Loader=_Loader)
 
 
@@ -162,7 +156,7 @@ def apply_cfg_options(opt, overrides, source='--cfg-options'):
         key, raw = item.split('=', 1)
         add = key.startswith('+')
         keys = _split_key(key.lstrip('+'))
-        value = yaml_load(raw) if raw.strip() else ''
+        value = yaml_loads(raw) if raw.strip() else ''
         node = opt
         for depth, k in enumerate(keys):
             last = depth == len(keys) - 1

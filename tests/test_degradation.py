@@ -1,0 +1,143 @@
+"""Tests of the low-light synthesis (our stand-in for FRR-Net's degradation)."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+from lowlight3d.data.lowlight_degradation import (DEFAULT_DEGRADATION, LowLightDegradation, linear_to_srgb,
+                                                  mean_brightness, srgb_to_linear)
+
+
+def _face_like(h=48, w=40, seed=0):
+    """A smooth, mid-bright RGB test image in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = 0.35 + 0.3 * np.sin(3 * xx + 2 * yy)[..., None] * np.array([1.0, 0.8, 0.6])
+    return np.clip(base + 0.05 * rng.random((h, w, 3)), 0, 1).astype(np.float32)
+
+
+def test_srgb_linear_roundtrip():
+    x = np.linspace(0, 1, 101, dtype=np.float32)
+    assert np.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
+    assert srgb_to_linear(np.float32(0.5)) == pytest.approx(0.2140, abs=1e-4)
+
+
+def test_output_shape_range_and_darkening():
+    img = _face_like()
+    deg = LowLightDegradation()
+    for seed in range(8):
+        lq, params = deg(img, np.random.default_rng(seed))
+        assert lq.shape == img.shape and lq.dtype == np.float32
+        assert lq.min() >= 0.0 and lq.max() <= 1.0
+        assert mean_brightness(lq) < mean_brightness(img)
+        json.dumps(params)  # parameters can be logged/saved
+        assert set(params) == set(DEFAULT_DEGRADATION)
+
+
+def test_same_seed_same_output_and_different_seed_differs():
+    img = _face_like()
+    deg = LowLightDegradation()
+    a, pa = deg(img, np.random.default_rng(123))
+    b, pb = deg(img, np.random.default_rng(123))
+    c, _ = deg(img, np.random.default_rng(124))
+    assert np.array_equal(a, b) and pa == pb
+    assert not np.array_equal(a, c)
+    d, pd = LowLightDegradation()(img, 123)  # an int seed works too
+    assert np.array_equal(a, d) and pa == pd
+
+
+def test_global_random_state_is_untouched():
+    state = np.random.get_state()
+    LowLightDegradation()(_face_like(), np.random.default_rng(0))
+    after = np.random.get_state()
+    assert state[0] == after[0] and np.array_equal(state[1], after[1]) and state[2:] == after[2:]
+
+
+def test_steps_disabled_by_null_or_prob_zero():
+    img = _face_like()
+    off = LowLightDegradation(lighting=None, exposure=None, color=None, blur=None, noise=None, jpeg=None,
+                              quantize=False)
+    out, params = off(img, np.random.default_rng(0))
+    assert all(v is None for v in params.values())
+    assert np.allclose(out, img, atol=1e-5)
+    prob0 = {step: {'prob': 0.0} for step in DEFAULT_DEGRADATION}
+    out, params = LowLightDegradation.from_opt({**prob0, 'quantize': False})(img, np.random.default_rng(0))
+    assert all(v is None for v in params.values()) and np.allclose(out, img, atol=1e-5)
+
+
+def test_steps_draw_from_independent_streams():
+    img = _face_like()
+    _, full = LowLightDegradation()(img, np.random.default_rng(5))
+    _, no_noise = LowLightDegradation(noise=None, jpeg={'quality_range': [70, 90]})(img, np.random.default_rng(5))
+    assert no_noise['noise'] is None
+    assert no_noise['blur'] == full['blur'] and no_noise['color'] == full['color']
+    assert no_noise['exposure'] == full['exposure']
+
+
+def test_each_step_does_what_it_says():
+    img = _face_like(64, 64)
+    only = {step: None for step in DEFAULT_DEGRADATION}
+    rng = np.random.default_rng
+    # exposure: documented mean-brightness range is enforced
+    lq, p = LowLightDegradation(**{**only, 'exposure': {'scale_range': [0.9, 0.9], 'gamma_range': [1.0, 1.0]}},
+                                quantize=False)(img, rng(0))
+    assert p['exposure']['correction'] < 1.0 and mean_brightness(lq) == pytest.approx(0.2, abs=2e-3)
+    # colour: per-channel gains in linear light
+    lq, p = LowLightDegradation(**{**only, 'color': {'gain_range': [0.5, 0.5]}}, quantize=False)(img, rng(0))
+    assert np.allclose(srgb_to_linear(lq), 0.5 * srgb_to_linear(img), atol=1e-5)
+    # blur: smooths
+    noisy = np.clip(img + np.random.default_rng(3).normal(0, 0.1, img.shape), 0, 1).astype(np.float32)
+    lq, p = LowLightDegradation(**{**only, 'blur': {'sigma_range': [2.0, 2.0]}}, quantize=False)(noisy, rng(0))
+    assert np.abs(np.diff(lq, axis=1)).mean() < 0.5 * np.abs(np.diff(noisy, axis=1)).mean()
+    # noise: zero-mean-ish, adds variance
+    flat = np.full((64, 64, 3), 0.2, np.float32)
+    lq, p = LowLightDegradation(**{**only, 'noise': {'shot_k_range': [100, 100], 'read_sigma_range': [0.01, 0.01]}},
+                                quantize=False)(flat, rng(0))
+    assert lq.std() == pytest.approx(np.sqrt(0.2 / 100 + 0.01**2), rel=0.1)
+    assert lq.mean() == pytest.approx(0.2, abs=0.005)
+    # jpeg: integer quality, 8-bit levels
+    lq, p = LowLightDegradation(**{**only, 'jpeg': {'quality_range': [50, 50]}})(img, rng(0))
+    assert p['jpeg'] == {'quality': 50} and np.allclose(lq * 255, np.round(lq * 255), atol=1e-4)
+    # lighting: a smooth gain map never brightens
+    for kind in ('ramp', 'lambert'):
+        lq, p = LowLightDegradation(**{**only, 'lighting': {'prob': 1.0, 'kinds': [kind]}}, quantize=False)(img, rng(1))
+        assert p['lighting']['kind'] == kind and np.all(lq <= img + 1e-5)
+
+
+@pytest.mark.parametrize('kwargs', [
+    {'noise': {'sigma': 3}},
+    {'exposure': {'scale_range': [0.5, 0.1]}},
+    {'blur': {'kernel_size': 20}},
+    {'lighting': {'kinds': ['sh9']}},
+    {'jpeg': {'prob': 2}},
+    {'noise': {'space': 'raw'}},
+])
+def test_bad_options_raise(kwargs):
+    with pytest.raises(ValueError):
+        LowLightDegradation(**kwargs)
+
+
+def test_unknown_step_raises():
+    with pytest.raises(ValueError, match='Unknown degradation step'):
+        LowLightDegradation.from_opt({'exposre': {}})
+
+
+def test_real_faces_brightness_in_documented_range(shared_data):
+    """FFHQ faces at 256 px (val phase): synthesised mean brightness lies in ~[0.02, 0.2] (noise may add a bit)."""
+    from lowlight3d.data.lowlight_face_dataset import PairedLowLightFaceDataset
+    root = osp.join(shared_data, 'faces_hq', 'ffhq')
+    if not osp.isdir(root):
+        pytest.skip(f'{root} not available')
+    ds = PairedLowLightFaceDataset({'dataroot_gt': root, 'phase': 'val', 'gt_size': 256, 'return_params': True})
+    means_lq, means_gt = [], []
+    for i in range(len(ds)):
+        sample = ds[i]
+        assert sample['lq'].shape == (3, 256, 256)
+        means_lq.append(float(sample['lq'].mean()))
+        means_gt.append(float(sample['gt'].mean()))
+        json.loads(sample['degradation_params'])
+    means_lq = np.array(means_lq)
+    assert np.all(means_lq < np.array(means_gt))
+    assert means_lq.min() >= 0.015 and means_lq.max() <= 0.23, means_lq
+    assert 0.05 <= np.median(means_lq) <= 0.17
