@@ -29,6 +29,11 @@ FULL_DEFAULT = 'psnr,ssim,lpips,niqe,brisque'
 NO_REF_DEFAULT = 'niqe,brisque'
 
 
+def _progress(index, total, name):
+    """One-line progress on the terminal."""
+    print(f'\r[{index}/{total}] {name}', end='\n' if index == total else '', file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     """Parse the command line, score the folder, print the table and write the CSV.
 
@@ -69,7 +74,8 @@ def main(argv=None):
                                     crop_border=args.crop_border,
                                     test_y_channel=args.test_y_channel,
                                     allow_unmatched=args.allow_unmatched,
-                                    metric_opts={'lpips': lpips_opts})
+                                    metric_opts={'lpips': lpips_opts},
+                                    progress=_progress if sys.stderr.isatty() else None)
         except (PairingError, ImageSizeError, FileNotFoundError, KeyError, ValueError) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
             print(f'error: {message}', file=sys.stderr)

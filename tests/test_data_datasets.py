@@ -51,8 +51,14 @@ def test_registered_and_buildable_by_basicsr(gt_dir):
     from basicsr.data import build_dataset
     for name in ('PairedLowLightFaceDataset', 'UnpairedLowLightDataset', 'SemiSupervisedLowLightDataset'):
         assert name in DATASET_REGISTRY
-    ds = build_dataset({'type': 'PairedLowLightFaceDataset', 'name': 'x', 'phase': 'train', 'dataroot_gt': gt_dir,
-                        'gt_size': 16, 'batch_size_per_gpu': 2})
+    ds = build_dataset({
+        'type': 'PairedLowLightFaceDataset',
+        'name': 'x',
+        'phase': 'train',
+        'dataroot_gt': gt_dir,
+        'gt_size': 16,
+        'batch_size_per_gpu': 2
+    })
     assert len(ds) == 6
 
 
@@ -89,6 +95,7 @@ def test_train_deterministic_per_seed_epoch_index(gt_dir):
     # index beyond len: same image, a different draw (enlarged samplers)
     far = a[4 + len(a)]
     assert far['gt_path'] == first['gt_path'] and not torch.equal(far['lq'], first['lq'])
+    assert torch.equal(a[-1]['lq'], a[len(a) - 1]['lq'])
 
 
 def test_no_global_rng_use(gt_dir):
@@ -190,8 +197,17 @@ def test_unpaired_dataset(lq_dir):
 
 
 def test_semi_supervised_items(gt_dir, lq_dir):
-    opt = {'phase': 'train', 'gt_size': 16, 'seed': 3, 'paired': {'dataroot_gt': gt_dir},
-           'unpaired': {'dataroot_lq': lq_dir}}
+    opt = {
+        'phase': 'train',
+        'gt_size': 16,
+        'seed': 3,
+        'paired': {
+            'dataroot_gt': gt_dir
+        },
+        'unpaired': {
+            'dataroot_lq': lq_dir
+        }
+    }
     ds = SemiSupervisedLowLightDataset(opt)
     assert len(ds) == 6
     sample = ds[0]
@@ -208,15 +224,22 @@ def test_semi_supervised_items(gt_dir, lq_dir):
         picks.add(ds[0]['lq_unpaired_path'])
     assert len(picks) > 1
     # flat layout
-    flat = SemiSupervisedLowLightDataset({'phase': 'val', 'gt_size': 16, 'dataroot_gt': gt_dir,
-                                          'dataroot_lq': lq_dir})
+    flat = SemiSupervisedLowLightDataset({'phase': 'val', 'gt_size': 16, 'dataroot_gt': gt_dir, 'dataroot_lq': lq_dir})
     v1, v2 = flat[2], flat[2]
     assert v1['lq_unpaired_path'] == v2['lq_unpaired_path'] and torch.equal(v1['lq'], v2['lq'])
 
 
 def test_dataloader_with_two_workers(gt_dir, lq_dir):
-    ds = SemiSupervisedLowLightDataset({'phase': 'train', 'gt_size': 16, 'paired': {'dataroot_gt': gt_dir},
-                                        'unpaired': {'dataroot_lq': lq_dir}})
+    ds = SemiSupervisedLowLightDataset({
+        'phase': 'train',
+        'gt_size': 16,
+        'paired': {
+            'dataroot_gt': gt_dir
+        },
+        'unpaired': {
+            'dataroot_lq': lq_dir
+        }
+    })
     ds.set_epoch(2)
     loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False, num_workers=2)
     batches = list(loader)
@@ -229,5 +252,12 @@ def test_corrupt_file_in_worker_names_it(gt_dir):
     with open(osp.join(gt_dir, 'img01.png'), 'wb') as f:
         f.write(b'not a png at all')
     loader = torch.utils.data.DataLoader(_paired(gt_dir, phase='val'), batch_size=2, num_workers=2)
-    with pytest.raises(ImageReadError, match='img01.png'):
-        list(loader)
+    batches = iter(loader)
+    try:
+        with pytest.raises(ImageReadError, match='img01.png'):
+            next(batches)
+    finally:
+        # torch waits up to 5 s per worker when shutting a loader down after a worker error; end them now
+        for worker in getattr(batches, '_workers', []):
+            worker.terminate()
+        del batches

@@ -56,8 +56,7 @@ def test_global_random_state_is_untouched():
 
 def test_steps_disabled_by_null_or_prob_zero():
     img = _face_like()
-    off = LowLightDegradation(lighting=None, exposure=None, color=None, blur=None, noise=None, jpeg=None,
-                              quantize=False)
+    off = LowLightDegradation(quantize=False, **{step: None for step in DEFAULT_DEGRADATION})
     out, params = off(img, np.random.default_rng(0))
     assert all(v is None for v in params.values())
     assert np.allclose(out, img, atol=1e-5)
@@ -75,47 +74,55 @@ def test_steps_draw_from_independent_streams():
     assert no_noise['exposure'] == full['exposure']
 
 
+def _only(step, block, img, seed=0, quantize=False):
+    """Run the pipeline with only ``step`` enabled (options ``block``)."""
+    steps = {name: None for name in DEFAULT_DEGRADATION}
+    steps[step] = block
+    return LowLightDegradation(quantize=quantize, **steps)(img, np.random.default_rng(seed))
+
+
 def test_each_step_does_what_it_says():
     img = _face_like(64, 64)
-    only = {step: None for step in DEFAULT_DEGRADATION}
-    rng = np.random.default_rng
-    # exposure: documented mean-brightness range is enforced
-    lq, p = LowLightDegradation(**{**only, 'exposure': {'scale_range': [0.9, 0.9], 'gamma_range': [1.0, 1.0]}},
-                                quantize=False)(img, rng(0))
+    # exposure: the documented mean-brightness range is enforced
+    lq, p = _only('exposure', {'scale_range': [0.9, 0.9], 'gamma_range': [1.0, 1.0]}, img)
     assert p['exposure']['correction'] < 1.0 and mean_brightness(lq) == pytest.approx(0.2, abs=2e-3)
     # colour: per-channel gains in linear light
-    lq, p = LowLightDegradation(**{**only, 'color': {'gain_range': [0.5, 0.5]}}, quantize=False)(img, rng(0))
+    lq, p = _only('color', {'gain_range': [0.5, 0.5]}, img)
     assert np.allclose(srgb_to_linear(lq), 0.5 * srgb_to_linear(img), atol=1e-5)
     # blur: smooths
     noisy = np.clip(img + np.random.default_rng(3).normal(0, 0.1, img.shape), 0, 1).astype(np.float32)
-    lq, p = LowLightDegradation(**{**only, 'blur': {'sigma_range': [2.0, 2.0]}}, quantize=False)(noisy, rng(0))
+    lq, p = _only('blur', {'sigma_range': [2.0, 2.0]}, noisy)
     assert np.abs(np.diff(lq, axis=1)).mean() < 0.5 * np.abs(np.diff(noisy, axis=1)).mean()
-    # noise: zero-mean-ish, adds variance
+    # noise: Poisson-Gaussian variance, mean kept
     flat = np.full((64, 64, 3), 0.2, np.float32)
-    lq, p = LowLightDegradation(**{**only, 'noise': {'shot_k_range': [100, 100], 'read_sigma_range': [0.01, 0.01]}},
-                                quantize=False)(flat, rng(0))
+    lq, p = _only('noise', {'shot_k_range': [100, 100], 'read_sigma_range': [0.01, 0.01]}, flat)
     assert lq.std() == pytest.approx(np.sqrt(0.2 / 100 + 0.01**2), rel=0.1)
     assert lq.mean() == pytest.approx(0.2, abs=0.005)
     # jpeg: integer quality, 8-bit levels
-    lq, p = LowLightDegradation(**{**only, 'jpeg': {'quality_range': [50, 50]}})(img, rng(0))
+    lq, p = _only('jpeg', {'quality_range': [50, 50]}, img)
     assert p['jpeg'] == {'quality': 50} and np.allclose(lq * 255, np.round(lq * 255), atol=1e-4)
     # lighting: a smooth gain map never brightens
     for kind in ('ramp', 'lambert'):
-        lq, p = LowLightDegradation(**{**only, 'lighting': {'prob': 1.0, 'kinds': [kind]}}, quantize=False)(img, rng(1))
+        lq, p = _only('lighting', {'prob': 1.0, 'kinds': [kind]}, img, seed=1)
         assert p['lighting']['kind'] == kind and np.all(lq <= img + 1e-5)
 
 
-@pytest.mark.parametrize('kwargs', [
-    {'noise': {'sigma': 3}},
-    {'exposure': {'scale_range': [0.5, 0.1]}},
-    {'blur': {'kernel_size': 20}},
-    {'lighting': {'kinds': ['sh9']}},
-    {'jpeg': {'prob': 2}},
-    {'noise': {'space': 'raw'}},
-])
-def test_bad_options_raise(kwargs):
+# yapf: disable
+BAD_OPTIONS = [
+    ('noise', {'sigma': 3}),
+    ('exposure', {'scale_range': [0.5, 0.1]}),
+    ('blur', {'kernel_size': 20}),
+    ('lighting', {'kinds': ['sh9']}),
+    ('jpeg', {'prob': 2}),
+    ('noise', {'space': 'raw'}),
+]
+# yapf: enable
+
+
+@pytest.mark.parametrize('step, block', BAD_OPTIONS)
+def test_bad_options_raise(step, block):
     with pytest.raises(ValueError):
-        LowLightDegradation(**kwargs)
+        LowLightDegradation(**{step: block})
 
 
 def test_unknown_step_raises():

@@ -48,11 +48,13 @@ def folders(tmp_path, weights_root, monkeypatch):
 
 
 def _read_csv(path):
+    """Rows of a CSV file as dicts."""
     with open(path, newline='', encoding='utf-8') as f:
         return list(csv.DictReader(f))
 
 
 def test_rows_csv_and_mean_match_direct_computation(folders, tmp_path):
+    """Per-image rows equal compute_metric; CSV values, n/a cells and the mean row are right."""
     pred, gt, images = folders
     rows = evaluate_folders(pred, gt, ['psnr', 'ssim', 'niqe'], crop_border=2)
     assert [r['name'] for r in rows] == ['a', 'b', 'c', 'mean']
@@ -83,6 +85,7 @@ def test_rows_csv_and_mean_match_direct_computation(folders, tmp_path):
 
 
 def test_test_y_channel_option(folders):
+    """test_y_channel reaches PSNR."""
     pred, gt, images = folders
     rows = evaluate_folders(pred, gt, ['psnr'], test_y_channel=True)
     noisy, clean = images['b']
@@ -90,6 +93,7 @@ def test_test_y_channel_option(folders):
 
 
 def test_unmatched_names_error_and_allow_unmatched(folders, tmp_path):
+    """Unmatched names on either side are listed in the error, or skipped with a warning."""
     pred, gt, _ = folders
     cv2.imwrite(osp.join(pred, 'only_pred.png'), np.zeros((100, 100, 3), np.uint8))
     cv2.imwrite(osp.join(gt, 'only_gt.png'), np.zeros((100, 100, 3), np.uint8))
@@ -101,6 +105,7 @@ def test_unmatched_names_error_and_allow_unmatched(folders, tmp_path):
 
 
 def test_size_mismatch_and_duplicate_stem_errors(folders):
+    """A size mismatch names the file; two files with one stem are refused."""
     pred, gt, _ = folders
     cv2.imwrite(osp.join(pred, 'b.png'), np.zeros((50, 50, 3), np.uint8))
     with pytest.raises(ImageSizeError, match=r'b\.png: prediction is 50x50 but the ground truth b\.bmp is 104x112'):
@@ -111,6 +116,7 @@ def test_size_mismatch_and_duplicate_stem_errors(folders):
 
 
 def test_no_reference_scoring_and_argument_errors(folders):
+    """No-reference scoring without --gt; clear errors for bad requests."""
     pred, gt, images = folders
     rows = evaluate_folders(pred, None, ['niqe'])
     assert rows[0]['gt'] == '' and rows[0]['niqe'] == pytest.approx(compute_metric({'type': 'niqe'}, images['a'][0]))
@@ -123,6 +129,7 @@ def test_no_reference_scoring_and_argument_errors(folders):
 
 
 def _load_script():
+    """Import scripts/evaluate.py as a module."""
     spec = importlib.util.spec_from_file_location('evaluate_script', osp.join(REPO, 'scripts', 'evaluate.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -130,6 +137,7 @@ def _load_script():
 
 
 def test_cli_writes_csv_and_prints_protocol(folders, tmp_path, capsys):
+    """The CLI writes the CSV, prints the protocol and exits 2 with a message on errors."""
     pred, gt, _ = folders
     script = _load_script()
     out = tmp_path / 'cli.csv'

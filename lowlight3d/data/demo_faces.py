@@ -429,10 +429,10 @@ class FaceModel:
         # derived constants (model units)
         hw, hh, jw = s['head_width'], s['head_height'], s['jaw_width']
         self.cranium = ((0.0, 3.6, -1.0), (7.3 * hw, 9.0 * hh, 9.8))
-        self.face = ((0.0, -2.6 - s['chin_length'] * 0.5, 2.6), (6.2 * hw, 7.2 + s['chin_length'] * 0.5, 6.2))
-        self.jaw = ((5.6 * jw, -3.5, -0.3), (2.4 * jw, -8.9 - s['chin_length'], 5.9), 1.3)
+        self.face = ((0.0, -2.5 - s['chin_length'] * 0.5, 2.6), (6.2 * hw, 6.9 + s['chin_length'] * 0.5, 6.2))
+        self.jaw = ((5.6 * jw, -3.5, -0.3), (2.4 * jw, -8.5 - s['chin_length'], 5.9), 1.3)
         self.cheek = ((4.2 * hw, 0.2, 6.0), (2.2 * s['cheek_fullness'], 1.6, 1.8 * s['cheek_fullness']))
-        self.chin = ((0.0, -8.8 - s['chin_length'], 7.2), (2.2 * jw, 1.6, 1.8))
+        self.chin = ((0.0, -8.4 - s['chin_length'], 7.2), (2.2 * jw, 1.6, 1.8))
         ex, ey = s['eye_spacing'], 2.0
         re = s['eye_size']
         self.eye_c = (ex, ey, 6.95)
@@ -450,7 +450,7 @@ class FaceModel:
         self.lip_up = ((0.0, ly, 8.75), (2.3 * mw, 0.55 * lf, 0.72))
         self.lip_lo = ((0.0, ly - 1.15 * lf, 8.55), (2.05 * mw, 0.65 * lf, 0.78))
         self.ear = ((7.25 * hw, 1.2, -0.6), (1.0, 3.0 * s['ear_size'], 1.9 * s['ear_size']))
-        self.neck = ((0.0, -6.0, -2.8), (0.0, -24.0, -3.6), 5.0 * s['neck_width'])
+        self.neck = ((0.0, -6.0, -2.6), (0.0, -24.0, -3.4), 5.4 * s['neck_width'])
         hs = params['hair']
         th = hs['thickness']
         (cx, cy, cz), (rx, ry, rz) = self.cranium
@@ -463,7 +463,7 @@ class FaceModel:
         # lids: (tilt, offset) planes; upper lid covers y' > edge, lower lid covers y' < edge
         op = s['eye_open']
         a, b = 0.6, 0.45
-        e_up, e_lo = 0.45 * op + 0.1, -(0.45 * op + 0.1)
+        e_up, e_lo = 0.5 * op + 0.12, -(0.45 * op + 0.12)
         self.lid_up = (a, e_up * math.cos(a) - (re + 0.13) * math.sin(a))
         self.lid_lo = (b, e_lo * math.cos(b) + (re + 0.13) * math.sin(b))
 
@@ -530,7 +530,6 @@ class FaceModel:
         cut = -((Y - np.float32(yh)) + np.float32(slope) * (np.float32(8.0) - Z)) * nrm
         d = _smax(d, cut, 1.2)
         if self.hair_long > 0.05:
-            L = self.hair_long
             (bcx, bcy, bcz), (brx, bry, brz) = self._hair_back
             back = _ellipsoid(xf - np.float32(bcx), Y - np.float32(bcy), Z - np.float32(bcz), brx, bry, brz)
             back = np.maximum(back, (Z - np.float32(1.5)) * np.float32(0.8))
@@ -663,8 +662,9 @@ class FaceModel:
             sx = np.where(X_ < 0, np.float32(-ex), np.float32(ex))
             vx, vy, vz = X_ - sx, Y_ - np.float32(ey), Z_ - np.float32(ez)
             vn = np.sqrt(vx * vx + vy * vy + vz * vz) + np.float32(1e-6)
-            gx = np.float32(self.params['appearance']['gaze'][0]) * np.sign(X_ + np.float32(1e-9)) * 0
-            cosang = (vz + gx) / vn
+            g = np.array([p['gaze'][0], p['gaze'][1], 1.0])
+            gx, gy, gz = (np.float32(v) for v in g / np.linalg.norm(g))
+            cosang = (vx * gx + vy * gy + vz * gz) / vn
             ang = np.arccos(np.clip(cosang, -1, 1))
             sclera = np.asarray(_srgb_to_linear(p['sclera_srgb']), dtype=np.float32)[:, None]
             ir = np.float32(0.50)
@@ -738,7 +738,7 @@ def sample_face_params(rng, skin_tone=None, yaw_range=25.0, pitch_range=15.0):
         'head_width': U(0.92, 1.08),
         'head_height': U(0.95, 1.05),
         'jaw_width': U(0.88, 1.12),
-        'chin_length': U(-0.5, 0.6),
+        'chin_length': U(-0.5, 0.5),
         'cheek_fullness': U(0.85, 1.2),
         'eye_spacing': U(3.05, 3.4),
         'eye_size': U(1.12, 1.22),
@@ -787,7 +787,7 @@ def sample_face_params(rng, skin_tone=None, yaw_range=25.0, pitch_range=15.0):
         'sclera_srgb': _srgb_tuple(np.array([0.93, 0.9, 0.88]) * U(0.9, 1.0)),
         'pupil': U(0.85, 1.2),
         'blush': U(0.0, 0.5),
-        'gaze': [0.0, 0.0],
+        'gaze': [U(-0.12, 0.12), U(-0.08, 0.08)],
     }
     az = math.radians(U(-60, 60))
     el = math.radians(U(-5, 45))
@@ -1001,8 +1001,7 @@ def _shade(model, params, geo):
     specular = spec * fres * np.power(ndh, shin) * (shin + 8) / np.float32(8 * math.pi) * np.float32(L['specular'])
     direct = (diff * sh)[None] * lcol
     rad = alb * (direct + acol * sky[None]) + (specular * sh * (ndl > 0))[None] * lcol
-    # rim of subsurface light on skin in shadow
-    return rad.astype(np.float32)
+    return rad.astype(np.float32), skin_w.astype(np.float32)
 
 
 def _render_linear(params, size, antialias=True, model=None):
@@ -1013,8 +1012,9 @@ def _render_linear(params, size, antialias=True, model=None):
 
     geo = render_sdf(model.sdf, c2w, k, size)
     col = _background(params, size)
+    skin = np.zeros(size * size, dtype=np.float32)
     if geo['hit_index'].size:
-        col[:, geo['hit_index']] = _shade(model, params, geo)
+        col[:, geo['hit_index']], skin[geo['hit_index']] = _shade(model, params, geo)
     img = col.reshape(3, size, size)
     if antialias:
         disp = _tonemap(img, params['light']['exposure'])
@@ -1047,14 +1047,14 @@ def _render_linear(params, size, antialias=True, model=None):
             if hi.size:
                 pts = (origin[:, None] + dirs[:, hi] * t[hi][None]).astype(np.float32)
                 g2 = {'points': pts, 'dirs': dirs[:, hi], 'hit_index': hi, 'normals': _normals(model.sdf, *pts)}
-                sub[:, hi] = _shade(model, params, g2)
+                sub[:, hi] = _shade(model, params, g2)[0]
             acc = img.reshape(3, -1)[:, edge].copy()
             for j in range(len(offs)):
                 acc += sub[:, j * edge.size:(j + 1) * edge.size]
             img = img.reshape(3, -1).copy()
             img[:, edge] = acc / np.float32(len(offs) + 1)
             img = img.reshape(3, size, size)
-    return img.transpose(1, 2, 0), geo['depth'], geo['mask'], camera_label(c2w, k)
+    return img.transpose(1, 2, 0), geo['depth'], geo['mask'], camera_label(c2w, k), skin.reshape(size, size)
 
 
 def render_face(params, size=256, antialias=True):
@@ -1069,9 +1069,11 @@ def render_face(params, size=256, antialias=True):
 
     Returns:
         dict: ``image`` (H, W, 3) uint8 RGB, ``depth`` (H, W) float32 z-depth (0 = background),
-        ``mask`` (H, W) bool foreground, ``camera`` (25,) float32 EG3D label, ``params`` (the input dict).
+        ``mask`` (H, W) bool foreground, ``skin`` (H, W) float32 skin weight in [0, 1] (skin of face, ears and
+        neck; 0 on eyes, lips, brows, hair and background), ``camera`` (25,) float32 EG3D label, ``params``
+        (the input dict).
     """
-    lin, depth, mask, label = _render_linear(params, size, antialias)
+    lin, depth, mask, label, skin = _render_linear(params, size, antialias)
     exposure = params['light']['exposure']
     ll = params.get('lowlight')
     if ll:
@@ -1085,7 +1087,7 @@ def render_face(params, size=256, antialias=True):
     else:
         disp = _tonemap(lin, exposure)
     img = np.clip(np.round(disp * 255), 0, 255).astype(np.uint8)
-    return {'image': img, 'depth': depth, 'mask': mask, 'camera': label, 'params': params}
+    return {'image': img, 'depth': depth, 'mask': mask, 'skin': skin, 'camera': label, 'params': params}
 
 
 def make_demo_face(seed, split, index, size=256, antialias=True):
@@ -1343,12 +1345,9 @@ def generate_demo_dataset(root='datasets/demo_faces', num_train=240, num_val=24,
     meta_path, progress_path = osp.join(root, 'meta.json'), osp.join(root, '.generating.json')
     old_meta, progress = _read_json(meta_path), _read_json(progress_path)
     ours = ('train', 'val', 'test', 'unpaired')
-    if old_meta is not None and _same_meta(old_meta, meta):
-        resume = True  # files were deleted from a finished set: re-render the missing ones
-    elif old_meta is None and _same_meta(progress, meta):
-        resume = True  # interrupted run with the same settings
-    else:
-        resume = False
+    # same settings (files deleted from a finished set, or an interrupted run): keep what exists, render the rest
+    resume = _same_meta(old_meta, meta) or (old_meta is None and _same_meta(progress, meta))
+    if not resume:
         stale = old_meta is not None or progress is not None or \
             any(osp.exists(osp.join(root, d)) and os.listdir(osp.join(root, d)) for d in ours)
         if stale and not overwrite:

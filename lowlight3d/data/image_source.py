@@ -12,8 +12,8 @@ import os.path as osp
 import warnings
 from collections import Counter
 
-from lowlight3d.utils.img_io import IMAGE_EXTENSIONS, ImageReadError, decode_image_array, read_image_bytes, \
-    to_float_rgb
+from lowlight3d.utils.img_io import (IMAGE_EXTENSIONS, ImageReadError, decode_image_array, read_image_bytes,
+                                     to_float_rgb)
 
 __all__ = ['ImageSource', 'scan_images', 'read_meta_info', 'open_lmdb_env', 'close_lmdb_env', 'META_INFO_NAME']
 
@@ -75,6 +75,7 @@ def read_meta_info(path):
     if not entries:
         raise ValueError(f"meta_info file '{path}' lists no image")
     return entries
+
 
 #: realpath -> (pid, (st_dev, st_ino) of data.mdb, lmdb.Environment): one read-only environment per LMDB and process.
 _LMDB_ENVS = {}
@@ -141,9 +142,9 @@ class ImageSource:
 
     Args:
         root (str): Image folder, or an ``.lmdb`` folder.
-        io_backend (dict, optional): ``{'type': 'disk' | 'lmdb', ...}`` (other keys, e.g. BasicSR's ``db_paths``
-            and ``client_keys``, are accepted and ignored: the LMDB is ``root``).  When omitted, ``root`` ending
-            in ``.lmdb`` selects the LMDB backend.
+        io_backend (dict, optional): ``{'type': 'disk' | 'lmdb', ...}``.  BasicSR's ``db_paths`` is used only when
+            ``root`` is empty (its first entry); ``client_keys`` is ignored.  When ``type`` is omitted, ``root``
+            ending in ``.lmdb`` selects the LMDB backend.
         meta_info_file (str, optional): Image list (BasicSR format).  Folder: restricts and orders the images.
             LMDB: defaults to ``root/meta_info.txt``; without it the LMDB keys are listed.
         extensions (Sequence[str]): Extensions scanned in a folder without meta_info.
@@ -160,10 +161,13 @@ class ImageSource:
                  recursive=False,
                  skip_missing=False,
                  option_name='dataroot'):
+        backend = dict(io_backend or {})
+        if not root and backend.get('db_paths'):
+            db_paths = backend['db_paths']
+            root = db_paths[0] if isinstance(db_paths, (list, tuple)) else db_paths
         if not root:
             raise ValueError(f"Option '{option_name}' is required (an image folder or an .lmdb folder)")
         self.root = os.fspath(root)
-        backend = dict(io_backend or {})
         self.backend = backend.get('type') or ('lmdb' if self.root.rstrip('/').endswith('.lmdb') else 'disk')
         if self.backend not in ('disk', 'lmdb'):
             raise ValueError(f"io_backend.type must be 'disk' or 'lmdb', got {self.backend!r}")
@@ -206,8 +210,8 @@ class ImageSource:
             return read_meta_info(meta)
         if meta_info_file:
             raise FileNotFoundError(f"meta_info file '{meta_info_file}' does not exist")
-        with self._open_env().begin(write=False) as txn:
-            return [k.decode('utf-8') for k, _ in txn.cursor()]
+        with self._open_env().begin(write=False) as txn:  # entries carry an extension, as in meta_info
+            return [k.decode('utf-8') + '.png' for k, _ in txn.cursor()]
 
     def _open_env(self):
         """The LMDB environment of this process (see :func:`open_lmdb_env`)."""

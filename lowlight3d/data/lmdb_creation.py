@@ -1,4 +1,4 @@
-"""Folder of images -> BasicSR-format LMDB with ``meta_info.txt`` (logic of ``scripts/data_preparation/create_lmdb.py``).
+"""Folder of images -> BasicSR-format LMDB with ``meta_info.txt`` (the logic of ``create_lmdb.py``).
 
 Format (readable by BasicSR's ``FileClient('lmdb')`` and by :class:`~lowlight3d.data.image_source.ImageSource`):
 
@@ -9,9 +9,10 @@ Format (readable by BasicSR's ``FileClient('lmdb')`` and by :class:`~lowlight3d.
 * ``meta_info.txt`` in the ``.lmdb`` folder: one line per image, ``<key>.png (h,w,c) <compress_level>``.
 
 Safety: the LMDB is built in ``<output>.partial`` and renamed when complete, so an ``.lmdb`` folder that exists is
-complete (with ``overwrite`` the old one is only replaced once the new one is complete).  Re-running on it is a no-op when its ``meta_info.txt`` lists exactly the input images; otherwise it
-stops and asks for ``overwrite=True``.  Every input image is decoded first; a corrupt one stops the run with an
-error naming it (nothing is left behind but the ``.partial`` folder, removed on the next run).
+complete (with ``overwrite`` the old one is only replaced once the new one is complete).  Re-running on it is a
+no-op when its ``meta_info.txt`` lists exactly the input images; otherwise it stops and asks for
+``overwrite=True``.  Every input image is decoded; a corrupt one stops the run with an error naming it (only the
+``.partial`` folder is left behind, removed by the next run).
 """
 import os
 import os.path as osp

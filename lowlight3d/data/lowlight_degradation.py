@@ -369,8 +369,7 @@ class LowLightDegradation:
                 theta = float(r.uniform(-np.pi, np.pi))
             kernel = _gaussian_kernel(cfg['kernel_size'], sigma_x, sigma_y, theta)
             lin = cv2.filter2D(lin, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
-            params['blur'] = {'sigma_x': sigma_x, 'sigma_y': sigma_y, 'theta': theta,
-                              'kernel_size': cfg['kernel_size']}
+            params['blur'] = {'sigma_x': sigma_x, 'sigma_y': sigma_y, 'theta': theta, 'kernel_size': cfg['kernel_size']}
 
         cfg = self.cfg['noise']
         r = step_rngs['noise']

@@ -30,7 +30,6 @@ Returned tensors are float32 ``C x H x W`` RGB in ``[0, 1]``.
 """
 import json
 import logging
-import os
 import warnings
 
 import cv2
@@ -44,8 +43,9 @@ from lowlight3d.data.seeding import STREAM_PAIRED, STREAM_PICK, STREAM_UNPAIRED,
 from lowlight3d.utils.img_io import IMAGE_EXTENSIONS, ImageReadError
 from lowlight3d.utils.registry import DATASET_REGISTRY, register
 
-__all__ = ['PairedLowLightFaceDataset', 'UnpairedLowLightDataset', 'SemiSupervisedLowLightDataset',
-           'CorruptImageWarning']
+__all__ = [
+    'PairedLowLightFaceDataset', 'UnpairedLowLightDataset', 'SemiSupervisedLowLightDataset', 'CorruptImageWarning'
+]
 
 logger = logging.getLogger('basicsr')
 
@@ -121,14 +121,13 @@ class _LowLightBase(data.Dataset):
         self.skip_corrupt = bool(self.opt.get('skip_corrupt', False))
         self.stream = stream
         self.epoch = 0
-        self.source = ImageSource(
-            self.opt.get(root_key),
-            io_backend=self.opt.get('io_backend'),
-            meta_info_file=self.opt.get('meta_info_file'),
-            extensions=self.opt.get('extensions') or IMAGE_EXTENSIONS,
-            recursive=bool(self.opt.get('recursive', False)),
-            skip_missing=self.skip_corrupt,
-            option_name=f'{self.name}: {root_key}')
+        self.source = ImageSource(self.opt.get(root_key),
+                                  io_backend=self.opt.get('io_backend'),
+                                  meta_info_file=self.opt.get('meta_info_file'),
+                                  extensions=self.opt.get('extensions') or IMAGE_EXTENSIONS,
+                                  recursive=bool(self.opt.get('recursive', False)),
+                                  skip_missing=self.skip_corrupt,
+                                  option_name=f'{self.name}: {root_key}')
         self._bad = set()
 
     @property
@@ -175,13 +174,13 @@ class _LowLightBase(data.Dataset):
         raise ImageReadError(self.source.root, f'{self.name}: no readable image left (all {n} failed)')
 
     def _check_index(self, index):
-        """Validate an index and return ``index % len``."""
+        """Validate an index: ``(seed_index, index % len)``, where ``seed_index`` is the non-negative index."""
         index = int(index)
         if index < 0:
             index += len(self)
             if index < 0:
                 raise IndexError(f'{self.name}: index out of range')
-        return index % len(self)
+        return index, index % len(self)
 
     def _prepare(self, img, rng):
         """Resize, then draw the flip (always drawn, so ``use_hflip`` does not shift later draws)."""
@@ -204,7 +203,7 @@ class PairedLowLightFaceDataset(_LowLightBase):
         opt (dict): Options.  Besides the common ones of this module:
 
             * ``dataroot_gt`` (required): folder or ``.lmdb`` of normal-light faces.
-            * ``degradation`` [{} = all defaults]: per-step option blocks of
+            * ``degradation`` [absent / null / {} = all defaults]: per-step option blocks of
               :class:`~lowlight3d.data.lowlight_degradation.LowLightDegradation` (a block's keys override its
               defaults; ``null`` disables the step).
             * ``return_params`` [False]: also return ``degradation_params``, the drawn parameters as a JSON string.
@@ -231,9 +230,9 @@ class PairedLowLightFaceDataset(_LowLightBase):
         Returns:
             dict: See the class docstring.
         """
-        i = self._check_index(index)
+        seed_index, i = self._check_index(index)
         if rng is None and self.is_train:
-            rng = self._sample_rng(int(index), None)
+            rng = self._sample_rng(seed_index, None)
         j, gt = self._load(i)
         if rng is None:
             rng = self._sample_rng(None, self.source.names[j])
@@ -279,9 +278,9 @@ class UnpairedLowLightDataset(_LowLightBase):
         Returns:
             dict: ``lq`` and ``lq_path``.
         """
-        i = self._check_index(index)
+        seed_index, i = self._check_index(index)
         if rng is None and self.is_train:
-            rng = self._sample_rng(int(index), None)
+            rng = self._sample_rng(seed_index, None)
         j, lq = self._load(i)
         if rng is None:
             rng = self._sample_rng(None, self.source.names[j])
@@ -291,8 +290,7 @@ class UnpairedLowLightDataset(_LowLightBase):
         return self.get_sample(index)
 
 
-_SHARED_KEYS = ('phase', 'seed', 'gt_size', 'use_hflip', 'skip_corrupt', 'extensions', 'recursive',
-                'return_params')
+_SHARED_KEYS = ('phase', 'seed', 'gt_size', 'use_hflip', 'skip_corrupt', 'extensions', 'recursive', 'return_params')
 
 
 @register(DATASET_REGISTRY)
@@ -327,13 +325,18 @@ class SemiSupervisedLowLightDataset(data.Dataset):
         if 'paired' in opt:
             paired_opt = {**shared, **dict(opt['paired'] or {})}
         else:
-            paired_opt = {k: v for k, v in opt.items() if k not in ('unpaired', 'dataroot_lq', 'meta_info_file_lq',
-                                                                     'io_backend_lq')}
+            paired_opt = {
+                k: v
+                for k, v in opt.items() if k not in ('unpaired', 'dataroot_lq', 'meta_info_file_lq', 'io_backend_lq')
+            }
         if 'unpaired' in opt:
             unpaired_opt = {**shared, **dict(opt['unpaired'] or {})}
         else:
-            unpaired_opt = {**shared, 'dataroot_lq': opt.get('dataroot_lq'),
-                            'meta_info_file': opt.get('meta_info_file_lq'), 'io_backend': opt.get('io_backend_lq')}
+            unpaired_opt = {
+                **shared, 'dataroot_lq': opt.get('dataroot_lq'),
+                'meta_info_file': opt.get('meta_info_file_lq'),
+                'io_backend': opt.get('io_backend_lq')
+            }
         paired_opt.setdefault('name', f'{self.name}.paired')
         unpaired_opt.setdefault('name', f'{self.name}.unpaired')
         self.paired = PairedLowLightFaceDataset(paired_opt)
@@ -358,10 +361,11 @@ class SemiSupervisedLowLightDataset(data.Dataset):
     def __getitem__(self, index):
         sample = self.paired.get_sample(index)
         if self.phase == 'train':
-            pick_rng = train_rng(self.seed, self.epoch, int(index), STREAM_PICK)
-            rng_u = train_rng(self.seed, self.epoch, int(index), STREAM_UNPAIRED)
+            seed_index = self.paired._check_index(index)[0]
+            pick_rng = train_rng(self.seed, self.epoch, seed_index, STREAM_PICK)
+            rng_u = train_rng(self.seed, self.epoch, seed_index, STREAM_UNPAIRED)
         else:
-            name = self.paired.source.names[self.paired._check_index(index)]
+            name = self.paired.source.names[self.paired._check_index(index)[1]]
             pick_rng = eval_rng(self.seed, name, STREAM_PICK)
             rng_u = eval_rng(self.seed, name, STREAM_UNPAIRED)
         j = int(pick_rng.integers(len(self.unpaired)))

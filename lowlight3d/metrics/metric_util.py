@@ -28,7 +28,7 @@ import copy
 import math
 
 __all__ = [
-    'MetricUnavailable', 'METRIC_INFO', 'metric_info', 'is_full_reference', 'compute_metric', 'try_compute_metric',
+    'MetricUnavailable', 'METRIC_INFO', 'metric_info', 'is_full_reference', 'compute_metric', 'try_compute_metric', 'mean_of_rows',
     'format_metric', 'describe_protocol', 'check_image', 'crop_image'
 ]
 
@@ -42,40 +42,18 @@ class MetricUnavailable(RuntimeError):
 
 #: Properties of the metrics: ``reference`` is ``'full'`` (needs ``img2``) or ``'no'``; ``better`` is the
 #: default ``better`` direction of a ``val.metrics`` block.  BasicSR's own registered functions are listed too.
+# yapf: disable
 METRIC_INFO = {
-    'psnr': {
-        'reference': 'full',
-        'better': 'higher'
-    },
-    'ssim': {
-        'reference': 'full',
-        'better': 'higher'
-    },
-    'lpips': {
-        'reference': 'full',
-        'better': 'lower'
-    },
-    'niqe': {
-        'reference': 'no',
-        'better': 'lower'
-    },
-    'brisque': {
-        'reference': 'no',
-        'better': 'lower'
-    },
-    'calculate_psnr': {
-        'reference': 'full',
-        'better': 'higher'
-    },
-    'calculate_ssim': {
-        'reference': 'full',
-        'better': 'higher'
-    },
-    'calculate_niqe': {
-        'reference': 'no',
-        'better': 'lower'
-    },
+    'psnr': {'reference': 'full', 'better': 'higher'},
+    'ssim': {'reference': 'full', 'better': 'higher'},
+    'lpips': {'reference': 'full', 'better': 'lower'},
+    'niqe': {'reference': 'no', 'better': 'lower'},
+    'brisque': {'reference': 'no', 'better': 'lower'},
+    'calculate_psnr': {'reference': 'full', 'better': 'higher'},
+    'calculate_ssim': {'reference': 'full', 'better': 'higher'},
+    'calculate_niqe': {'reference': 'no', 'better': 'lower'},
 }
+# yapf: enable
 
 # Option keys of a metric block that are not arguments of the metric function.
 _NON_ARGUMENT_KEYS = ('type', 'better')
@@ -169,6 +147,29 @@ def try_compute_metric(opt, img, img2=None):
         return compute_metric(opt, img, img2)
     except MetricUnavailable as err:
         return err
+
+
+def mean_of_rows(rows, metric_names):
+    """Per metric, the mean over the rows that have a value; unavailable values are left out.
+
+    Args:
+        rows (list[dict]): Rows whose metric values are floats or :class:`MetricUnavailable`.
+        metric_names (Sequence[str]): Metric columns.
+
+    Returns:
+        OrderedDict: ``{name: float}``, or a :class:`MetricUnavailable` (the common reason, or
+        ``no image has a value``) where no row has a value.  ``inf`` (PSNR of identical images) propagates.
+    """
+    from collections import OrderedDict
+    means = OrderedDict()
+    for name in metric_names:
+        values = [r[name] for r in rows if name in r and not isinstance(r[name], BaseException)]
+        if values:
+            means[name] = float(sum(values) / len(values))
+        else:
+            reasons = {str(r[name]) for r in rows if name in r}
+            means[name] = MetricUnavailable(reasons.pop() if len(reasons) == 1 else 'no image has a value')
+    return means
 
 
 def format_metric(value, precision=4):

@@ -3,16 +3,17 @@
 Used by validation during training (means, best values, optional images) and by ``test.py`` (per-image rows,
 saved results).  Metrics come from the metric registry through
 :func:`lowlight3d.metrics.metric_util.compute_metric`; a metric that cannot be computed is recorded as
-``'n/a (reason)'`` and left out of the mean, never replaced by a number.
+its :class:`~lowlight3d.metrics.metric_util.MetricUnavailable` (written ``n/a (reason)``) and left out of the
+mean, never replaced by a number.
 """
 import os.path as osp
 from collections import OrderedDict
 
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 
-from lowlight3d.metrics.metric_util import METRIC_INFO, MetricUnavailable, compute_metric
+from lowlight3d.metrics.metric_util import METRIC_INFO, format_metric, mean_of_rows, try_compute_metric
 
-__all__ = ['evaluate_loader', 'summarize_rows', 'validate', 'metric_better']
+__all__ = ['evaluate_loader', 'validate', 'metric_better']
 
 
 def metric_better(name, metric_opt):
@@ -37,7 +38,8 @@ def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=Fals
         pbar (bool): Show a tqdm progress bar.
 
     Returns:
-        list[OrderedDict]: One row per image: ``image`` plus each metric (float or ``'n/a (reason)'``).
+        list[OrderedDict]: One row per image: ``image`` plus each metric (a float, or the
+        :class:`~lowlight3d.metrics.metric_util.MetricUnavailable` saying why not).
     """
     rows = []
     iterator = dataloader
@@ -54,27 +56,11 @@ def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=Fals
             gt = tensor2img(visuals['gt'][b]) if 'gt' in visuals else None
             row = OrderedDict(image=name)
             for metric_name, metric_opt in (metrics_opt or {}).items():
-                try:
-                    row[metric_name] = compute_metric(metric_opt, result, gt)
-                except MetricUnavailable as err:
-                    row[metric_name] = f'n/a ({err})'
+                row[metric_name] = try_compute_metric(metric_opt, result, gt)
             if save_path_fn is not None:
                 imwrite(result, save_path_fn(name))
             rows.append(row)
     return rows
-
-
-def summarize_rows(rows, metric_names):
-    """Mean of each metric over the rows with a number; ``'n/a (reason)'`` when no row has one."""
-    summary = OrderedDict()
-    for name in metric_names:
-        values = [r[name] for r in rows if isinstance(r.get(name), float)]
-        if values:
-            summary[name] = sum(values) / len(values)
-        else:
-            reasons = sorted({r[name] for r in rows if isinstance(r.get(name), str)})
-            summary[name] = reasons[0] if reasons else 'n/a (no images)'
-    return summary
 
 
 def validate(model, dataloader, current_iter, tb_logger=None, save_img=False):
@@ -98,7 +84,7 @@ def validate(model, dataloader, current_iter, tb_logger=None, save_img=False):
         vis = model.opt['path']['visualization']
         save_fn = lambda name: osp.join(vis, name, f'{name}_{current_iter}.png')  # noqa: E731
     rows = evaluate_loader(model, dataloader, metrics_opt, save_fn, pbar=model.opt['val'].get('pbar', False))
-    means = summarize_rows(rows, list(metrics_opt))
+    means = mean_of_rows(rows, list(metrics_opt))
     best = model.best_metric_results.setdefault(dataset_name, {})
     improved = set()
     lines = [f'Validation {dataset_name} @ iter {current_iter}']
@@ -113,6 +99,6 @@ def validate(model, dataloader, current_iter, tb_logger=None, save_img=False):
             if tb_logger is not None:
                 tb_logger.add_scalar(f'metrics/{dataset_name}/{name}', value, current_iter)
         else:
-            lines.append(f'\t # {name}: {value}')
+            lines.append(f'\t # {name}: {format_metric(value)}')
     get_root_logger().info('\n'.join(lines))
     return means, improved

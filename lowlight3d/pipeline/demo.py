@@ -17,6 +17,7 @@ from lowlight3d.pipeline.train_pipeline import train_pipeline
 __all__ = ['DEMO_STAGES', 'prepare_user_faces', 'run_demo', 'main']
 
 DEMO_ROOT = osp.join('datasets', 'demo_faces')
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: (train option file, test option file, experiment name) of each demo stage, in order.
 DEMO_STAGES = [
     ('options/demo/train_LowLightUNet_demo.yml', 'options/demo/test_LowLightUNet_demo.yml', 'demo_LowLightUNet'),
@@ -61,31 +62,44 @@ def _user_overrides(faces_dir, metas):
     return overrides
 
 
-def run_demo(faces=None, root='.'):
+def run_demo(faces=None, root='.', demo_data_kwargs=None, extra_overrides=()):
     """Run every demo stage; returns ``{experiment name: test summary}``.
 
     Args:
         faces (str, optional): Folder of the user's own normal-light face photos replacing the generated
             paired faces (the unpaired "real-like" low-light test set stays the generated one).
-        root (str): Folder where ``datasets/``, ``experiments/`` and ``results/`` live.
+        root (str): Folder where ``datasets/``, ``experiments/`` and ``results/`` live (relative dataset paths
+            of the option files are relative to it).
+        demo_data_kwargs (dict, optional): Arguments of ``generate_demo_dataset`` (counts, size).
+        extra_overrides (Sequence[str]): ``--cfg-options`` added to every stage (tests use tiny budgets).
     """
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        return _run_stages(faces, demo_data_kwargs or {}, list(extra_overrides))
+    finally:
+        os.chdir(cwd)
+
+
+def _run_stages(faces, demo_data_kwargs, extra_overrides):
     from lowlight3d.data.demo_faces import generate_demo_dataset
     t0 = time.time()
-    os.chdir(root)
     print(f'[demo] demo data in {DEMO_ROOT} ...', flush=True)
-    generate_demo_dataset(DEMO_ROOT)
-    overrides, suffix = [], ''
+    generate_demo_dataset(DEMO_ROOT, verbose=True, **demo_data_kwargs)
+    overrides, suffix = list(extra_overrides), ''
     if faces:
         folder, metas = prepare_user_faces(faces)
-        overrides = _user_overrides(faces, metas)
+        overrides = _user_overrides(faces, metas) + overrides
         suffix = '_' + osp.basename(folder)
         print(f'[demo] using your faces from {faces}: lists in {folder}', flush=True)
     summaries = {}
     for train_opt, test_opt, name in DEMO_STAGES:
         name = name + suffix
-        stage_overrides = overrides + [f'name={name}']
+        stage_overrides = overrides + [f'name={name}']  # datasets.test* overrides apply to testing only
+        train_opt, test_opt = osp.join(REPO_ROOT, train_opt), osp.join(REPO_ROOT, test_opt)
         print(f'[demo] training {name} ({train_opt}) ...', flush=True)
-        train_pipeline(['-opt', train_opt, '--auto_resume', '--cfg-options', *stage_overrides])
+        train_only = [o for o in stage_overrides if not o.lstrip('+').startswith('datasets.test')]
+        train_pipeline(['-opt', train_opt, '--auto_resume', '--cfg-options', *train_only])
         weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
         print(f'[demo] testing {name} ({test_opt}) ...', flush=True)
         summaries[name] = test_pipeline(

@@ -14,7 +14,8 @@ import os.path as osp
 import time
 
 from lowlight3d.models import build_model
-from lowlight3d.models.validation import evaluate_loader, summarize_rows
+from lowlight3d.metrics.metric_util import format_metric, mean_of_rows
+from lowlight3d.models.validation import evaluate_loader
 from lowlight3d.pipeline.data_loading import build_eval_loader
 from lowlight3d.pipeline.option_loading import load_options
 from lowlight3d.utils.logger import environment_info, setup_logger
@@ -82,7 +83,7 @@ def test_pipeline(argv=None, root_path=None):
         t0 = time.time()
         rows = evaluate_loader(model, loader, metrics_opt, save_fn, pbar=(opt.get('val') or {}).get('pbar', False))
         seconds = time.time() - t0
-        means = summarize_rows(rows, list(metrics_opt))
+        means = mean_of_rows(rows, list(metrics_opt))
         summary[name] = {'num_images': len(rows), 'seconds': round(seconds, 3), 'metrics': means}
         all_rows += [{'dataset': name, **row} for row in rows]
         all_rows.append({'dataset': name, 'image': 'mean', **means})
@@ -91,8 +92,10 @@ def test_pipeline(argv=None, root_path=None):
         raise ValueError(f'{args.opt}: no datasets.test* (or val*) block to test on')
 
     write_rows_csv(all_rows, osp.join(results_root, 'metrics.csv'))
+    as_json = {name: {**entry, 'metrics': {k: v if isinstance(v, float) else format_metric(v)
+                                           for k, v in entry['metrics'].items()}} for name, entry in summary.items()}
     payload = {'name': opt['name'], 'model_type': opt['model_type'],
-               'pretrain_network_g': opt['path'].get('pretrain_network_g'), 'datasets': summary,
+               'pretrain_network_g': opt['path'].get('pretrain_network_g'), 'datasets': as_json,
                'protocol': metric_protocol(metrics_opt)}
     tmp = osp.join(results_root, 'metrics.json.tmp')
     with open(tmp, 'w') as f:

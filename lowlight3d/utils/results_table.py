@@ -6,8 +6,12 @@ import os.path as osp
 __all__ = ['write_rows_csv', 'format_value', 'format_table']
 
 
-def write_rows_csv(rows, path):
-    """Write dict rows to ``path`` atomically; columns are the union of keys in first-seen order."""
+def write_rows_csv(rows, path, digits=6):
+    """Write dict rows to ``path`` atomically; columns are the union of keys in first-seen order.
+
+    Returns:
+        str: ``path``.
+    """
     columns = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -17,14 +21,17 @@ def write_rows_csv(rows, path):
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: format_value(row.get(k, ''), digits=6) for k in columns})
+            writer.writerow({k: format_value(row.get(k, ''), digits=digits) for k in columns})
     os.replace(tmp, path)
+    return path
 
 
 def format_value(value, digits=4):
-    """Floats with ``digits`` decimals, everything else as ``str``."""
+    """Floats with ``digits`` decimals; an exception (an unavailable metric) as ``n/a (reason)``; else ``str``."""
     if isinstance(value, float):
         return f'{value:.{digits}f}'
+    if isinstance(value, BaseException):
+        return 'n/a (' + ' '.join(str(value).split()) + ')'
     return str(value)
 
 

@@ -33,7 +33,10 @@ def main(argv=None):
     from lowlight3d.data.lmdb_creation import LmdbExistsError, create_lmdb
     from lowlight3d.utils.img_io import ImageReadError
     try:
-        create_lmdb(args.input, args.output, compress_level=args.compress_level, overwrite=args.overwrite,
+        create_lmdb(args.input,
+                    args.output,
+                    compress_level=args.compress_level,
+                    overwrite=args.overwrite,
                     recursive=args.recursive)
     except (ImageReadError, LmdbExistsError, ValueError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
