@@ -4,7 +4,7 @@ Nothing is downloaded. Every face is an implicit 3D head (a smooth union of sign
 skull, face mass, cheeks, chin, brow ridges, nose, lips, ears, eye sockets with eyeballs and eyelids,
 neck and a hair cap) rendered by vectorised sphere tracing in numpy.
 
-Conventions (the same as EG3D, see ``docs/prior3d.md`` sections 1.4 and 1.7):
+Conventions (the same as EG3D; see the 3D-prior design note, sections 1.4 and 1.7):
 
 * World: y up, the face looks towards +z, the head is centred near the origin and fits in the EG3D
   box ``[-0.5, 0.5]^3`` (chin to crown about 0.5 world units).
@@ -73,6 +73,7 @@ _IRIS_SRGB = {
     'grey': (120, 130, 140),
 }
 
+_AA_THRESHOLD = 0.1  # summed |RGB| display difference to a 4-neighbour that marks an edge pixel
 _SPLIT_CODES = {'train': 1, 'val': 2, 'test': 3, 'unpaired': 4}
 _S = 0.0185  # world units per model unit ("cm")
 _OFFSET_Y = 0.5  # model-space shift so the head is centred in the frame
@@ -1025,7 +1026,7 @@ def _render_linear(params, size, antialias=True, model=None):
         dd = np.abs(disp[:, :, 1:] - disp[:, :, :-1]).sum(0)
         diff[:, 1:] = np.maximum(diff[:, 1:], dd)
         diff[:, :-1] = np.maximum(diff[:, :-1], dd)
-        edge = np.nonzero(diff.reshape(-1) > 0.1)[0]
+        edge = np.nonzero(diff.reshape(-1) > _AA_THRESHOLD)[0]
         if edge.size:
             # all 4 sub-pixel samples of all edge pixels in one batch; marching starts just before the nearest
             # hit among the 3x3 neighbouring pixel-centre rays (or at the bounding sphere if none hit)
@@ -1351,7 +1352,8 @@ def generate_demo_dataset(root='datasets/demo_faces', num_train=240, num_val=24,
         stale = old_meta is not None or progress is not None or \
             any(osp.exists(osp.join(root, d)) and os.listdir(osp.join(root, d)) for d in ours)
         if stale and not overwrite:
-            raise FileExistsError(f'{root} holds a different data set (meta.json: {old_meta}); pass overwrite=True '
+            found = {k: old_meta.get(k) for k in _META_KEYS} if isinstance(old_meta, dict) else old_meta
+            raise FileExistsError(f'{root} holds a different data set (meta.json: {found}); pass overwrite=True '
                                   '(--overwrite) to replace it, or choose another root')
         for d in ours:
             if osp.isdir(osp.join(root, d)):

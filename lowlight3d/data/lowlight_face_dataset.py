@@ -108,6 +108,9 @@ def img_to_tensor(img):
 class _LowLightBase(data.Dataset):
     """Shared option handling, seeding, reading with skip-on-corrupt, resize and flip."""
 
+    #: Indices >= len select image ``index % len`` with their own seed (read by the training sampler).
+    accepts_index_beyond_len = True
+
     def __init__(self, opt, root_key, stream):
         super().__init__()
         self.opt = dict(opt)
@@ -315,6 +318,8 @@ class SemiSupervisedLowLightDataset(data.Dataset):
     Returns from ``__getitem__``:
         dict: ``lq``, ``gt``, ``lq_path``, ``gt_path`` (paired), ``lq_unpaired``, ``lq_unpaired_path``.
     """
+
+    accepts_index_beyond_len = True
 
     def __init__(self, opt):
         super().__init__()

@@ -25,10 +25,13 @@ class ResumableSampler(Sampler):
         seed (int): Base seed.
         ratio (int): Repeat the dataset ``ratio`` times per epoch (BasicSR's ``dataset_enlarge_ratio``).
         batch_size (int): Per-process batch size, used to translate skipped batches into indices.
+        wrap (bool): Yield ``index % dataset_size`` (BasicSR's behaviour).  Datasets that declare
+            ``accepts_index_beyond_len`` get the un-wrapped index, so that the repeats of one image within an
+            enlarged epoch are augmented differently.
     """
 
-    def __init__(self, dataset_size, num_replicas=1, rank=0, shuffle=True, seed=0, ratio=1, batch_size=1):
-        self.dataset_size, self.num_replicas, self.rank = dataset_size, num_replicas, rank
+    def __init__(self, dataset_size, num_replicas=1, rank=0, shuffle=True, seed=0, ratio=1, batch_size=1, wrap=True):
+        self.dataset_size, self.num_replicas, self.rank, self.wrap = dataset_size, num_replicas, rank, wrap
         self.shuffle, self.seed, self.ratio, self.batch_size = shuffle, seed, max(1, int(ratio)), batch_size
         self.num_samples = math.ceil(dataset_size * self.ratio / num_replicas)
         self.epoch, self.skip_batches = 0, 0
@@ -46,7 +49,7 @@ class ResumableSampler(Sampler):
             order = torch.randperm(total, generator=gen)
         else:
             order = torch.arange(total)
-        indices = (order % self.dataset_size).tolist()
+        indices = (order % self.dataset_size if self.wrap else order).tolist()
         return indices[self.rank:total:self.num_replicas]
 
     def __iter__(self):
@@ -79,7 +82,8 @@ def build_train_loader(dataset_opt, opt):
         raise ValueError(f"Training set '{dataset_opt.get('name')}' is empty; check datasets.train paths")
     sampler = ResumableSampler(
         len(dataset), opt['world_size'], opt['rank'], shuffle=dataset_opt.get('use_shuffle', True),
-        seed=opt['manual_seed'], ratio=dataset_opt.get('dataset_enlarge_ratio', 1), batch_size=batch_size)
+        seed=opt['manual_seed'], ratio=dataset_opt.get('dataset_enlarge_ratio', 1), batch_size=batch_size,
+        wrap=not getattr(dataset, 'accepts_index_beyond_len', False))
     if sampler.batches_per_epoch() == 0:
         raise ValueError(f'batch_size_per_gpu={batch_size} is larger than the {sampler.num_samples} samples per '
                          'process of the training set; lower it or raise dataset_enlarge_ratio')
