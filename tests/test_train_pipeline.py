@@ -21,7 +21,9 @@ def _train(root, sets, total_iter, name, *flags, overrides=()):
 
 
 def test_training_writes_the_basicsr_layout(tmp_path, tiny_image_sets):
-    opt = _train(tmp_path, tiny_image_sets, 12, 'layout')
+    opt = _train(tmp_path, tiny_image_sets, 12, 'layout', overrides=['logger.use_tb_logger=true'])
+    events = os.listdir(tmp_path / 'tb_logger' / 'layout')
+    assert any(f.startswith('events.out.tfevents') for f in events)
     exp = opt['path']['experiments_root']
     models = set(os.listdir(osp.join(exp, 'models')))
     assert {'net_g_6.pth', 'net_g_12.pth', 'net_g_latest.pth', 'net_g_best.pth', 'best.json'} <= models

@@ -187,6 +187,7 @@ def train_pipeline(argv=None, root_path=None):
     logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}, to iter {total_iter}')
     epoch = start_epoch
     t_start = time.time()
+    window = {}  # sums of the logged scalars since the last log line (the line shows their means)
     while current_iter < total_iter:
         sampler.set_epoch(epoch, batches_done)
         if hasattr(train_set, 'set_epoch'):
@@ -200,8 +201,12 @@ def train_pipeline(argv=None, root_path=None):
             model.feed_data(batch)
             model.optimize_parameters(current_iter)
             iter_time = time.time() - data_t
+            for key, value in model.get_current_log().items():
+                total, count = window.get(key, (0.0, 0))
+                window[key] = (total + float(value), count + 1)
             if current_iter % log_opt['print_freq'] == 0 or current_iter == total_iter:
-                logs = dict(model.get_current_log())
+                logs = {key: total / count for key, (total, count) in window.items()}
+                window = {}
                 history['losses'].append({'iter': current_iter, **logs})
                 msg_logger({'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
                             'time': iter_time, 'data_time': data_time, **logs})
