@@ -1,0 +1,134 @@
+"""Gaussian diffusion maths of the tri-plane DDPM (paper eqs. 1, 2, 4, 6): schedule, forward process, samplers.
+
+Indices are 0-based: step ``t = 0 .. T-1`` has ``beta[t]``; the paper's ``t = 1 .. T`` is ``t + 1`` here, and the
+network is fed the 0-based index.  Samplers:
+
+* ``paper`` (eq. 4): ``x_{t-1} = (x_t - (1 - a_t) / sqrt(1 - abar_t) * eps) / sqrt(a_t) + sqrt(1 - a_t) z`` (variance
+  ``beta_t``; ``z = 0`` at the last step).  With ``S < T`` steps the schedule is respaced: ``abar'_k = abar[tau_k]``,
+  ``a'_k = abar[tau_k] / abar[tau_{k-1}]`` (``abar[tau_0] = 1``), and the same update runs with primes.
+* ``ddim``: ``x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)``;
+  ``x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - s^2) eps + s z`` with
+  ``s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)`` (``eta = 0``: deterministic).
+
+Noise is drawn per sample from its own ``torch.Generator`` when ``generators`` are given, so a sample does not
+depend on the batch it is in.
+"""
+import math
+
+import torch
+
+__all__ = ['DiffusionSchedule', 'randn_like_per_sample', 'SAMPLERS']
+
+SAMPLERS = ('paper', 'ddim')
+
+
+def randn_like_per_sample(x, generators=None):
+    """Standard normal noise shaped like ``x``; sample ``i`` drawn from ``generators[i]`` when given."""
+    if generators is None:
+        return torch.randn_like(x)
+    if len(generators) != x.shape[0]:
+        raise ValueError(f'{len(generators)} generators for a batch of {x.shape[0]}')
+    return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in generators]).to(x.device)
+
+
+class DiffusionSchedule:
+    """Variance schedule with the forward process and two samplers.
+
+    Args:
+        num_steps (int): ``T`` (paper 1000).
+        beta_start (float): First beta (linear schedule, 1e-4).
+        beta_end (float): Last beta (linear schedule, 0.02).
+        schedule (str): ``'linear'``, ``'scaled_linear'`` (linear with both ends times ``1000 / T``, for small test
+            ``T``) or ``'cosine'``.
+    """
+
+    def __init__(self, num_steps=1000, beta_start=1e-4, beta_end=0.02, schedule='linear'):
+        self.num_steps = int(num_steps)
+        if self.num_steps < 1:
+            raise ValueError(f'num_steps must be positive, got {num_steps}')
+        if schedule == 'linear':
+            betas = torch.linspace(beta_start, beta_end, self.num_steps, dtype=torch.float64)
+        elif schedule == 'scaled_linear':
+            scale = 1000.0 / self.num_steps
+            betas = torch.linspace(beta_start * scale, min(beta_end * scale, 0.999), self.num_steps, dtype=torch.float64)
+        elif schedule == 'cosine':
+            s = torch.arange(self.num_steps + 1, dtype=torch.float64) / self.num_steps
+            f = torch.cos((s + 0.008) / 1.008 * math.pi / 2)**2
+            betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+        else:
+            raise ValueError(f"schedule must be 'linear', 'scaled_linear' or 'cosine', got {schedule!r}")
+        self.betas = betas
+        self.alphas = 1 - betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, 0)
+
+    def _at(self, values, t, x):
+        return values.to(x.device)[t].to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+
+    def q_sample(self, x0, t, noise):
+        """Closed form (eq. 2): ``sqrt(abar_t) x0 + sqrt(1 - abar_t) noise`` for 0-based ``t`` of shape ``(B,)``."""
+        abar = self._at(self.alphas_cumprod, t, x0)
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+    def q_step(self, x_prev, t, noise):
+        """One forward step (eq. 1): ``sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) noise``."""
+        beta = self._at(self.betas, t, x_prev)
+        return (1 - beta).sqrt() * x_prev + beta.sqrt() * noise
+
+    def timesteps(self, steps):
+        """``steps`` increasing 0-based indices ``tau_1 < ... < tau_S = T - 1`` (uniform spacing)."""
+        steps = int(steps)
+        if not 1 <= steps <= self.num_steps:
+            raise ValueError(f'sampling steps must be in [1, {self.num_steps}], got {steps}')
+        tau = torch.linspace(0, self.num_steps - 1, steps, dtype=torch.float64).round().long()
+        if steps > 1 and tau.unique().numel() != steps:
+            raise ValueError(f'{steps} steps do not give distinct timesteps for T={self.num_steps}')
+        return tau
+
+    @torch.no_grad()
+    def sample(self, model_fn, shape, steps=None, sampler='ddim', eta=0.0, generators=None, device='cpu',
+               clip=None, x_T=None):
+        """Reverse process from ``x_T ~ N(0, I)``.
+
+        Args:
+            model_fn (callable): ``model_fn(x_t, t) -> eps`` with ``t`` a ``(B,)`` long tensor of 0-based steps.
+            shape (tuple): ``(B, C, H, W)``.
+            steps (int, optional): Number of sampling steps ``S`` (default ``T``).
+            sampler (str): ``'paper'`` (eq. 4, respaced) or ``'ddim'``.
+            eta (float): DDIM stochasticity.
+            generators (list[torch.Generator], optional): One per sample (seeded sampling); else the global RNG.
+            device: Device of ``x``.
+            clip (float, optional): Clamp the predicted ``x0`` to ``[-clip, clip]`` (DDIM only).
+            x_T (torch.Tensor, optional): Starting noise (overrides the draw).
+
+        Returns:
+            torch.Tensor: The sample ``x_0``.
+        """
+        if sampler not in SAMPLERS:
+            raise ValueError(f'sampler must be one of {SAMPLERS}, got {sampler!r}')
+        tau = self.timesteps(steps or self.num_steps)
+        abar_all = self.alphas_cumprod
+        x = x_T if x_T is not None else randn_like_per_sample(torch.empty(shape, device=device), generators)
+        b = shape[0]
+        for k in range(len(tau) - 1, -1, -1):
+            t = int(tau[k])
+            abar = float(abar_all[t])
+            abar_prev = float(abar_all[int(tau[k - 1])]) if k > 0 else 1.0
+            eps = model_fn(x, torch.full((b, ), t, dtype=torch.long, device=x.device))
+            if sampler == 'paper':
+                alpha = abar / abar_prev
+                x = (x - (1 - alpha) / math.sqrt(1 - abar) * eps) / math.sqrt(alpha)
+                if k > 0:
+                    x = x + math.sqrt(1 - alpha) * randn_like_per_sample(x, generators)
+            else:
+                x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+                if clip is not None:
+                    x0 = x0.clamp(-clip, clip)
+                    eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+                if k == 0:
+                    x = x0
+                    continue
+                sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar)) * math.sqrt(1 - abar / abar_prev)
+                x = math.sqrt(abar_prev) * x0 + math.sqrt(max(1 - abar_prev - sigma**2, 0.0)) * eps
+                if sigma > 0:
+                    x = x + sigma * randn_like_per_sample(x, generators)
+        return x

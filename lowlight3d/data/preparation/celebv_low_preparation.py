@@ -1,0 +1,383 @@
+"""CelebV-Low: real low-light face frames from CelebV-HQ clips (paper section 4.1), rebuilt automatically.
+
+Expected input (see ``docs/data_preparation.md``): a folder of CelebV-HQ clips ``<clip_id>.mp4`` (the output of
+the CelebV-HQ repository's ``download_and_process.py``, or the released archive; sub-folders are scanned too), and
+optionally ``celebvhq_info.json`` from that repository (``{"clips": {clip_id: {"ytb_id": ..., ...}}, ...}``), which
+restricts processing to the annotated clips and groups clips of the same YouTube video for the split.
+
+For every video, every ``frame_step``-th frame (at most ``max_frames_per_video``) is examined by
+:class:`LowLightFrameFilter`, in this order (the first failed test is the reason recorded):
+
+1. ``too_bright``: mean brightness >= ``threshold`` (0.2; checked first because it is cheap);
+2. ``no_face``: no face found on a brightened copy (covers heavy occlusion and faces too dark to see);
+   ``low_face_score``: the detector's score is below ``min_face_score``;
+3. ``scene_not_dark`` / ``too_clean``: the ``'scene'`` criterion (with the face box) rejects the frame;
+4. ``face_truncated``: more than ``max_outside`` of the FFHQ-style crop lies outside the frame;
+5. ``underexposed`` / ``overexposed``: the central face region is almost black (mean < ``min_face_brightness``
+   or more than ``max_crushed`` crushed pixels) or has more than ``max_blown`` blown-out pixels;
+6. ``blurred``: :func:`~lowlight3d.data.preparation.frame_quality.blur_score` of the crop < ``min_blur``;
+7. ``near_duplicate``: the crop's normalised thumbnail is within ``duplicate_distance`` (RMS) of a face already
+   kept from the same video;
+8. otherwise ``accepted``: the aligned crop (``face_size``, from the original dark pixels) is written to
+   ``<out>/faces/<video>__<frame>.png``.
+
+Unreadable or failing videos get a ``skipped_video`` row and are never fatal.  Decisions go to
+``<out>/decisions.csv`` and ``<out>/videos.csv`` (:class:`~lowlight3d.data.preparation.decision_ledger.DecisionLedger`);
+a re-run skips finished videos.  Finally the accepted faces are split (seeded) into ``<out>/train`` and
+``<out>/test`` (hard links, ``meta_info.txt``, lists ``train_list.txt`` / ``test_list.txt``, optional LMDBs) and
+``<out>/summary.json`` records the counts by reason.
+
+Occlusion is only detected as far as the detector fails on occluded faces; the paper removed such frames by hand.
+"""
+import json
+import os
+import os.path as osp
+import time
+from collections import Counter
+
+import numpy as np
+
+from lowlight3d.data.preparation.dataset_writing import (build_lmdb, populate_folder, write_image_atomic,
+                                                         write_name_list)
+from lowlight3d.data.preparation.decision_ledger import DecisionLedger
+from lowlight3d.data.preparation.face_alignment import align_face, five_landmarks
+from lowlight3d.data.preparation.frame_quality import (NearDuplicateFilter, blur_score, face_thumbnail,
+                                                       exposure_clipping, mean_brightness)
+from lowlight3d.data.preparation.lowlight_criterion import build_lowlight_criterion
+from lowlight3d.data.preparation.video_frames import VideoReadError, iter_video_frames, scan_videos
+from lowlight3d.data.seeding import check_seed
+
+__all__ = ['LowLightFrameFilter', 'load_celebvhq_info', 'split_accepted_frames', 'prepare_celebv_low']
+
+
+class LowLightFrameFilter:
+    """Examines frames: low-light test, face detection and alignment, quality checks (see the module docstring).
+
+    Args:
+        detector: A face detector (``detect(img) -> list[FaceDetection]``, largest first).
+        criterion: A low-light criterion (``criterion(img, face_box) -> CriterionResult``).
+        face_size (int): Side of the aligned crop.
+        min_face_score (float): Smallest detector score.
+        max_outside (float): Largest share of the crop outside the frame.
+        min_face_brightness (float): Smallest mean brightness of the central face region.
+        max_crushed (float): Largest share of crushed-black pixels in the central face region.
+        max_blown (float): Largest share of blown-out pixels in the central face region.
+        min_blur (float): Smallest :func:`blur_score` of the crop.
+    """
+
+    def __init__(self,
+                 detector,
+                 criterion,
+                 face_size=256,
+                 min_face_score=0.0,
+                 max_outside=0.3,
+                 min_face_brightness=0.01,
+                 max_crushed=0.5,
+                 max_blown=0.05,
+                 min_blur=120.0):
+        self.detector = detector
+        self.criterion = criterion
+        self.face_size = int(face_size)
+        self.min_face_score = float(min_face_score)
+        self.max_outside = float(max_outside)
+        self.min_face_brightness = float(min_face_brightness)
+        self.max_crushed = float(max_crushed)
+        self.max_blown = float(max_blown)
+        self.min_blur = float(min_blur)
+        s = self.face_size
+        self._face_region = (slice(int(0.3 * s), int(0.8 * s)), slice(int(0.25 * s), int(0.75 * s)))
+
+    def examine(self, frame, duplicates=None):
+        """Decide for one frame.
+
+        Args:
+            frame (np.ndarray): ``H x W x 3`` RGB float frame in ``[0, 1]``.
+            duplicates (NearDuplicateFilter, optional): Faces kept so far from the same video (not updated here).
+
+        Returns:
+            tuple[dict, AlignedFace | None, np.ndarray | None]: The ledger fields (``decision``, ``reason`` and the
+            measured values), the aligned face when accepted, and its thumbnail (for the duplicate filter).
+        """
+        row = {'brightness': mean_brightness(frame)}
+        threshold = getattr(self.criterion, 'threshold', None)
+        if threshold is not None and row['brightness'] >= threshold:
+            return self._reject(row, 'too_bright')
+        faces = self.detector.detect(frame)
+        if not faces:
+            return self._reject(row, 'no_face')
+        face = faces[0]
+        row['face_score'] = face.score
+        if face.score < self.min_face_score:
+            return self._reject(row, 'low_face_score')
+        verdict = self.criterion(frame, face.box)
+        row.update({k: v for k, v in verdict.stats.items() if k in ('scene_dark_fraction', 'relative_noise')})
+        if not verdict.is_lowlight:
+            return self._reject(row, verdict.reason)
+        landmarks, source = five_landmarks(face)
+        row['landmarks'] = source
+        aligned = align_face(frame, landmarks, self.face_size, source)
+        row['outside_fraction'] = aligned.outside_fraction
+        if aligned.outside_fraction > self.max_outside:
+            return self._reject(row, 'face_truncated')
+        centre = aligned.image[self._face_region]
+        row['face_brightness'] = mean_brightness(centre)
+        row['crushed_fraction'], row['blown_fraction'] = exposure_clipping(centre)
+        if row['face_brightness'] < self.min_face_brightness or row['crushed_fraction'] > self.max_crushed:
+            return self._reject(row, 'underexposed')
+        if row['blown_fraction'] > self.max_blown:
+            return self._reject(row, 'overexposed')
+        row['blur'] = blur_score(aligned.image)
+        if row['blur'] < self.min_blur:
+            return self._reject(row, 'blurred')
+        face_thumb = face_thumbnail(aligned.image)
+        if duplicates is not None:
+            twin = duplicates.check(face_thumb)
+            if twin is not None:
+                row['duplicate_of'] = twin
+                return self._reject(row, 'near_duplicate')
+        row.update(decision='accepted', reason='ok')
+        return row, aligned, face_thumb
+
+    @staticmethod
+    def _reject(row, reason):
+        """A rejection result."""
+        row.update(decision='rejected', reason=reason)
+        return row, None, None
+
+
+def load_celebvhq_info(path):
+    """Clip id -> group (its YouTube id) from CelebV-HQ's ``celebvhq_info.json``.
+
+    Args:
+        path (str): The JSON file (``{"clips": {clip_id: {"ytb_id": ...}}}``).
+
+    Returns:
+        dict: Clip id -> YouTube id (the clip id itself when ``ytb_id`` is missing).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"CelebV-HQ annotation file '{path}' does not exist (celebvhq_info.json from "
+                                'https://github.com/CelebV-HQ/CelebV-HQ)')
+    with open(path, encoding='utf-8') as f:
+        info = json.load(f)
+    clips = info.get('clips') if isinstance(info, dict) else None
+    if not isinstance(clips, dict):
+        raise ValueError(f"'{path}' has no 'clips' mapping; expected CelebV-HQ's celebvhq_info.json")
+    return {cid: str((meta or {}).get('ytb_id') or cid) for cid, meta in clips.items()}
+
+
+def split_accepted_frames(groups, num_train=5000, num_test=892, seed=0, by='video', allow_fewer=False):
+    """Seeded train/test split of accepted frames.
+
+    ``by='frame'``: a random permutation of all frames (the paper's "randomly selected").  ``by='video'``
+    (default): groups (videos, or YouTube videos with ``celebvhq_info.json``) are shuffled and assigned whole to the
+    test set until it holds ``num_test`` frames (the last group is cut to the exact count and its other frames are
+    dropped), so no person/clip appears in both sets; the training set is a random ``num_train`` of the frames of
+    the remaining groups.
+
+    Args:
+        groups (dict): Group id -> list of frame names.
+        num_train (int): Training frames wanted.
+        num_test (int): Test frames wanted.
+        seed (int): Split seed.
+        by (str): ``'video'`` or ``'frame'``.
+        allow_fewer (bool): With too few frames, keep the train:test ratio instead of raising.
+
+    Returns:
+        tuple[list[str], list[str]]: Sorted train and test names.
+    """
+    if by not in ('video', 'frame'):
+        raise ValueError(f"split 'by' must be 'video' or 'frame', got {by!r}")
+    total = sum(len(v) for v in groups.values())
+    wanted = num_train + num_test
+    if total < wanted:
+        if not allow_fewer:
+            raise ValueError(f'Only {total} frames were accepted but {num_train} train + {num_test} test were '
+                             'requested: process more videos, relax the filters, lower --num-train/--num-test, or '
+                             'pass --allow-fewer')
+        num_test = int(round(total * num_test / wanted)) if wanted else 0
+        num_train = total - num_test
+    rng = np.random.default_rng(check_seed(seed))
+    if by == 'frame':
+        names = sorted(n for v in groups.values() for n in v)
+        perm = rng.permutation(len(names))
+        test = sorted(names[i] for i in perm[:num_test])
+        return sorted(names[i] for i in perm[num_test:num_test + num_train]), test
+    keys = sorted(groups)
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    test, pool = [], []
+    for key in order:
+        frames = sorted(groups[key])
+        if len(test) < num_test:
+            test.extend(frames[:num_test - len(test)])
+        else:
+            pool.extend(frames)
+    if len(pool) < num_train:
+        if not allow_fewer:
+            raise ValueError(f'After taking {num_test} test frames from whole videos only {len(pool)} frames of other '
+                             f'videos remain for {num_train} training frames: use --split-by frame, fewer frames, '
+                             'or --allow-fewer')
+        num_train = len(pool)
+    pool.sort()
+    train = [pool[i] for i in rng.permutation(len(pool))[:num_train]]
+    return sorted(train), sorted(test)
+
+
+def _video_id(rel_path):
+    """Video id of a relative video path: the path without extension, ``/`` replaced by ``__``."""
+    return osp.splitext(rel_path)[0].replace('/', '__')
+
+
+def prepare_celebv_low(videos_dir,
+                       output_dir,
+                       info_json=None,
+                       criterion='brightness',
+                       threshold=0.2,
+                       criterion_options=None,
+                       detector='auto',
+                       weights_path=None,
+                       frame_step=15,
+                       max_frames_per_video=16,
+                       face_size=256,
+                       filter_options=None,
+                       duplicate_distance=0.6,
+                       num_train=5000,
+                       num_test=892,
+                       seed=0,
+                       split_by='video',
+                       allow_fewer=False,
+                       lmdb=False,
+                       max_videos=None,
+                       progress=True,
+                       log=print):
+    """Run the whole CelebV-Low preparation (see the module docstring).
+
+    Args:
+        videos_dir (str): Folder of CelebV-HQ clips.
+        output_dir (str): Output folder.
+        info_json (str, optional): ``celebvhq_info.json``.
+        criterion (str): ``'brightness'`` (the paper's rule) or ``'scene'``.
+        threshold (float): Mean-brightness threshold.
+        criterion_options (dict, optional): Further options of the criterion.
+        detector (str): ``'auto'``, ``'retinaface'`` or ``'haar'``.
+        weights_path (str, optional): RetinaFace weight file.
+        frame_step (int): Examine one frame in ``frame_step``.
+        max_frames_per_video (int): At most this many examined frames per video.
+        face_size (int): Side of the aligned faces.
+        filter_options (dict, optional): Options of :class:`LowLightFrameFilter` (``min_blur``, ``max_blown``, ...).
+        duplicate_distance (float): Thumbnail distance for near duplicates (negative disables).
+        num_train (int): Training frames (5000 in the paper).
+        num_test (int): Test frames (892 in the paper).
+        seed (int): Split seed.
+        split_by (str): ``'video'`` or ``'frame'``.
+        allow_fewer (bool): Accept fewer accepted frames than requested.
+        lmdb (bool): Also write ``train.lmdb`` and ``test.lmdb``.
+        max_videos (int, optional): Process only the first videos (sorted), e.g. for a trial.
+        progress (bool): Show a tqdm progress bar.
+        log (callable): Message sink.
+
+    Returns:
+        dict: The summary also written to ``summary.json``.
+    """
+    from tqdm import tqdm
+
+    from lowlight3d.data.preparation.face_detection import build_face_detector
+    log = log or (lambda *a, **k: None)
+    rel_videos = scan_videos(videos_dir)
+    group_of = {}
+    if info_json:
+        annotated = load_celebvhq_info(info_json)
+        on_disk = {_video_id(r): r for r in rel_videos}
+        missing = sorted(set(annotated) - set(on_disk))
+        extra = sorted(set(on_disk) - set(annotated))
+        log(f'{len(annotated)} clips in {info_json}: {len(annotated) - len(missing)} on disk, {len(missing)} missing'
+            f'{f" (e.g. {missing[:3]})" if missing else ""}; {len(extra)} video files not annotated are ignored')
+        rel_videos = [on_disk[c] for c in sorted(on_disk) if c in annotated]
+        group_of = {c: annotated[c] for c in on_disk if c in annotated}
+    if max_videos is not None:
+        rel_videos = rel_videos[:int(max_videos)]
+    if not rel_videos:
+        raise ValueError(f"No video to process in '{videos_dir}' (extensions .mp4 .mkv .webm .avi .mov .m4v)")
+
+    ledger = DecisionLedger(output_dir)
+    if ledger.dropped_partial_rows:
+        log(f'Resuming: dropped {ledger.dropped_partial_rows} ledger rows of an interrupted video')
+    todo = [r for r in rel_videos if not ledger.is_done(_video_id(r))]
+    log(f'{len(rel_videos)} videos, {len(rel_videos) - len(todo)} already done, {len(todo)} to process')
+    faces_dir = osp.join(output_dir, 'faces')
+    os.makedirs(faces_dir, exist_ok=True)
+    frames_seen, t0 = 0, time.perf_counter()
+    detector_report = ''
+    if todo:
+        crit = build_lowlight_criterion(criterion, threshold=threshold, **(criterion_options or {}))
+        det, detector_report = build_face_detector(detector, weights_path=weights_path)
+        log(detector_report)
+        frame_filter = LowLightFrameFilter(det, crit, face_size=face_size, **(filter_options or {}))
+        bar = tqdm(todo, desc='CelebV-Low videos', unit='video', disable=not progress)
+        for rel in bar:
+            vid = _video_id(rel)
+            rows = []
+            try:
+                duplicates = NearDuplicateFilter(duplicate_distance)
+                for index, frame in iter_video_frames(osp.join(videos_dir, rel), frame_step, max_frames_per_video):
+                    row, aligned, face_thumb = frame_filter.examine(frame, duplicates)
+                    row.update(video=vid, group=group_of.get(vid, vid), frame=index)
+                    if aligned is not None:
+                        name = f'{vid}__{index:06d}'
+                        write_image_atomic(osp.join(faces_dir, name + '.png'), aligned.image)
+                        duplicates.add(name, face_thumb)
+                        row['output'] = f'faces/{name}.png'
+                    rows.append(row)
+                    frames_seen += 1
+            except Exception as err:  # noqa: BLE001  (a broken video must never stop a 35k-clip run)
+                reason = err.reason if isinstance(err, VideoReadError) else f'{type(err).__name__}: {err}'
+                log(f'skipping video {rel}: {reason}')
+                rows = [{'video': vid, 'group': group_of.get(vid, vid), 'frame': -1, 'decision': 'skipped_video',
+                         'reason': f'unreadable: {reason}'}]
+                ledger.commit_video(vid, rows, status='unreadable', reason=reason)
+                continue
+            ledger.commit_video(vid, rows)
+            bar.set_postfix(frames=frames_seen, fps=f'{frames_seen / max(time.perf_counter() - t0, 1e-9):.1f}')
+    elapsed = time.perf_counter() - t0
+    return _finish(output_dir, ledger, faces_dir, num_train, num_test, seed, split_by, allow_fewer, lmdb,
+                   {'frames_examined_this_run': frames_seen, 'seconds_this_run': elapsed,
+                    'frames_per_second_this_run': frames_seen / elapsed if frames_seen and elapsed > 0 else None,
+                    'detector': detector_report, 'criterion': criterion, 'threshold': threshold}, log)
+
+
+def _finish(output_dir, ledger, faces_dir, num_train, num_test, seed, split_by, allow_fewer, lmdb, run_info, log):
+    """Split the accepted faces, write the set folders, lists, LMDBs and ``summary.json``."""
+    rows = ledger.decisions()
+    reasons = Counter(r['reason'] if r['decision'] != 'skipped_video' else 'unreadable_video' for r in rows)
+    groups = {}
+    for r in rows:
+        if r['decision'] == 'accepted':
+            groups.setdefault(r['group'], []).append(osp.splitext(osp.basename(r['output']))[0])
+    accepted = sum(len(v) for v in groups.values())
+    summary = {
+        'videos': len(ledger.videos),
+        'videos_unreadable': sum(v['status'] == 'unreadable' for v in ledger.videos.values()),
+        'frames_examined': sum(r['decision'] in ('accepted', 'rejected') for r in rows),
+        'frames_accepted': accepted,
+        'reasons': dict(sorted(reasons.items())),
+        **run_info,
+    }
+    if accepted == 0:
+        log('No frame was accepted: no train/test split written')
+        summary.update(num_train=0, num_test=0)
+    else:
+        train, test = split_accepted_frames(groups, num_train, num_test, seed, split_by, allow_fewer)
+        summary.update(num_train=len(train), num_test=len(test), split_by=split_by, seed=seed)
+        for split, names in (('train', train), ('test', test)):
+            write_name_list(osp.join(output_dir, f'{split}_list.txt'), names)
+            folder = osp.join(output_dir, split)
+            changed = populate_folder(folder, {f'{n}.png': osp.join(faces_dir, f'{n}.png') for n in names})
+            if lmdb and names:
+                build_lmdb(folder, rebuild=changed, log=log)
+    tmp = osp.join(output_dir, 'summary.json.tmp')
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+    os.replace(tmp, osp.join(output_dir, 'summary.json'))
+    log(f"CelebV-Low: {summary['frames_examined']} frames examined in {summary['videos']} videos "
+        f"({summary['videos_unreadable']} unreadable), {accepted} accepted -> {summary['num_train']} train / "
+        f"{summary['num_test']} test; reasons: {summary['reasons']}")
+    return summary

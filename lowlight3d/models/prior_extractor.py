@@ -1,0 +1,237 @@
+"""3D face prior for the enhancer: low-light image -> sampled tri-planes -> render -> ``T1..T3``, ``D1..D3``.
+
+A plain inference class (like GFPGANer): :class:`PriorExtractor` wraps a trained :class:`~lowlight3d.archs.
+triplane_ddpm_arch.TriplaneDDPM` (EMA weights when the checkpoint has them), the renderer of the trained
+:class:`~lowlight3d.archs.triplane_encoder_arch.TriplaneGenerator` and a
+:class:`~lowlight3d.archs.diffusion_schedule.DiffusionSchedule`.
+
+* ``T1`` = render (render size, paper 128), ``T2``/``T3`` = 2x2 / 4x4 average pools; ``D1..D3`` likewise from the
+  depth guidance ``(far - depth) / (far - near) * opacity`` in ``[0, 1]`` (near = bright, background 0).
+* Determinism: the noise of sample ``i`` comes from its own generator seeded by ``(seed, keys[i])`` (or
+  ``(seed, i)`` without keys), so a prior does not depend on the batch it is computed in; the render is the
+  deterministic eval render.
+* Flip consistency (``flip_consistent=True``, default): the prior of ``I`` is the average of the prior sampled on
+  ``I`` and the horizontally flipped prior sampled on ``flip(I)`` with the same noise.  Then
+  ``prior(flip(I)) = flip(prior(I))`` exactly, for any network, at twice the sampling cost (one batch of 2B).
+* Cache (``cache=True`` and/or ``cache_dir``): results are stored per ``(key, seed)`` (CPU tensors, optionally
+  ``.pt`` files), so a frozen prior is sampled once per image, not every epoch.  The key must name the image (its
+  path); the cached prior is that of the first input seen under the key (with training-time random degradations
+  the prior of a later epoch is *not* re-sampled; that is the point).  ``flips[i] = True`` says that input ``i`` is
+  the horizontal flip of the keyed image: the cache then stores/returns flipped tensors (exact with
+  ``flip_consistent``).
+"""
+import hashlib
+import os
+import os.path as osp
+
+import torch
+import torch.nn.functional as F
+
+from lowlight3d.archs import build_network
+from lowlight3d.archs.diffusion_schedule import DiffusionSchedule
+from lowlight3d.archs.triplane_renderer_arch import depth_guidance
+from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
+
+__all__ = ['PriorExtractor', 'sample_x0', 'seeded_generators', 'prior_pyramid']
+
+
+def seeded_generators(seed, count, keys=None):
+    """One ``torch.Generator`` per sample, seeded from ``(seed, keys[i])`` or ``(seed, i)``."""
+    gens = []
+    for i in range(count):
+        tag = f'{int(seed)}|{keys[i] if keys is not None else i}'
+        gens.append(torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(tag.encode()).digest()[:8], 'little')))
+    return gens
+
+
+@torch.no_grad()
+def sample_x0(denoiser, schedule, cond_img, steps=20, sampler='ddim', eta=0.0, generators=None, clip=None):
+    """Sample standardised ``x0`` for low-light images (condition features are computed once).
+
+    Args:
+        denoiser (TriplaneDDPM): The noise predictor (eval mode).
+        schedule (DiffusionSchedule): Its schedule.
+        cond_img (torch.Tensor): ``(B, 3, S, S)`` low-light images in ``[0, 1]`` at the denoiser's image size.
+        steps (int): Sampling steps.
+        sampler (str): ``'ddim'`` or ``'paper'``.
+        eta (float): DDIM stochasticity.
+        generators (list, optional): Per-sample generators.
+        clip (float, optional): Clamp of the predicted (standardised) ``x0`` in DDIM.
+
+    Returns:
+        torch.Tensor: ``(B, in_channels, R, R)`` standardised ``x0``.
+    """
+    feats = denoiser.condition(cond_img)
+    r = feats[0].shape[-1]
+    shape = (cond_img.shape[0], denoiser.in_channels, feats[0].shape[-2], r)
+    return schedule.sample(lambda x, t: denoiser.denoise(x, t, feats), shape, steps, sampler, eta, generators,
+                           device=cond_img.device, clip=clip)
+
+
+def prior_pyramid(render, guidance):
+    """``{'T': [T1, T2, T3], 'D': [D1, D2, D3]}`` by 2x2 average pooling twice."""
+    ts, ds = [render], [guidance]
+    for _ in range(2):
+        ts.append(F.avg_pool2d(ts[-1], 2))
+        ds.append(F.avg_pool2d(ds[-1], 2))
+    return {'T': ts, 'D': ds}
+
+
+class PriorExtractor:
+    """Frozen 3D prior: ``extract(lq, seed) -> {'T': [...], 'D': [...], 'render', 'depth', 'opacity', ...}``.
+
+    Args:
+        denoiser (TriplaneDDPM): Trained denoiser (with its standardisation statistics).
+        renderer (TriplaneRenderer): Renderer of the generator that made the training targets.
+        schedule (DiffusionSchedule): Diffusion schedule of the denoiser.
+        image_size (int): Size the low-light image is resized to for the denoiser.
+        steps (int): Sampling steps (default 20).
+        sampler (str): ``'ddim'`` (default, eta 0: deterministic given the start noise) or ``'paper'`` (eq. 4).
+        eta (float): DDIM eta.
+        clip (float, optional): DDIM clamp of the standardised ``x0`` (default 5 standard deviations; None: off).
+        flip_consistent (bool): Average with the flipped prior of the flipped image (see module docstring).
+        cache (bool): Keep results in memory per ``(key, seed)``.
+        cache_dir (str, optional): Also keep them as ``.pt`` files there.
+        device (str | torch.device): Device.
+    """
+
+    def __init__(self, denoiser, renderer, schedule, image_size, steps=20, sampler='ddim', eta=0.0, clip=5.0,
+                 flip_consistent=True, cache=False, cache_dir=None, device='cpu'):
+        if not bool(denoiser.stats_ready):
+            raise ValueError('The denoiser has no standardisation statistics (stats_ready is false): load weights '
+                             'written by TriplaneDiffusionModel')
+        self.device = torch.device(device)
+        self.denoiser = denoiser.to(self.device).eval()
+        self.renderer = renderer.to(self.device).eval()
+        self.schedule, self.image_size = schedule, int(image_size)
+        self.steps, self.sampler, self.eta, self.clip = int(steps), sampler, float(eta), clip
+        self.flip_consistent = bool(flip_consistent)
+        self.cache = {} if cache else None
+        self.cache_dir = cache_dir
+        if cache_dir:
+            os.makedirs(cache_dir, exist_ok=True)
+
+    @classmethod
+    def from_options(cls, opt, denoiser_weights, generator_weights=None, **kwargs):
+        """Build from a (resolved) DDPM option dict and checkpoints.
+
+        Args:
+            opt (dict | str): Options of :class:`~lowlight3d.models.triplane_diffusion_model.TriplaneDiffusionModel`
+                (``network_g``, ``network_generator``, ``diffusion``, ``prior``) or the path of such a file.
+            denoiser_weights (str): ``net_g_*.pth`` of the DDPM stage (``params_ema`` used when present).
+            generator_weights (str, optional): ``net_generator_*.pth``; default ``path.pretrain_network_generator``.
+            **kwargs: Override the ``prior`` block (``steps``, ``sampler``, ``eta``, ``cache``, ``device`` ...).
+        """
+        if isinstance(opt, str):
+            from lowlight3d.utils.options import load_config
+            opt = load_config(opt)
+        generator_weights = generator_weights or opt.get('path', {}).get('pretrain_network_generator')
+        if not generator_weights:
+            raise ValueError('PriorExtractor needs the generator checkpoint (net_generator_*.pth): pass '
+                             'generator_weights or set path.pretrain_network_generator')
+        denoiser = build_network(opt['network_g'], where='network_g')
+        _load(denoiser, denoiser_weights, 'denoiser')
+        generator = build_network(opt['network_generator'], where='network_generator')
+        _load(generator, generator_weights, 'generator')
+        return cls.from_networks(denoiser, generator, opt.get('diffusion') or {}, **{**(opt.get('prior') or {}),
+                                                                                    **kwargs})
+
+    @classmethod
+    def from_networks(cls, denoiser, generator, diffusion_opt=None, **kwargs):
+        """Build from networks: the generator gives the renderer and the image size."""
+        schedule = DiffusionSchedule(**(diffusion_opt or {}))
+        plane_res = generator.encoder.plane_resolution(generator.input_size)
+        return cls(denoiser, generator.renderer, schedule, plane_res * 2**denoiser.image_downsample, **kwargs)
+
+    def _cache_file(self, key):
+        return osp.join(self.cache_dir, hashlib.sha1(key.encode()).hexdigest() + '.pt') if self.cache_dir else None
+
+    @torch.no_grad()
+    def _compute(self, lq, seed, keys):
+        b = lq.shape[0]
+        img = lq.to(self.device)
+        if img.shape[-1] != self.image_size or img.shape[-2] != self.image_size:
+            img = F.interpolate(img, size=(self.image_size, self.image_size), mode='bilinear', align_corners=False,
+                                antialias=True)
+        gens = seeded_generators(seed, b, keys)
+        if self.flip_consistent:
+            img, gens = torch.cat([img, img.flip(-1)]), gens + seeded_generators(seed, b, keys)
+        x0 = sample_x0(self.denoiser, self.schedule, img, self.steps, self.sampler, self.eta, gens, self.clip)
+        planes, cams = self.denoiser.split_x0(x0)
+        out = self.renderer(planes, cams, deterministic=True)
+        render, depth, opacity = out['image'], out['depth'], out['opacity']
+        guidance = depth_guidance(depth, opacity, self.renderer.ray_start, self.renderer.ray_end)
+        result = {'render': render, 'depth': guidance, 'ray_depth': depth, 'opacity': opacity, 'camera': cams}
+        if self.flip_consistent:
+            result = {k: (v[:b] + v[b:].flip(-1)) / 2 if v.ndim == 4 else v[:b] for k, v in result.items()}
+        return {k: v.cpu() for k, v in result.items()}
+
+    @torch.no_grad()
+    def extract(self, lq, seed=0, keys=None, flips=None):
+        """The prior of a batch of low-light images.
+
+        Args:
+            lq (torch.Tensor): ``(B, 3, H, W)`` in ``[0, 1]``.
+            seed (int): Sampling seed.
+            keys (list[str], optional): Image identities (paths) for per-image seeding and the cache.
+            flips (list[bool], optional): Input ``i`` is the horizontal flip of image ``keys[i]`` (cache only).
+
+        Returns:
+            dict: ``T`` and ``D`` (lists of 3 tensors, full, 1/2, 1/4 of the render size), ``render``
+            ``(B, 3, R, R)``, ``depth`` (= ``D1``), ``ray_depth``, ``opacity``, ``camera`` ``(B, 25)`` (CPU tensors;
+            the camera of the un-flipped sample).
+        """
+        b = lq.shape[0]
+        if keys is not None and len(keys) != b:
+            raise ValueError(f'{len(keys)} keys for a batch of {b}')
+        flips = [False] * b if flips is None else [bool(f) for f in flips]
+        use_cache = keys is not None and (self.cache is not None or self.cache_dir)
+        results = [None] * b
+        if use_cache:
+            for i, key in enumerate(keys):
+                entry = self._lookup(f'{key}|{seed}')
+                if entry is not None:
+                    results[i] = _flip_entry(entry) if flips[i] else entry
+        todo = [i for i in range(b) if results[i] is None]
+        if todo:
+            sub_keys = [keys[i] for i in todo] if keys is not None else todo
+            fresh = self._compute(lq[todo], seed, sub_keys)
+            for j, i in enumerate(todo):
+                entry = {k: v[j:j + 1] for k, v in fresh.items()}
+                results[i] = entry
+                if use_cache:
+                    self._store(f'{keys[i]}|{seed}', _flip_entry(entry) if flips[i] else entry)
+        merged = {k: torch.cat([r[k] for r in results]) for k in results[0]}
+        merged.update(prior_pyramid(merged['render'], merged['depth']))
+        return merged
+
+    def _lookup(self, key):
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        path = self._cache_file(key)
+        if path and osp.isfile(path):
+            entry = torch.load(path)
+            if self.cache is not None:
+                self.cache[key] = entry
+            return entry
+        return None
+
+    def _store(self, key, entry):
+        if self.cache is not None:
+            self.cache[key] = entry
+        path = self._cache_file(key)
+        if path:
+            atomic_save(entry, path)
+
+
+def _flip_entry(entry):
+    """Horizontal flip of the image-like tensors of a cache entry (the camera is left as sampled)."""
+    return {k: v.flip(-1) if v.ndim == 4 else v for k, v in entry.items()}
+
+
+def _load(net, path, what):
+    state = load_checkpoint(path, what=what)
+    key = 'params_ema' if 'params_ema' in state else 'params'
+    if key not in state:
+        raise KeyError(f'{path} has no params/params_ema entry (keys: {list(state)})')
+    net.load_state_dict(strip_module_prefix(state[key]), strict=True)

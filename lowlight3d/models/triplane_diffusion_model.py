@@ -1,0 +1,152 @@
+"""Training of the conditional tri-plane DDPM (paper Sec. 3.1.1, eqs. 1-6).
+
+Data: :class:`~lowlight3d.data.face_depth_dataset.FaceDepthDataset` with ``lowlight: true`` (``lq`` synthesised by
+the same degradation and draws as ``PairedLowLightFaceDataset``; ``gt``, ``camera``).  Targets: the frozen trained
+generator (``network_generator``, weights ``path.pretrain_network_generator``) encodes ``gt`` to tri-planes on the
+fly; ``x0 = [planes | camera broadcast]``, standardised per channel with statistics set from the first training
+batch and stored in the denoiser's buffers (so in every checkpoint).  Loss (eq. 6): ``train.noise_opt`` (e.g.
+``MSELoss``) between predicted and true noise at uniform random ``t``.  EMA copy ``net_g_ema`` for sampling.
+
+Validation (``val.sampler``, ``val.sampling_steps``, ``val.eta``, ``val.clip`` [5], ``val.seed``,
+``val.flip_consistent``): the prior
+is sampled from ``lq`` with :class:`~lowlight3d.models.prior_extractor.PriorExtractor`; ``result`` = its render,
+``gt`` = the render of the generator's tri-planes from the true camera; ``val.metrics`` (PSNR/SSIM) compare them and
+``depth_mae`` is the mean absolute difference of the depth guidance maps (``[0, 1]`` units).
+"""
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+from lowlight3d.archs.diffusion_schedule import DiffusionSchedule
+from lowlight3d.archs.triplane_renderer_arch import depth_guidance
+from lowlight3d.models.base_model import BaseModel
+from lowlight3d.models.prior_extractor import PriorExtractor
+from lowlight3d.models.triplane_generator_model import validate_with_depth
+from lowlight3d.utils.registry import MODEL_REGISTRY, register
+
+__all__ = ['TriplaneDiffusionModel']
+
+
+@register(MODEL_REGISTRY)
+class TriplaneDiffusionModel(BaseModel):
+    """Trains ``network_g`` (:class:`~lowlight3d.archs.triplane_ddpm_arch.TriplaneDDPM`) on frozen generator targets.
+
+    Option keys: ``network_g``, ``network_generator``, ``diffusion`` (``DiffusionSchedule`` arguments),
+    ``path.pretrain_network_generator`` (required), ``train.optim_g``, ``train.scheduler``, ``train.ema_decay``,
+    ``train.noise_opt``; ``val.*`` sampling keys (module docstring); ``prior`` (defaults of the extractor).
+    """
+
+    depth_error_unit = '(depth guidance of sampled vs target render, [0, 1])'
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        if not opt['path'].get('pretrain_network_generator'):
+            raise ValueError('TriplaneDiffusionModel needs path.pretrain_network_generator: the net_generator_*.pth '
+                             'written by the TriplaneGeneratorModel stage (train_TriplaneGenerator_*.yml)')
+        self.add_network('net_g')
+        self.add_network('net_generator', trainable=False)
+        self.generator = self.bare(self.nets['net_generator']).eval()
+        self.schedule = DiffusionSchedule(**(opt.get('diffusion') or {}))
+        train_opt = opt.get('train', {})
+        self.ema_decay = float(train_opt.get('ema_decay', 0) or 0)
+        if self.ema_decay > 0:
+            self.add_ema('net_g_ema', 'net_g')
+        denoiser = self.bare(self.nets['net_g'])
+        plane_res = self.generator.encoder.plane_resolution(self.generator.input_size)
+        self.cond_size = plane_res * 2**denoiser.image_downsample
+        if self.generator.encoder.plane_channels != denoiser.plane_channels:
+            raise ValueError(f'network_g.plane_channels ({denoiser.plane_channels}) must equal the generator\'s '
+                             f'encoder.plane_channels ({self.generator.encoder.plane_channels})')
+        self._depth_errors = None
+        if self.is_train:
+            self.nets['net_g'].train()
+            self.build_losses()
+            if set(self.losses) != {'noise'}:
+                raise KeyError(f'TriplaneDiffusionModel uses exactly one loss block, train.noise_opt (eq. 6); got '
+                               f'{[k + "_opt" for k in self.losses]}')
+            self.add_optimizer('optim_g', self.nets['net_g'].parameters(), train_opt['optim_g'])
+            self.setup_schedulers()
+
+    # ------------------------------------------------------------------ data
+    def _resize(self, img, size):
+        if img.shape[-1] == size and img.shape[-2] == size:
+            return img
+        return F.interpolate(img, size=(size, size), mode='bilinear', align_corners=False, antialias=True)
+
+    @torch.no_grad()
+    def targets(self, gt, camera):
+        """Raw ``x0`` (not standardised) and the generator's tri-planes for normal-light faces."""
+        planes = self.generator(gt)
+        return self.bare(self.nets['net_g']).make_x0(planes, camera), planes
+
+    def feed_data(self, data):
+        """Take ``lq``, ``gt`` and ``camera``; compute the tri-plane targets with the frozen generator."""
+        self.lq = self._resize(data['lq'].to(self.device), self.cond_size)
+        self.gt = data['gt'].to(self.device)
+        self.camera = data['camera'].to(self.device).float()
+        self.x0_raw, self.target_planes = self.targets(self.gt, self.camera)
+        self.lq_path = data.get('lq_path')
+
+    # ------------------------------------------------------------------ training
+    def optimize_parameters(self, current_iter):
+        """One eq.-6 step at uniform random ``t``; statistics from the first batch; then the EMA update."""
+        denoiser = self.bare(self.nets['net_g'])
+        if not bool(denoiser.stats_ready):
+            denoiser.set_statistics(self.x0_raw)
+        x0 = denoiser.standardize(self.x0_raw)
+        t = torch.randint(0, self.schedule.num_steps, (x0.shape[0], ), device=self.device)
+        noise = torch.randn_like(x0)
+        x_t = self.schedule.q_sample(x0, t, noise)
+        optimizer = self.optimizers['optim_g']
+        optimizer.zero_grad(set_to_none=True)
+        eps = self.nets['net_g'](x_t, t, self.lq)
+        loss = self.losses['noise'](eps, noise)
+        loss.backward()
+        optimizer.step()
+        self.log_dict = self.reduce_loss_dict(OrderedDict(l_noise=loss.detach()))
+        if 'net_g_ema' in self.nets:
+            self.update_ema('net_g_ema', self.ema_decay)
+
+    # ------------------------------------------------------------------ sampling / validation
+    def test_network(self):
+        """The denoiser used for sampling (EMA copy when there is one)."""
+        return self.bare(self.nets.get('net_g_ema', self.nets['net_g']))
+
+    def prior_extractor(self, **overrides):
+        """A :class:`PriorExtractor` on the current (EMA) denoiser with the ``val`` sampling settings."""
+        val = self.opt.get('val') or {}
+        kwargs = {
+            'steps': val.get('sampling_steps', 20),
+            'sampler': val.get('sampler', 'ddim'),
+            'eta': val.get('eta', 0.0),
+            'clip': val.get('clip', 5.0),
+            'flip_consistent': val.get('flip_consistent', False),
+            'device': self.device,
+            **overrides
+        }
+        return PriorExtractor.from_networks(self.test_network(), self.generator, self.opt.get('diffusion'), **kwargs)
+
+    @torch.no_grad()
+    def test(self):
+        """Sample the prior of the fed ``lq`` and render the generator's target from the true camera."""
+        net = self.test_network()
+        was_training = net.training
+        prior = self.prior_extractor().extract(self.lq, seed=int((self.opt.get('val') or {}).get('seed', 0)),
+                                               keys=list(self.lq_path) if self.lq_path is not None else None)
+        net.train(was_training)
+        self.output, self.output_depth = prior['render'], prior['depth']
+        target = self.generator.renderer(self.target_planes, self.camera, deterministic=True)
+        self.target = target['image'].cpu()
+        self.target_depth = depth_guidance(target['depth'], target['opacity'], self.generator.renderer.ray_start,
+                                           self.generator.renderer.ray_end).cpu()
+        if self._depth_errors is not None:
+            self._depth_errors.extend((self.output_depth - self.target_depth).abs().mean((1, 2, 3)).tolist())
+
+    def get_current_visuals(self):
+        """``lq``, ``result`` = sampled prior render, ``gt`` = render of the generator's tri-planes."""
+        return OrderedDict(lq=self.lq.detach().cpu(), result=self.output.clamp(0, 1), gt=self.target)
+
+    def validation(self, dataloader, current_iter, tb_logger=None, save_img=False):
+        """``val.metrics`` on the sampled render against the target render, plus ``depth_mae`` of the guidance."""
+        return validate_with_depth(self, dataloader, current_iter, tb_logger, save_img)

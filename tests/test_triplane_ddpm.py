@@ -1,0 +1,172 @@
+"""Tri-plane DDPM: forward process vs closed form, samplers (hand-computed, seeded), denoiser, short CPU training.
+
+The generator that makes the training targets is a randomly initialised stand-in saved as a checkpoint (no trained
+weights are needed for these checks).
+"""
+import math
+import os.path as osp
+
+import pytest
+import torch
+
+from lowlight3d.archs.diffusion_schedule import DiffusionSchedule
+from lowlight3d.archs.triplane_ddpm_arch import AdaptiveFusion, TriplaneDDPM
+from lowlight3d.archs.triplane_encoder_arch import TriplaneGenerator
+from lowlight3d.data.demo_faces import generate_demo_dataset
+from lowlight3d.data.face_depth_dataset import FaceDepthDataset
+from lowlight3d.models import build_model
+from lowlight3d.models.prior_extractor import sample_x0, seeded_generators
+from lowlight3d.utils.camera import look_at_label
+from lowlight3d.utils.options import load_config
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DDPM_OPT = osp.join(REPO, 'options', 'demo', 'train_TriplaneDDPM_demo.yml')
+
+
+def test_forward_steps_agree_with_closed_form():
+    sched = DiffusionSchedule(100, schedule='scaled_linear')
+    assert abs(sched.betas[0].item() - 1e-3) < 1e-12 and abs(sched.betas[-1].item() - 0.2) < 1e-12
+    # exact: two steps with noises e1, e2 equal the closed form with the combined unit-variance noise
+    x0, e1, e2 = torch.randn(3, 5, dtype=torch.float64).unbind(0)
+    t0, t1 = torch.tensor([0]), torch.tensor([1])
+    two = sched.q_step(sched.q_step(x0[None], t0, e1[None]), t1, e2[None])
+    a1, a2 = sched.alphas[0], sched.alphas[1]
+    e = (torch.sqrt(a2 * (1 - a1)) * e1 + torch.sqrt(1 - a2) * e2) / torch.sqrt(1 - a1 * a2)
+    assert torch.allclose(two, sched.q_sample(x0[None], t1, e[None]))
+    # statistical: 60 chained steps from x0 = 1 have mean sqrt(abar) and variance 1 - abar
+    g = torch.Generator().manual_seed(0)
+    x = torch.ones(40000, 1, dtype=torch.float64)
+    for t in range(60):
+        x = sched.q_step(x, torch.full((40000, ), t), torch.randn(x.shape, generator=g, dtype=torch.float64))
+    abar = sched.alphas_cumprod[59].item()
+    assert abs(x.mean().item() - math.sqrt(abar)) < 0.015 and abs(x.var().item() - (1 - abar)) < 0.02
+
+
+def test_paper_sampler_matches_eq4_by_hand_and_respacing():
+    sched = DiffusionSchedule(4, beta_start=0.1, beta_end=0.4)
+    model_fn = lambda x, t: 0.5 * x + 0.01 * t[:, None].to(x.dtype)  # noqa: E731
+    out = sched.sample(model_fn, (2, 3), sampler='paper', generators=seeded_generators(7, 2))
+    gens = seeded_generators(7, 2)
+    x = torch.stack([torch.randn(3, generator=g) for g in gens])
+    for t in (3, 2, 1, 0):
+        a, abar = sched.alphas[t].item(), sched.alphas_cumprod[t].item()
+        eps = model_fn(x, torch.full((2, ), t))
+        x = (x - (1 - a) / math.sqrt(1 - abar) * eps) / math.sqrt(a)
+        if t > 0:
+            x = x + math.sqrt(1 - a) * torch.stack([torch.randn(3, generator=g) for g in gens])
+    assert torch.allclose(out, x, atol=1e-6)
+    big = DiffusionSchedule(1000)
+    tau = big.timesteps(5)
+    assert tau.tolist() == [0, 250, 500, 749, 999]
+    with pytest.raises(ValueError, match='sampling steps'):
+        big.timesteps(0)
+    with pytest.raises(ValueError, match='sampler'):
+        big.sample(model_fn, (1, 3), 5, sampler='euler')
+
+
+def test_samplers_are_deterministic_with_a_seed():
+    sched = DiffusionSchedule(1000)
+    model_fn = lambda x, t: torch.tanh(x) * (t[:, None].float() / 1000)  # noqa: E731
+    for sampler, eta in (('paper', 0.0), ('ddim', 0.0), ('ddim', 1.0)):
+        a = sched.sample(model_fn, (3, 4), 5, sampler, eta, generators=seeded_generators(1, 3))
+        b = sched.sample(model_fn, (3, 4), 5, sampler, eta, generators=seeded_generators(1, 3))
+        c = sched.sample(model_fn, (3, 4), 5, sampler, eta, generators=seeded_generators(2, 3))
+        assert torch.equal(a, b) and not torch.allclose(a, c)
+        # a sample does not depend on its batch
+        one = sched.sample(model_fn, (1, 4), 5, sampler, eta, generators=seeded_generators(1, 3)[1:2])
+        assert torch.allclose(one[0], a[1], atol=1e-6)
+    # DDIM with eta = 0 and an exact eps model recovers x0 from x_T exactly
+    x0 = torch.randn(2, 4, dtype=torch.float64)
+    x_t = sched.q_sample(x0, torch.tensor([999, 999]), torch.randn(2, 4, dtype=torch.float64))
+    ab = sched.alphas_cumprod
+
+    def exact(x, t):
+        a = ab[t[0]].item()
+        return (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
+
+    assert torch.allclose(sched.sample(exact, (2, 4), 10, 'ddim', x_T=x_t), x0, atol=1e-8)
+
+
+def test_denoiser_shapes_fusion_and_x0_layout():
+    net = TriplaneDDPM(plane_channels=4, base_channels=8, image_downsample=1, cond_blocks=3)
+    x, t, img = net.example_inputs(32)
+    assert x.shape == (1, 37, 16, 16)
+    assert torch.count_nonzero(net(x, t, img)) == 0  # zero-initialised output conv
+    with pytest.raises(ValueError, match='image_downsample'):
+        net(x, t, torch.rand(1, 3, 16, 16))
+    for mode in ('sk', 'proj'):
+        fuse = AdaptiveFusion(8, mode)
+        b, f = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+        out = fuse(b, f)
+        assert out.shape == b.shape
+        if mode == 'proj':
+            assert torch.equal(out, b)  # zero-initialised projection
+        else:
+            w = torch.softmax(fuse.attn(torch.cat([b, f], 1).mean((2, 3), keepdim=True)).reshape(2, 2, 8, 1, 1), 1)
+            assert torch.allclose(out, b + w[:, 0] * b + w[:, 1] * f, atol=1e-6)
+    planes = torch.randn(3, 3, 4, 16, 16)
+    cams = torch.stack([look_at_label(10, 2), look_at_label(-5, 4), look_at_label(0, -8)])
+    raw = net.make_x0(planes, cams)
+    net.set_statistics(raw)
+    std = net.standardize(raw)
+    assert torch.allclose(std.mean((0, 2, 3))[:12], torch.zeros(12), atol=1e-5)
+    assert net.x_std[-1] == 1  # the constant camera entries keep std 1
+    p, c = net.split_x0(std)
+    assert torch.allclose(p, planes, atol=1e-5) and torch.allclose(c, cams, atol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def tiny_setup(tmp_path_factory):
+    """Tiny demo faces and a random-weight generator checkpoint (stand-in for a trained one)."""
+    root = tmp_path_factory.mktemp('ddpm')
+    generate_demo_dataset(str(root / 'faces'), num_train=8, num_val=2, num_test=1, num_unpaired=1, size=32,
+                          num_workers=0)
+    opt = load_config(DDPM_OPT)
+    opt['network_generator']['input_size'] = 32
+    opt['network_generator']['encoder'].update(base_channels=8, channel_mults=[1, 2], num_up=1, plane_channels=4)
+    opt['network_generator']['renderer'].update(resolution=16, num_coarse=8, num_fine=8, hidden=16)
+    torch.manual_seed(0)
+    gen = TriplaneGenerator(**{k: v for k, v in opt['network_generator'].items() if k != 'type'})
+    torch.save({'params': gen.state_dict()}, root / 'net_generator_random.pth')
+    opt.update(is_train=True, dist=False, device='cpu')
+    opt['path'] = {'pretrain_network_generator': str(root / 'net_generator_random.pth'), 'models': str(root)}
+    opt['network_g'].update(plane_channels=4, base_channels=8, image_downsample=1)
+    opt['val'].update(sampling_steps=5, flip_consistent=False)
+    return root, opt
+
+
+def test_ddpm_training_lowers_the_loss_and_sampled_prior_approaches_target(tiny_setup):
+    root, opt = tiny_setup
+    iters = 80
+    opt['train']['scheduler']['periods'] = [iters]
+    opt['train']['optim_g']['lr'] = 4e-3
+    opt['train']['ema_decay'] = 0.9
+    torch.manual_seed(0)
+    model = build_model(opt)
+    ds = FaceDepthDataset({'dataroot_gt': str(root / 'faces/train/gt'), 'camera_file':
+                           str(root / 'faces/train/cameras.json'), 'gt_size': 32, 'lowlight': True})
+    batch = {k: torch.stack([ds[i][k] for i in range(8)]) for k in ('lq', 'gt', 'camera')}
+    batch['lq_path'] = [ds[i]['lq_path'] for i in range(8)]
+    model.feed_data(batch)
+    model.bare(model.nets['net_g']).set_statistics(model.x0_raw)
+    model.nets['net_g_ema'].load_state_dict(model.nets['net_g'].state_dict())
+    denoiser = model.test_network()
+
+    def x0_error():
+        x0 = sample_x0(denoiser.eval(), model.schedule, model.lq, 5, generators=seeded_generators(0, 8),
+                       clip=5.0)
+        return ((x0 - denoiser.standardize(model.x0_raw))**2).mean().item()
+
+    model.test()  # untrained (zero-output) denoiser: the sample is the start noise
+    untrained, untrained_x0 = ((model.output - model.target)**2).mean().item(), x0_error()
+    losses = []
+    for it in range(1, iters + 1):
+        model.update_learning_rate(it)
+        model.optimize_parameters(it)
+        losses.append(model.get_current_log()['l_noise'])
+    assert sum(losses[-20:]) / 20 < 0.95 * sum(losses[:20]) / 20
+    model.test()
+    trained, trained_x0 = ((model.output - model.target)**2).mean().item(), x0_error()
+    assert trained_x0 < 0.98 * untrained_x0
+    assert trained < untrained
+    assert model.get_current_visuals()['result'].shape == (8, 3, 16, 16)
