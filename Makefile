@@ -10,11 +10,12 @@ export LOWLIGHT3D_TEST_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 FACES ?=
 
-.PHONY: venv demo test clean-demo help
+.PHONY: venv demo test benchmark-demo clean-demo help
 
 help:
 	@echo "make demo [FACES=dir]   generate demo faces (or use yours), train, test, print the metric table"
 	@echo "make test               run the test suite (CPU)"
+	@echo "make benchmark-demo     train+test every method of options/demo/benchmark_demo.yml over 2 seeds, one table"
 	@echo "make venv               (re)create the virtual environment $(VENV) if requirements changed"
 
 venv: $(STAMP)
@@ -32,6 +33,9 @@ $(STAMP): requirements.txt setup.py
 
 demo: venv
 	$(PY) scripts/run_demo.py $(if $(FACES),--faces $(FACES),)
+
+benchmark-demo: venv
+	$(PY) scripts/benchmark_demo.py
 
 test: venv
 	$(PY) -m pytest -q -ra tests

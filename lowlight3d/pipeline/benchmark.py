@@ -101,8 +101,9 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False):
     seconds_per_iter = None
     test_overrides = list(common) + list(stage.get('test_cfg') or [])
     if stage.get('train'):
+        train_common = [o for o in common if not o.lstrip('+').startswith('datasets.test')]  # test sets: test only
         train_args = ['-opt', _resolve(stage['train']), '--force' if force else '--auto_resume', '--cfg-options',
-                      *common, f'train.total_iter={total_iter}', 'logger.use_tb_logger=false',
+                      *train_common, f'train.total_iter={total_iter}', 'logger.use_tb_logger=false',
                       *(stage.get('train_cfg') or [])]
         exp = osp.join('experiments', name)
         timing = osp.join(exp, 'benchmark_timing.json')

@@ -130,7 +130,11 @@ def measure_network(net, size=256, device='cpu', warmup=2, repeat=5):
 
 
 def complexity_from_options(opt_path, size=256, device='cpu', cfg_options=(), warmup=2, repeat=5):
-    """Measure every ``network_*`` block of an option file; returns a list of row dicts."""
+    """Measure every ``network_*`` block of an option file; returns a list of row dicts.
+
+    An option file may carry ``paper_table3: {params_M, GFLOPs, memory_MB}``; those numbers are added to the
+    first row as ``paper_*`` columns so that ours and the paper's stand side by side.
+    """
     opt = load_config(opt_path)
     apply_cfg_options(opt, list(cfg_options))
     load_plugins()
@@ -142,6 +146,9 @@ def complexity_from_options(opt_path, size=256, device='cpu', cfg_options=(), wa
             rows.append({'network': key, 'type': block['type'], **measure_network(net, size, device, warmup, repeat)})
     if not rows:
         raise ValueError(f'{opt_path} defines no network_* block')
+    paper = opt.get('paper_table3')
+    if paper:  # the paper's Table 3 entry of the method (whole method, RTX 3090), printed beside our first row
+        rows[0].update({f'paper_{k}': float(v) for k, v in paper.items()})
     return rows
 
 
@@ -159,4 +166,7 @@ def main(argv=None):
     print(f'Input 1x3x{args.size}x{args.size}, device {args.device}, {torch.get_num_threads()} CPU threads. '
           'FLOPs by torch.utils.flop_counter (1 MAC = 2 FLOPs); the paper\'s "GFLOPs" compare with GMACs.')
     print(format_table(rows, digits=3))
+    if any('paper_params_M' in r for r in rows):
+        print('paper_* columns: the paper\'s Table 3 for the whole method (RTX 3090); see baselines/README.md for why '
+              'they differ from the official code.')
     return rows
