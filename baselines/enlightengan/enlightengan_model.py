@@ -26,7 +26,6 @@ from collections import OrderedDict
 import torch
 
 from lowlight3d.models.base_model import BaseModel
-from lowlight3d.models.validation import validate
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['EnlightenGANModel', 'LinearDecayAfter', 'random_darken', 'random_patch_boxes']
@@ -195,23 +194,3 @@ class EnlightenGANModel(BaseModel):
             d_total.backward()
             self.optimizers['optim_d'].step()
         self.log_dict = self.reduce_loss_dict({k: v.detach() for k, v in logs.items()})
-
-    @torch.no_grad()
-    def test(self):
-        """Enhance the fed ``lq`` with the generator in eval mode (BatchNorm running statistics)."""
-        net = self.bare(self.nets['net_g'])
-        was_training = net.training
-        net.eval()
-        self.output = net(self.lq)
-        net.train(was_training)
-
-    def get_current_visuals(self):
-        """CPU tensors ``lq``, ``result`` (clamped to [0, 1]) and ``gt`` if known."""
-        visuals = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().clamp(0, 1).cpu())
-        if self.gt is not None:
-            visuals['gt'] = self.gt.detach().cpu()
-        return visuals
-
-    def validation(self, dataloader, current_iter, tb_logger=None, save_img=False):
-        """Score the validation set with ``val.metrics`` (:func:`lowlight3d.models.validation.validate`)."""
-        return validate(self, dataloader, current_iter, tb_logger, save_img)

@@ -24,7 +24,6 @@ import torch
 
 from lowlight3d.losses import build_loss
 from lowlight3d.models.base_model import BaseModel
-from lowlight3d.models.validation import validate
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['ZeroIGModel', 'image_seed']
@@ -149,14 +148,3 @@ class ZeroIGModel(BaseModel):
             results.append(result)
             self.zero_shot_log.append(log)
         self.output = torch.cat(results, 0)
-
-    def get_current_visuals(self):
-        """CPU tensors ``lq``, ``result`` (clamped to [0, 1]) and ``gt`` if known."""
-        visuals = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().clamp(0, 1).cpu())
-        if self.gt is not None:
-            visuals['gt'] = self.gt.detach().cpu()
-        return visuals
-
-    def validation(self, dataloader, current_iter, tb_logger=None, save_img=False):
-        """Score the validation set with ``val.metrics`` (:func:`lowlight3d.models.validation.validate`)."""
-        return validate(self, dataloader, current_iter, tb_logger, save_img)

@@ -242,13 +242,32 @@ class BaseModel:
         """One training iteration."""
         raise NotImplementedError
 
+    # The defaults below are those of an image-to-image enhancement model (``self.lq`` -> ``self.output``, with
+    # ``self.gt`` or None); models of another shape override them.
+    def test_network(self):
+        """The network used for inference: ``net_g_ema`` when there is one, else ``net_g``."""
+        return self.bare(self.nets.get('net_g_ema', self.nets['net_g']))
+
+    @torch.no_grad()
     def test(self):
-        """Inference on the fed batch (no gradient); sets what :meth:`get_current_visuals` returns."""
-        raise NotImplementedError
+        """Enhance the fed ``lq`` with :meth:`test_network` in eval mode (its train mode is restored)."""
+        net = self.test_network()
+        was_training = net.training
+        net.eval()
+        self.output = net(self.lq)
+        net.train(was_training)
 
     def get_current_visuals(self):
-        """``{'lq': ..., 'result': ..., 'gt': ...}`` CPU tensors of the last :meth:`test`."""
-        raise NotImplementedError
+        """CPU tensors ``lq``, ``result`` (clamped to [0, 1]) and ``gt`` when known, of the last :meth:`test`."""
+        visuals = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().clamp(0, 1).cpu())
+        if getattr(self, 'gt', None) is not None:
+            visuals['gt'] = self.gt.detach().cpu()
+        return visuals
+
+    def validation(self, dataloader, current_iter, tb_logger=None, save_img=False):
+        """Score the validation set with ``val.metrics``; see :func:`lowlight3d.models.validation.validate`."""
+        from lowlight3d.models.validation import validate
+        return validate(self, dataloader, current_iter, tb_logger, save_img)
 
     def extra_state(self):
         """Additional picklable state a subclass needs to resume exactly (default: none)."""

@@ -6,10 +6,7 @@ are present (``pixel_opt``, ``perceptual_opt`` ...), each called as ``loss(resul
 """
 from collections import OrderedDict
 
-import torch
-
 from lowlight3d.models.base_model import BaseModel
-from lowlight3d.models.validation import validate
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['SupervisedEnhancementModel']
@@ -77,27 +74,3 @@ class SupervisedEnhancementModel(BaseModel):
         self.log_dict = self.reduce_loss_dict(logs)
         if 'net_g_ema' in self.nets:
             self.update_ema('net_g_ema', self.ema_decay)
-
-    def test_network(self):
-        """The network used for inference: the EMA copy when there is one."""
-        return self.bare(self.nets.get('net_g_ema', self.nets['net_g']))
-
-    @torch.no_grad()
-    def test(self):
-        """Enhance the fed ``lq`` with :meth:`test_network` (train mode is restored afterwards)."""
-        net = self.test_network()
-        was_training = net.training
-        net.eval()
-        self.output = net(self.lq)
-        net.train(was_training)
-
-    def get_current_visuals(self):
-        """CPU tensors ``lq``, ``result`` (clamped to [0, 1]) and ``gt`` if known."""
-        visuals = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().clamp(0, 1).cpu())
-        if self.gt is not None:
-            visuals['gt'] = self.gt.detach().cpu()
-        return visuals
-
-    def validation(self, dataloader, current_iter, tb_logger=None, save_img=False):
-        """Score the validation set with ``val.metrics``; see :func:`lowlight3d.models.validation.validate`."""
-        return validate(self, dataloader, current_iter, tb_logger, save_img)
