@@ -28,6 +28,7 @@ import statistics
 import time
 from collections import OrderedDict
 
+from lowlight3d.pipeline.option_loading import training_overrides
 from lowlight3d.utils.options import OptionError, load_config, yaml_load
 from lowlight3d.utils.results_table import format_table, write_rows_csv
 from lowlight3d.utils.weights import WeightsNotFoundError
@@ -101,9 +102,8 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False):
     seconds_per_iter = None
     test_overrides = list(common) + list(stage.get('test_cfg') or [])
     if stage.get('train'):
-        train_common = [o for o in common if not o.lstrip('+').startswith('datasets.test')]  # test sets: test only
         train_args = ['-opt', _resolve(stage['train']), '--force' if force else '--auto_resume', '--cfg-options',
-                      *train_common, f'train.total_iter={total_iter}', 'logger.use_tb_logger=false',
+                      *training_overrides(common), f'train.total_iter={total_iter}', 'logger.use_tb_logger=false',
                       *(stage.get('train_cfg') or [])]
         exp = osp.join('experiments', name)
         timing = osp.join(exp, 'benchmark_timing.json')

@@ -11,6 +11,7 @@ import os.path as osp
 import time
 
 from lowlight3d.data.image_source import scan_images
+from lowlight3d.pipeline.option_loading import training_overrides
 from lowlight3d.pipeline.test_pipeline import test_pipeline
 from lowlight3d.pipeline.train_pipeline import train_pipeline
 
@@ -98,8 +99,7 @@ def _run_stages(faces, demo_data_kwargs, extra_overrides):
         stage_overrides = overrides + [f'name={name}']  # datasets.test* overrides apply to testing only
         train_opt, test_opt = osp.join(REPO_ROOT, train_opt), osp.join(REPO_ROOT, test_opt)
         print(f'[demo] training {name} ({train_opt}) ...', flush=True)
-        train_only = [o for o in stage_overrides if not o.lstrip('+').startswith('datasets.test')]
-        train_pipeline(['-opt', train_opt, '--auto_resume', '--cfg-options', *train_only])
+        train_pipeline(['-opt', train_opt, '--auto_resume', '--cfg-options', *training_overrides(stage_overrides)])
         weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
         print(f'[demo] testing {name} ({test_opt}) ...', flush=True)
         summaries[name] = test_pipeline(

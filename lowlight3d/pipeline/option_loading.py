@@ -3,7 +3,7 @@ from lowlight3d.utils.dist import init_dist
 from lowlight3d.utils.options import apply_cfg_options, load_config, resolve_options
 from lowlight3d.utils.registry import import_custom_modules, load_plugins
 
-__all__ = ['load_options']
+__all__ = ['load_options', 'training_overrides']
 
 
 def load_options(opt_path, is_train, cfg_options=(), launcher='none', root_path='.', debug=False):
@@ -27,3 +27,12 @@ def load_options(opt_path, is_train, cfg_options=(), launcher='none', root_path=
     rank, world_size = init_dist(launcher)
     return resolve_options(opt, is_train=is_train, root_path=root_path, rank=rank, world_size=world_size,
                            debug=debug, opt_path=opt_path)
+
+
+def training_overrides(overrides):
+    """The ``--cfg-options`` items that apply to a training run: those naming ``datasets.test*`` are dropped.
+
+    Training option files hold only ``train*``/``val*`` sets, so test-set overrides shared by a train+test stage
+    (demo, benchmark) apply to its testing only.
+    """
+    return [o for o in overrides if not o.lstrip('+').startswith('datasets.test')]
