@@ -3,14 +3,20 @@
 Usage (after ``make demo`` trained the generator and the DDPM stages)::
 
     python scripts/prior_quality.py                                   # demo options and checkpoints
-    python scripts/prior_quality.py --steps 5 10 20 50 --samplers ddim paper --max-images 24
+    python scripts/prior_quality.py --steps 5 10 20 50 --samplers ddim paper --variances beta posterior
+    python scripts/prior_quality.py --opt options/demo/train_TriplaneRegressor_demo.yml \
+        --weights experiments/demo_TriplaneRegressor/models/net_g_latest.pth      # ablation V6 (one pass)
     python scripts/prior_quality.py --complexity-only                 # paper-scale params / FLOPs only
+    python scripts/prior_quality.py --timing-only --timing-scales paper --timing-steps 10 20 --timing-flip off on
 
 Quality: PSNR/SSIM of the render from sampled tri-planes against the render of the generator's tri-planes of the
 normal-light image (true camera), and the mean absolute difference of the depth guidance maps (``[0, 1]``).
 Complexity (paper-scale option file, 256x256 input): parameters of the denoiser (condition extractor included),
 GFLOPs/GMACs of one denoiser step, of the condition extractor (once), of one 128x128 render, and of a full sampling
 with S steps = extractor + S steps + render.
+Timing: CPU seconds (``time.process_time``, all threads summed) and wall seconds per image of
+``PriorExtractor.extract`` (condition extractor + S denoiser steps + render, resize and pyramid included) at demo
+and paper scale, batch 1 and 8, with **randomly initialised** networks (the cost does not depend on the weights).
 """
 import argparse
 import os.path as osp
@@ -25,8 +31,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from lowlight3d.archs import build_network  # noqa: E402
 from lowlight3d.data import build_dataset  # noqa: E402
 from lowlight3d.metrics.psnr_ssim_metric import psnr, ssim  # noqa: E402
-from lowlight3d.models.prior_extractor import PriorExtractor  # noqa: E402
+from lowlight3d.archs.diffusion_schedule import SAMPLERS, VARIANCES  # noqa: E402
+from lowlight3d.archs.triplane_renderer_arch import depth_guidance  # noqa: E402
+from lowlight3d.models.prior_extractor import PriorExtractor, _load  # noqa: E402
 from lowlight3d.pipeline.complexity import count_flops, count_parameters  # noqa: E402
+from lowlight3d.utils.camera import canonical_label  # noqa: E402
 from lowlight3d.utils.options import load_config  # noqa: E402
 from lowlight3d.utils.results_table import format_table  # noqa: E402
 
@@ -76,8 +85,25 @@ def _to_img(t):
     return (t.clamp(0, 1).permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round().astype(np.uint8)
 
 
-def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, flip_consistent=False):
-    """Rows of PSNR/SSIM/depth error/seconds per image for each sampler and number of steps."""
+def _settings(objective, samplers, steps_list, variances):
+    """(sampler, steps, variance) combinations that make sense for the objective."""
+    if objective == 'regression':
+        return [('regression', 1, '-')]
+    out = []
+    for sampler in samplers:
+        for steps in steps_list:
+            for variance in (variances if sampler == 'paper' else ['-']):
+                out.append((sampler, steps, variance))
+    return out
+
+
+def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, flip_consistent=False,
+                 variances=('beta', ), clips=(5.0, )):
+    """Rows of PSNR/SSIM/depth error/seconds per image for each sampler, number of steps and (paper) variance.
+
+    A regression network (``diffusion.objective: regression``, ablation V6) gives one row (one forward pass).
+    ``clips``: clamps of the predicted standardised ``x0`` (``None``: off; the paper sampler is then eq. 4 exactly).
+    """
     opt = load_config(opt_path)
     val_opt = dict(opt['datasets']['val'])
     val_opt['phase'] = 'val'
@@ -89,30 +115,87 @@ def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, fl
     cams = torch.stack([s['camera'] for s in samples])
     keys = [s['lq_path'] for s in samples]
     rows = []
-    for sampler in samplers:
-        for steps in steps_list:
-            ext = PriorExtractor.from_options(opt, weights, steps=steps, sampler=sampler,
-                                              flip_consistent=flip_consistent)
-            if not rows:
-                gen = build_network(opt['network_generator'])
-                from lowlight3d.models.prior_extractor import _load
-                _load(gen, opt['path']['pretrain_network_generator'], 'generator')
-                gen.eval()
-                with torch.no_grad():
-                    target = gen.render(gen(gt), cams, deterministic=True)
-                from lowlight3d.archs.triplane_renderer_arch import depth_guidance
-                t_img = target['image']
-                t_depth = depth_guidance(target['depth'], target['opacity'], gen.renderer.ray_start,
-                                         gen.renderer.ray_end)
-            t0 = time.process_time()
-            w0 = time.perf_counter()
-            out = ext.extract(lq, seed=seed, keys=keys)
-            cpu_s, wall_s = (time.process_time() - t0) / n, (time.perf_counter() - w0) / n
-            p = np.mean([psnr(_to_img(out['render'][i]), _to_img(t_img[i])) for i in range(n)])
-            s = np.mean([ssim(_to_img(out['render'][i]), _to_img(t_img[i])) for i in range(n)])
-            d = (out['depth'] - t_depth).abs().mean().item()
-            rows.append({'sampler': sampler, 'steps': steps, 'PSNR': p, 'SSIM': s, 'depth_MAE': d,
-                         'cpu_s_per_image': cpu_s, 'wall_s_per_image': wall_s})
+    objective = (opt.get('diffusion') or {}).get('objective', 'noise')
+    gen = build_network(opt['network_generator'])
+    _load(gen, opt['path']['pretrain_network_generator'], 'generator')
+    gen.eval()
+    with torch.no_grad():
+        target = gen.render(gen(gt), cams, deterministic=True)
+    t_img = target['image']
+    t_depth = depth_guidance(target['depth'], target['opacity'], gen.renderer.ray_start, gen.renderer.ray_end)
+    settings = [(*st, clip) for st in _settings(objective, samplers, steps_list, variances)
+                for clip in (clips if st[0] != 'regression' else [None])]
+    for sampler, steps, variance, clip in settings:
+        ext = PriorExtractor.from_options(opt, weights, steps=steps, sampler=sampler, flip_consistent=flip_consistent,
+                                          variance='beta' if variance == '-' else variance, clip=clip)
+        t0 = time.process_time()
+        w0 = time.perf_counter()
+        out = ext.extract(lq, seed=seed, keys=keys)
+        cpu_s, wall_s = (time.process_time() - t0) / n, (time.perf_counter() - w0) / n
+        p = np.mean([psnr(_to_img(out['render'][i]), _to_img(t_img[i])) for i in range(n)])
+        s = np.mean([ssim(_to_img(out['render'][i]), _to_img(t_img[i])) for i in range(n)])
+        d = (out['depth'] - t_depth).abs().mean().item()
+        rows.append({'sampler': sampler, 'steps': steps, 'variance': variance, 'clip': clip, 'PSNR': p, 'SSIM': s, 'depth_MAE': d,
+                     'cpu_s_per_image': cpu_s, 'wall_s_per_image': wall_s})
+    return rows
+
+
+def random_extractor(opt_path, sampler='ddim', seed=0, **kwargs):
+    """A :class:`PriorExtractor` with randomly initialised networks built from an option file (timing only).
+
+    The denoiser's standardisation statistics are set from random tri-planes and canonical cameras, and its output
+    layer gets small random weights (the zero-initialised one would make every sample the start noise).
+
+    Returns:
+        tuple: ``(extractor, input image size)``.
+    """
+    opt = load_config(opt_path)
+    torch.manual_seed(seed)
+    diffusion = dict(opt.get('diffusion') or {})
+    diffusion['objective'] = 'regression' if sampler == 'regression' else 'noise'
+    den = build_network(opt['network_g']).eval()
+    gen = build_network(opt['network_generator']).eval()
+    r = gen.encoder.plane_resolution(gen.input_size)
+    with torch.no_grad():
+        den.out[-1].weight.normal_(0, 0.02)
+        planes = torch.randn(2, 3, den.plane_channels, r, r) * 0.1
+        den.set_statistics(den.make_x0(planes, canonical_label(2)))
+    return PriorExtractor.from_networks(den, gen, diffusion, sampler=sampler, **kwargs), gen.input_size
+
+
+def timing_rows(scales, steps_list, batches, flips, samplers=('ddim', ), repeat=1):
+    """CPU and wall seconds per image of ``PriorExtractor.extract`` with random weights.
+
+    Args:
+        scales (dict): ``name -> option file``.
+        steps_list (list[int]): Sampling steps (one row for the ``'regression'`` sampler).
+        batches (list[int]): Batch sizes.
+        flips (list[bool]): ``flip_consistent`` settings.
+        samplers (list[str]): ``'ddim'``, ``'paper'`` or ``'regression'``.
+        repeat (int): Timed calls per setting (the minimum is reported).
+
+    Returns:
+        list[dict]: One row per setting.
+    """
+    rows = []
+    for scale, opt_path in scales.items():
+        for sampler in samplers:
+            for steps in ([1] if sampler == 'regression' else steps_list):
+                for flip in flips:
+                    ext, size = random_extractor(opt_path, sampler, steps=steps, flip_consistent=flip)
+                    ext.extract(torch.rand(1, 3, size, size), seed=0)  # warm-up (allocator, kernels)
+                    for b in batches:
+                        lq = torch.rand(b, 3, size, size) * 0.2
+                        cpu, wall = [], []
+                        for _ in range(repeat):
+                            t0, w0 = time.process_time(), time.perf_counter()
+                            ext.extract(lq, seed=0)
+                            cpu.append((time.process_time() - t0) / b)
+                            wall.append((time.perf_counter() - w0) / b)
+                        rows.append({'scale': scale, 'input': f'{size}^2', 'sampler': sampler, 'steps': steps,
+                                     'flip_consistent': flip, 'batch': b, 'cpu_s_per_image': min(cpu),
+                                     'wall_s_per_image': min(wall)})
+                        print(f'  timed {rows[-1]}', flush=True)
     return rows
 
 
@@ -124,18 +207,41 @@ def main(argv=None):
     parser.add_argument('--paper-opt', default=osp.join(REPO, 'options/train/LowLight3D/train_TriplaneDDPM_FFHQ.yml'))
     parser.add_argument('--steps', type=int, nargs='+', default=[1, 2, 5, 10, 20, 50])
     parser.add_argument('--samplers', nargs='+', default=['ddim', 'paper'])
+    parser.add_argument('--variances', nargs='+', default=['beta', 'posterior'], choices=VARIANCES,
+                        help="Variances of the paper sampler: 'beta' (eq. 4) and/or 'posterior' (beta~).")
+    parser.add_argument('--clips', nargs='+', default=['5'],
+                        help="Clamps of the standardised x0 in both samplers ('none': off, paper sampler = eq. 4).")
     parser.add_argument('--max-images', type=int, default=24)
     parser.add_argument('--flip-consistent', action='store_true', help='Average with the flipped prior (2x cost).')
     parser.add_argument('--complexity-only', action='store_true')
+    parser.add_argument('--timing-only', action='store_true', help='Only the CPU timing table (random weights).')
+    parser.add_argument('--no-timing', action='store_true')
+    parser.add_argument('--timing-scales', nargs='+', default=['demo', 'paper'], choices=['demo', 'paper'])
+    parser.add_argument('--timing-steps', type=int, nargs='+', default=[20])
+    parser.add_argument('--timing-batches', type=int, nargs='+', default=[1, 8])
+    parser.add_argument('--timing-flip', nargs='+', default=['off'], choices=['off', 'on'])
+    parser.add_argument('--timing-samplers', nargs='+', default=['ddim'], choices=list(SAMPLERS))
+    parser.add_argument('--timing-repeat', type=int, default=1)
     args = parser.parse_args(argv)
-    print(f'Complexity at 256x256 ({osp.relpath(args.paper_opt, REPO)}; torch FlopCounterMode, 1 MAC = 2 FLOPs; '
-          'paper: 9.29 M params / 411.86 G for the whole method)')
-    print(format_table(complexity_rows(args.paper_opt), digits=3))
-    if args.complexity_only:
+    if not args.timing_only:
+        print(f'Complexity at 256x256 ({osp.relpath(args.paper_opt, REPO)}; torch FlopCounterMode, 1 MAC = 2 FLOPs; '
+              'paper: 9.29 M params / 411.86 G for the whole method)')
+        print(format_table(complexity_rows(args.paper_opt), digits=3))
+        if args.complexity_only:
+            return
+    if not args.no_timing:
+        scales = {'demo': osp.join(REPO, 'options/demo/train_TriplaneDDPM_demo.yml'), 'paper': args.paper_opt}
+        print(f'\nCPU time per prior extraction (RANDOM WEIGHTS: timing only, quality meaningless; '
+              f'{torch.get_num_threads()} CPU threads; cpu_s = process CPU seconds summed over threads)')
+        print(format_table(timing_rows({k: scales[k] for k in args.timing_scales}, args.timing_steps,
+                                       args.timing_batches, [f == 'on' for f in args.timing_flip],
+                                       args.timing_samplers, args.timing_repeat), digits=3))
+    if args.timing_only:
         return
     print(f'\nPrior quality vs sampling steps ({osp.relpath(args.opt, REPO)}, {torch.get_num_threads()} CPU threads)')
     print(format_table(quality_rows(args.opt, args.weights, args.steps, args.samplers, args.max_images,
-                                    flip_consistent=args.flip_consistent), digits=4))
+                                    flip_consistent=args.flip_consistent, variances=args.variances,
+                                    clips=[None if c.lower() == 'none' else float(c) for c in args.clips]), digits=4))
 
 
 if __name__ == '__main__':

@@ -184,6 +184,7 @@ def test_one_training_iteration_and_testing(tmp_path, tiny_image_sets):
                              'network_g.num_feat=4', 'network_d_global.ndf=4', 'network_d_local.ndf=4',
                              f'datasets.test_paired.dataroot_gt={sets}/val', 'datasets.test_paired.gt_size=32',
                              f'datasets.test_unpaired.dataroot_lq={sets}/unpaired', 'datasets.test_unpaired.gt_size=32',
+                             'datasets.test_unpaired.meta_info_file=~',
                              'val.metrics={psnr: {type: psnr, crop_border: 0}}'], root_path=str(tmp_path))
     assert isinstance(summary['DemoFacesTest']['metrics']['psnr'], float)
     assert summary['DemoFacesUnpaired']['num_images'] == 3

@@ -16,6 +16,9 @@ def test_the_demo_list_is_valid():
     labels = [s['label'] for s in spec['stages']]
     assert labels[0] == 'LowLightUNet' and 'EnlightenGAN' in labels and 'ZERO-IG' in labels
     assert len(spec['seeds']) >= 2
+    assert sum(label.startswith(f'V{k} ') for label in labels for k in range(1, 8)) == 7  # Table 2 variants
+    assert any(label.startswith('Ours full') for label in labels)
+    assert any('TriplaneDDPM' in p for p in spec['prerequisites'])
 
 
 def test_bad_lists_fail_clearly(tmp_path):
@@ -50,6 +53,7 @@ def test_end_to_end_two_seeds_and_a_stage_without_weights(tmp_path, tiny_image_s
     sets = tiny_image_sets
     test_cfg = (f'[datasets.test_paired.dataroot_gt={sets}/val, datasets.test_paired.gt_size=32, '
                 f'datasets.test_unpaired.dataroot_lq={sets}/unpaired, datasets.test_unpaired.gt_size=32, '
+                'datasets.test_unpaired.meta_info_file=~, '
                 '"val.metrics={psnr: {type: psnr, crop_border: 0}}", network_g.num_feat=4]')
     listing = tmp_path / 'list.yml'
     listing.write_text(f"""total_iter: 2
@@ -58,7 +62,7 @@ complexity_size: 32
 stages:
   - label: UNet
     train: options/demo/train_LowLightUNet_demo.yml
-    test: options/demo/test_LowLightUNet_demo.yml
+    test_sets: options/_base_/datasets/demo_faces_test.yml
     train_cfg: {tiny_cfg(sets)}
     test_cfg: {test_cfg}
   - label: EnlightenGAN
@@ -73,6 +77,9 @@ stages:
     assert ' ± ' in rows[0]['DemoFacesTest/psnr'] and rows[0]['seeds'] == 2
     assert osp.isdir(tmp_path / 'experiments' / 'demo_LowLightUNet_seed0')
     assert osp.isdir(tmp_path / 'experiments' / 'demo_LowLightUNet_seed1')
+    # the UNet's test file was composed from its training file and the test sets
+    composed = tmp_path / 'experiments' / 'demo_LowLightUNet_seed0' / 'benchmark_test_options.yml'
+    assert 'demo_faces_test.yml' in composed.read_text()
     assert not osp.exists(tmp_path / 'experiments' / 'demo_EnlightenGAN_seed0')  # failed start cleaned up
     table = (tmp_path / 'out' / 'benchmark.md').read_text()
     assert 'pretrained weights missing: vgg16-397923af.pth' in table

@@ -36,7 +36,7 @@ def _paired(root, **kw):
 
 def test_paired_sample_format(gt_dir):
     sample = _paired(gt_dir, phase='val')[2]
-    assert set(sample) == {'lq', 'gt', 'lq_path', 'gt_path'}
+    assert set(sample) == {'lq', 'gt', 'lq_path', 'gt_path', 'hflip'}
     for key in ('lq', 'gt'):
         assert sample[key].dtype == torch.float32 and sample[key].shape == (3, 16, 16)
         assert 0.0 <= float(sample[key].min()) and float(sample[key].max()) <= 1.0
@@ -117,10 +117,13 @@ def test_hflip_train_only(tmp_path):
     flips = set()
     for epoch in range(12):
         train.set_epoch(epoch)
-        flips.add(bool(train[0]['gt'][:, :, 0].mean() < 0.5))
+        sample = train[0]
+        flipped = bool(sample['gt'][:, :, 0].mean() < 0.5)
+        assert sample['hflip'] == flipped  # the flag tells a per-image prior cache that this is the mirror
+        flips.add(flipped)
     assert flips == {True, False}
     val = PairedLowLightFaceDataset({**opts, 'phase': 'val'})
-    assert float(val[0]['gt'][:, :, 0].mean()) == 1.0
+    assert float(val[0]['gt'][:, :, 0].mean()) == 1.0 and val[0]['hflip'] is False
     no_flip = PairedLowLightFaceDataset({**opts, 'phase': 'train', 'use_hflip': False})
     assert all(float(no_flip[i]['gt'][:, :, 0].mean()) == 1.0 for i in range(8))
 
@@ -188,7 +191,7 @@ def test_bad_options(gt_dir, tmp_path):
 def test_unpaired_dataset(lq_dir):
     ds = UnpairedLowLightDataset({'dataroot_lq': lq_dir, 'phase': 'train', 'gt_size': 16})
     sample = ds[1]
-    assert set(sample) == {'lq', 'lq_path'} and sample['lq'].shape == (3, 16, 16)
+    assert set(sample) == {'lq', 'lq_path', 'hflip'} and sample['lq'].shape == (3, 16, 16)
     assert sample['lq_path'] == osp.join(lq_dir, 'real01.png')
     raw = cv2.resize(cv2.imread(sample['lq_path'])[:, :, ::-1].astype(np.float32) / 255, (16, 16),
                      interpolation=cv2.INTER_AREA)
@@ -211,7 +214,8 @@ def test_semi_supervised_items(gt_dir, lq_dir):
     ds = SemiSupervisedLowLightDataset(opt)
     assert len(ds) == 6
     sample = ds[0]
-    assert set(sample) == {'lq', 'gt', 'lq_path', 'gt_path', 'lq_unpaired', 'lq_unpaired_path'}
+    assert set(sample) == {'lq', 'gt', 'lq_path', 'gt_path', 'hflip', 'lq_unpaired', 'lq_unpaired_path',
+                           'lq_unpaired_hflip'}
     for key in ('lq', 'gt', 'lq_unpaired'):
         assert sample[key].shape == (3, 16, 16) and sample[key].dtype == torch.float32
     assert sample['lq_unpaired_path'].startswith(lq_dir)

@@ -1,30 +1,42 @@
-"""``make demo`` end to end at a tiny budget: generated faces, and the FACES=<dir> variant."""
+"""``make demo`` end to end at a tiny budget: generated faces, and the FACES=<dir> variant.
+
+The demo trains the 3D feature generator, the tri-plane DDPM (training-only stages) and the full method, which
+is then tested.  The full method's VGG19 is the random-weight stand-in of the demo option file.
+"""
 import json
+import os
 import os.path as osp
 
 from conftest import write_smooth_images
 
-from lowlight3d.pipeline.demo import prepare_user_faces, run_demo
+from lowlight3d.pipeline.demo import DEMO_STAGES, prepare_user_faces, run_demo
 
-TINY_DATA = dict(num_train=8, num_val=2, num_test=2, num_unpaired=2, size=64)
-TINY_RUN = ['train.total_iter=4', 'train.scheduler.periods=[4]', 'datasets.train.batch_size_per_gpu=4',
-            'logger.save_checkpoint_freq=4', 'val.val_freq=4', 'datasets.test_paired.gt_size=64',
-            'datasets.test_unpaired.gt_size=64', 'datasets.train.gt_size=32', 'datasets.val.gt_size=32',
-            'logger.use_tb_logger=false']
+TINY_DATA = dict(num_train=8, num_val=2, num_test=2, num_unpaired=3, size=64)
+TINY_RUN = ['train.total_iter=2', 'train.scheduler.periods=[2]', 'datasets.train.batch_size_per_gpu=2',
+            'logger.save_checkpoint_freq=2', 'val.val_freq=2', 'datasets.test_paired.gt_size=32',
+            'datasets.test_unpaired.gt_size=32', 'logger.use_tb_logger=false']
 
 
 def test_demo_runs_end_to_end(tmp_path):
     summaries = run_demo(root=str(tmp_path), demo_data_kwargs=TINY_DATA, extra_overrides=TINY_RUN)
-    assert list(summaries) == ['demo_LowLightUNet']
-    result = tmp_path / 'results' / 'demo_LowLightUNet'
+    assert [s['name'] for s in DEMO_STAGES][:2] == ['demo_TriplaneGenerator', 'demo_TriplaneDDPM']
+    assert list(summaries) == ['demo_LowLight3D_randomVGG']
+    for stage in ('demo_TriplaneGenerator', 'demo_TriplaneDDPM'):  # the prior stages were trained first
+        assert osp.isdir(tmp_path / 'experiments' / stage / 'models')
+    result = tmp_path / 'results' / 'demo_LowLight3D_randomVGG'
     payload = json.load(open(result / 'metrics.json'))
     paired = payload['datasets']['DemoFacesTest']
     assert paired['num_images'] == 2 and isinstance(paired['metrics']['psnr'], float)
-    assert payload['datasets']['DemoFacesUnpaired']['num_images'] == 2
-    assert osp.isfile(result / 'metrics.csv')
+    assert payload['datasets']['DemoFacesUnpaired']['num_images'] == 1  # the unpaired test third
+    assert osp.isfile(result / 'metrics.csv') and osp.isfile(result / 'paper_table.md')
+    assert sorted(os.listdir(result / 'grids' / 'DemoFacesTest')) == ['00000.png', '00001.png']
+    # the unpaired faces are split: the test one is never trained on
+    meta = tmp_path / 'datasets' / 'demo_faces' / 'unpaired'
+    assert (meta / 'meta_train.txt').read_text().split() == ['00000.png', '00001.png']
+    assert (meta / 'meta_test.txt').read_text().split() == ['00002.png']
     # re-running is safe: data reused, training already finished (auto-resume), results rewritten
     again = run_demo(root=str(tmp_path), demo_data_kwargs=TINY_DATA, extra_overrides=TINY_RUN)
-    assert again['demo_LowLightUNet']['DemoFacesTest']['metrics']['psnr'] == paired['metrics']['psnr']
+    assert again['demo_LowLight3D_randomVGG']['DemoFacesTest']['metrics']['psnr'] == paired['metrics']['psnr']
 
 
 def test_user_faces_split_and_demo(tmp_path):
@@ -37,5 +49,7 @@ def test_user_faces_split_and_demo(tmp_path):
     assert prepare_user_faces(str(faces), out_root=str(tmp_path / 'lists'))[1] == metas  # same split again
     summaries = run_demo(faces=str(faces), root=str(tmp_path), demo_data_kwargs=TINY_DATA, extra_overrides=TINY_RUN)
     (name, summary), = summaries.items()
-    assert name.startswith('demo_LowLightUNet_user_faces_')
+    assert name.startswith('demo_LowLight3D_randomVGG_user_faces_')
     assert summary['UserFaces_test']['num_images'] == 1
+    # the 3D prior stages stay on the generated faces (photos have no depth or cameras)
+    assert not any(n.startswith('demo_Triplane') and 'user_faces' in n for n in os.listdir(tmp_path / 'experiments'))

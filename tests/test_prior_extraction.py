@@ -3,6 +3,7 @@
 Networks are randomly initialised stand-ins (with standardisation statistics set from random tri-planes); the
 behaviour checked here does not depend on training.
 """
+import pytest
 import torch
 
 from lowlight3d.archs.triplane_ddpm_arch import TriplaneDDPM
@@ -93,3 +94,46 @@ def test_from_options_loads_checkpoints(tmp_path):
     ext = PriorExtractor.from_options(opt, str(tmp_path / 'ddpm.pth'))
     lq = torch.rand(1, 3, 32, 32)
     assert torch.allclose(ext.extract(lq)['render'], _extractor().extract(lq)['render'], atol=1e-6)
+
+
+def test_regression_extractor_is_one_deterministic_pass_picked_from_the_options(tmp_path):
+    gen, den = _networks()
+    torch.save({'params': gen.state_dict()}, tmp_path / 'gen.pth')
+    torch.save({'params': den.state_dict()}, tmp_path / 'regressor.pth')
+    opt = {'network_g': {'type': 'TriplaneDDPM', **DDPM_KW}, 'network_generator': {'type': 'TriplaneGenerator', **GEN_KW},
+           'diffusion': {'num_steps': 100, 'schedule': 'scaled_linear', 'objective': 'regression'},
+           'prior': {'steps': 4, 'flip_consistent': False},
+           'path': {'pretrain_network_generator': str(tmp_path / 'gen.pth')}}
+    ext = PriorExtractor.from_options(opt, str(tmp_path / 'regressor.pth'))  # no prior.sampler: 'regression'
+    assert ext.sampler == 'regression' and ext.schedule.objective == 'regression'
+    lq = torch.rand(2, 3, 32, 32) * 0.3
+    calls = []
+    original = ext.denoiser.denoise
+    ext.denoiser.denoise = lambda x, t, f: calls.append((x.abs().max().item(), t.tolist())) or original(x, t, f)
+    a, b = ext.extract(lq, seed=0), ext.extract(lq, seed=7, keys=['p', 'q'])
+    assert calls == [(0.0, [0, 0]), (0.0, [0, 0])]  # one pass per extraction, on x = 0 at t = 0
+    assert torch.equal(a['render'], b['render']) and torch.equal(a['depth'], b['depth'])
+    assert a['render'].shape == (2, 3, 16, 16) and a['camera'].shape == (2, 25)
+    assert [t.shape[-1] for t in a['T']] == [16, 8, 4] and a['D'][2].shape == (2, 1, 4, 4)
+    with torch.no_grad():
+        x0 = den(torch.zeros(2, den.in_channels, 16, 16), torch.zeros(2, dtype=torch.long), lq)
+        planes, cams = den.split_x0(x0)
+        ref = gen.renderer(planes, cams, deterministic=True)['image']
+    assert torch.allclose(a['render'], ref, atol=1e-5)
+    for wrong in ('ddim', 'paper'):
+        with pytest.raises(ValueError, match='objective'):
+            PriorExtractor.from_options(opt, str(tmp_path / 'regressor.pth'), sampler=wrong)
+    opt['diffusion']['objective'] = 'noise'
+    with pytest.raises(ValueError, match='objective'):
+        PriorExtractor.from_options(opt, str(tmp_path / 'regressor.pth'), sampler='regression')
+
+
+def test_paper_variance_is_plumbed_from_the_prior_options(tmp_path):
+    lq = torch.rand(1, 3, 32, 32) * 0.3
+    beta = _extractor(sampler='paper', flip_consistent=False)
+    post = _extractor(sampler='paper', flip_consistent=False, variance='posterior')
+    assert beta.variance == 'beta' and post.variance == 'posterior'
+    a, b = beta.extract(lq, seed=2)['render'], post.extract(lq, seed=2)['render']
+    assert not torch.allclose(a, b) and torch.equal(b, post.extract(lq, seed=2)['render'])
+    with pytest.raises(ValueError, match='variance'):
+        _extractor(variance='big')

@@ -22,7 +22,7 @@ def test_test_pipeline_writes_metrics_and_images(tmp_path, tiny_image_sets):
         '-opt', osp.join(REPO, 'options/demo/test_LowLightUNet_demo.yml'), '--cfg-options', *overrides,
         f'path.pretrain_network_g={weights}', f'datasets.test_paired.dataroot_gt={tiny_image_sets}/val',
         f'datasets.test_unpaired.dataroot_lq={tiny_image_sets}/unpaired', 'datasets.test_paired.gt_size=32',
-        'datasets.test_unpaired.gt_size=32'
+        'datasets.test_unpaired.gt_size=32', 'datasets.test_unpaired.meta_info_file=~'
     ], root_path=str(tmp_path))
     res = tmp_path / 'results' / 'tested'
     assert sorted(os.listdir(res / 'visualization')) == ['DemoFacesTest', 'DemoFacesUnpaired']
@@ -39,3 +39,43 @@ def test_test_pipeline_writes_metrics_and_images(tmp_path, tiny_image_sets):
     payload = json.load(open(res / 'metrics.json'))
     assert payload['datasets']['DemoFacesTest']['num_images'] == 3
     assert payload['protocol']['psnr']['crop_border'] == 0 and payload['protocol']['psnr']['test_y_channel'] is False
+    # comparison grids: input | method | ground truth (3 labelled 32 px tiles, 2 gaps), overview of every image
+    import cv2
+    grid = cv2.imread(str(res / 'grids' / 'DemoFacesTest' / '000.png'))
+    assert grid.shape[1] == 3 * 32 + 2 * 4 and grid.shape[0] > 32
+    assert cv2.imread(str(res / 'grids' / 'DemoFacesUnpaired' / '000.png')).shape[1] == 2 * 32 + 4  # no gt
+    assert cv2.imread(str(res / 'grids' / 'DemoFacesTest_overview.png')).shape[0] > 3 * grid.shape[0]
+    # the paper's Table 1 layout: PSNR/SSIM/LPIPS on the pairs, NIQE/BRISQUE on the unpaired set
+    paper = (res / 'paper_table.md').read_text()
+    assert '| method | DemoFacesTest PSNR | DemoFacesTest SSIM | DemoFacesTest LPIPS | DemoFacesUnpaired NIQE' in paper
+    assert f"| tested | {paired['psnr']:.2f} | {paired['ssim']:.4f} |" in paper
+
+
+def test_paper_table_row_by_hand():
+    summary = {'A': {'metrics': {'psnr': 24.0912, 'ssim': 0.75123}}, 'B': {'metrics': {'niqe': 3.3567}}}
+    row = testing.paper_table_row('ours', summary, [{'dataset': 'A', 'metrics': ['psnr', 'ssim', 'lpips']},
+                                                    {'dataset': 'B', 'metrics': ['niqe']},
+                                                    {'dataset': 'C', 'metrics': ['brisque']}])
+    assert row['A PSNR'] == '24.09' and row['A SSIM'] == '0.7512' and row['B NIQE'] == '3.36'
+    assert row['A LPIPS'].startswith('n/a (metric lpips') and row['C BRISQUE'].startswith('n/a (set C')
+
+
+def test_a_folder_without_ground_truth_is_enhanced_at_its_own_size(tmp_path, tiny_image_sets):
+    import cv2
+    from conftest import write_smooth_images
+    overrides = tiny_train_overrides(tiny_image_sets, 2, 'folder_run')
+    train_pipeline(['-opt', osp.join(REPO, 'options/demo/train_LowLightUNet_demo.yml'), '--cfg-options', *overrides],
+                   root_path=str(tmp_path))
+    photos = tmp_path / 'my dark photos'
+    write_smooth_images(str(photos), 2, size=40)
+    write_smooth_images(str(photos / 'sub'), 1, size=24, prefix='odd_')
+    weights = tmp_path / 'experiments' / 'folder_run' / 'models' / 'net_g_latest.pth'
+    summary = testing.test_pipeline(['-opt', osp.join(REPO, 'options/demo/test_LowLightUNet_demo.yml'), '--input',
+                                     str(photos), '--no-metrics', '--cfg-options', 'name=folder_run',
+                                     'network_g.num_feat=8', f'path.pretrain_network_g={weights}'],
+                                    root_path=str(tmp_path))
+    assert list(summary) == ['my dark photos'] and summary['my dark photos']['num_images'] == 3
+    out = tmp_path / 'results' / 'folder_run' / 'visualization' / 'my dark photos'
+    assert sorted(os.listdir(out)) == ['000.png', '001.png', 'odd_000.png']
+    assert cv2.imread(str(out / 'odd_000.png')).shape == (24, 24, 3)
+    assert not (tmp_path / 'results' / 'folder_run' / 'paper_table.md').exists()

@@ -3,6 +3,7 @@
 The generator that makes the training targets is a randomly initialised stand-in saved as a checkpoint (no trained
 weights are needed for these checks).
 """
+import copy
 import math
 import os.path as osp
 
@@ -173,3 +174,108 @@ def test_ddpm_training_lowers_the_loss_and_sampled_prior_approaches_target(tiny_
     # target" needs a trained generator and is left to scripts/prior_quality.py (issue 3 is still open).
     assert torch.isfinite(torch.tensor([trained, untrained])).all()
     assert model.get_current_visuals()['result'].shape == (8, 3, 16, 16)
+
+
+def test_paper_sampler_posterior_variance_matches_closed_form_by_hand():
+    sched = DiffusionSchedule(8, beta_start=0.05, beta_end=0.3)
+    model_fn = lambda x, t: 0.3 * x - 0.02 * t[:, None].to(x.dtype)  # noqa: E731
+    out = sched.sample(model_fn, (2, 3), 4, 'paper', generators=seeded_generators(5, 2), variance='posterior')
+    tau = sched.timesteps(4).tolist()
+    assert tau == [0, 2, 5, 7]
+    gens = seeded_generators(5, 2)
+    x = torch.stack([torch.randn(3, generator=g) for g in gens])
+    ab = sched.alphas_cumprod.tolist()
+    for k in (3, 2, 1, 0):
+        abar, abar_prev = ab[tau[k]], (ab[tau[k - 1]] if k else 1.0)
+        a = abar / abar_prev
+        eps = model_fn(x, torch.full((2, ), tau[k]))
+        x = (x - (1 - a) / math.sqrt(1 - abar) * eps) / math.sqrt(a)
+        if k:
+            var = (1 - abar_prev) / (1 - abar) * (1 - a)  # beta~' = (1 - abar'_{k-1}) / (1 - abar'_k) * beta'_k
+            assert var < 1 - a
+            x = x + math.sqrt(var) * torch.stack([torch.randn(3, generator=g) for g in gens])
+    assert torch.allclose(out, x, atol=1e-6)
+    assert not torch.allclose(out, sched.sample(model_fn, (2, 3), 4, 'paper', generators=seeded_generators(5, 2)))
+    with pytest.raises(ValueError, match='variance'):
+        sched.sample(model_fn, (2, 3), 4, 'paper', variance='beta_tilde')
+    # clip: the paper update with the eps implied by the clamped x0; a clip nothing reaches changes nothing
+    far = sched.sample(model_fn, (2, 3), 4, 'paper', generators=seeded_generators(5, 2), variance='posterior',
+                       clip=1e6)
+    assert torch.allclose(far, out, atol=1e-6)
+    one = sched.sample(model_fn, (2, 3), 1, 'paper', x_T=torch.full((2, 3), 3.0), clip=0.5)
+    assert torch.allclose(one, torch.full((2, 3), 0.5))  # one step from T: x = clamped x0_hat
+    assert not torch.allclose(sched.sample(model_fn, (2, 3), 1, 'paper', x_T=torch.full((2, 3), 3.0)), one)
+
+
+def test_posterior_variance_keeps_the_marginals_of_an_exact_model_and_beta_overshoots():
+    # Data = one point x0, so the exact noise model is known.  With the posterior variance every respaced step maps
+    # q(x_t | x0) to q(x_prev | x0) (variance 1 - abar_prev around sqrt(abar_prev) x0); the paper's beta' adds too
+    # much noise when steps are few (why 10 respaced steps diverge) and about the right amount when S = T.
+    n = 20000
+    x0 = torch.full((n, 1), 0.7, dtype=torch.float64)
+
+    def run(sched, steps, variance):
+        ab, seen = sched.alphas_cumprod, {}
+
+        def exact(x, t):
+            a = ab[t[0]].item()
+            seen[int(t[0])] = ((x - math.sqrt(a) * x0).var().item(), 1 - a)
+            return (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
+
+        torch.manual_seed(0)
+        x_T = torch.randn(n, 1, dtype=torch.float64)
+        out = sched.sample(exact, (n, 1), steps, 'paper', x_T=x_T, variance=variance)
+        assert torch.allclose(out, x0)  # the last step returns x0_hat = x0 for an exact model
+        return seen
+
+    sched = DiffusionSchedule(1000)
+    tau = sched.timesteps(10).tolist()
+    post, beta = run(sched, 10, 'posterior'), run(sched, 10, 'beta')
+    for t in tau[:-1]:
+        var, expected = post[t]
+        assert abs(var / expected - 1) < 0.05, (t, var, expected)
+    var, expected = beta[tau[0]]
+    assert var > 20 * expected  # beta' over-noises the low-t steps
+    small = DiffusionSchedule(50, schedule='scaled_linear')  # S = T: both variances give close marginals
+    full_post, full_beta = run(small, 50, 'posterior'), run(small, 50, 'beta')
+    for t in (45, 25, 10):
+        assert abs(full_post[t][0] / full_post[t][1] - 1) < 0.05
+        assert abs(full_beta[t][0] / full_beta[t][1] - 1) < 0.25
+
+
+def test_regression_objective_trains_and_samples_in_one_pass(tiny_setup):
+    root, base = tiny_setup
+    opt = copy.deepcopy(base)
+    opt['diffusion'] = {**opt['diffusion'], 'objective': 'regression'}
+    opt['val'].update(sampler='regression')
+    iters = 20
+    opt['train']['scheduler']['periods'] = [1000]  # ~constant lr over the 20 steps
+    opt['train']['optim_g']['lr'] = 4e-3
+    torch.manual_seed(0)
+    model = build_model(opt)
+    ds = FaceDepthDataset({'dataroot_gt': str(root / 'faces/train/gt'), 'camera_file':
+                           str(root / 'faces/train/cameras.json'), 'gt_size': 32, 'lowlight': True})
+    batch = {k: torch.stack([ds[i][k] for i in range(8)]) for k in ('lq', 'gt', 'camera')}
+    batch['lq_path'] = [ds[i]['lq_path'] for i in range(8)]
+    model.feed_data(batch)
+    x_t, t, target = model.schedule.training_inputs(torch.randn(2, 3, 4, 4))
+    assert torch.count_nonzero(x_t) == 0 and t.tolist() == [0, 0] and target.shape == (2, 3, 4, 4)
+    losses = []
+    for it in range(1, iters + 1):
+        model.update_learning_rate(it)
+        model.optimize_parameters(it)
+        log = model.get_current_log()
+        assert 'l_noise' not in log
+        losses.append(log['l_regression'])
+    assert losses[-1] < 0.92 * losses[0] and sum(losses[-5:]) < sum(losses[:5])
+    den = model.test_network().eval()
+    # the regression sample is the network output on zeros at t = 0: one deterministic pass, seed irrelevant
+    a = sample_x0(den, model.schedule, model.lq, steps=7, sampler='regression', generators=seeded_generators(0, 8))
+    b = sample_x0(den, model.schedule, model.lq, sampler='regression', generators=seeded_generators(9, 8))
+    with torch.no_grad():
+        direct = den(torch.zeros_like(a), torch.zeros(8, dtype=torch.long), model.lq)
+    assert torch.equal(a, b) and torch.allclose(a, direct, atol=1e-6) and a.shape == (8, 37, 16, 16)
+    model.test()  # validation path: sampler from val.sampler
+    assert model.output.shape == (8, 3, 16, 16) and model.output_depth.shape == (8, 1, 16, 16)
+    with pytest.raises(ValueError, match='objective'):
+        model.prior_extractor(sampler='ddim')

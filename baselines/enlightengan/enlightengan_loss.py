@@ -8,18 +8,19 @@ Formulas from ``../shared/docs/baselines.md`` section 1 (E = mean over the whole
 * self-feature preserving: ``mean((IN(phi(fake)) - IN(phi(input)))^2)`` with ``phi`` = VGG16 up to relu5_1
   *without* the 4th max-pool (features at 1/8 resolution) and ``IN`` an affine-free instance norm.
 
-VGG16 weights are torchvision's ImageNet file ``vgg16-397923af.pth``, found through
-:func:`lowlight3d.utils.weights.resolve_weights` like every pretrained file of the toolkit; offline and absent, the
+VGG16 weights are torchvision's ImageNet file ``vgg16-397923af.pth``, loaded by the toolkit's
+:func:`lowlight3d.archs.vgg_feature_extractor_arch.load_vgg_features` (through
+:func:`lowlight3d.utils.weights.resolve_weights`, like every pretrained file of the toolkit); offline and absent, the
 loss fails when it is built, naming the file and the folders it may be put in.  ``vgg_weights:
 random_for_tests`` builds a *random* VGG16 instead (fixed seed, a warning): for tests and labelled demo runs only,
 never for results reported as EnlightenGAN.
 """
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight3d.archs.vgg_feature_extractor_arch import (IMAGENET_MEAN, IMAGENET_STD, RANDOM_VGG, VGG_WEIGHT_FILES,
+                                                        RandomVGGWarning, load_vgg_features)
 from lowlight3d.utils.registry import LOSS_REGISTRY, register
 from lowlight3d.utils.weights import resolve_weights
 
@@ -28,19 +29,12 @@ __all__ = [
     'EnlightenGANRelativisticLSGANLoss', 'EnlightenGANLSGANLoss', 'EnlightenGANSelfFeaturePreservingLoss'
 ]
 
-VGG16_FILENAME = 'vgg16-397923af.pth'
-VGG16_URL = 'https://download.pytorch.org/models/vgg16-397923af.pth'
-#: The explicit option value that builds a random-weight VGG16 stand-in (tests, labelled demo runs).
-RANDOM_VGG = 'random_for_tests'
+VGG16_FILENAME, VGG16_URL = VGG_WEIGHT_FILES['vgg16']
 
 #: torchvision ``vgg16().features`` indices up to relu5_1, skipping the 4th max-pool (index 23).
 _RELU5_1_NO_POOL4 = list(range(23)) + [24, 25]
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class RandomVGGWarning(UserWarning):
-    """A random-weight VGG16 stand-in was built (``vgg_weights: random_for_tests``)."""
+_IMAGENET_MEAN = IMAGENET_MEAN
+_IMAGENET_STD = IMAGENET_STD
 
 
 def build_vgg16_relu5_1(vgg_weights=None, download=True):
@@ -57,22 +51,15 @@ def build_vgg16_relu5_1(vgg_weights=None, download=True):
     Raises:
         lowlight3d.utils.weights.WeightsNotFoundError: When the weights cannot be found or downloaded.
     """
-    from torchvision.models import vgg16
-    if vgg_weights == RANDOM_VGG:
-        warnings.warn('EnlightenGAN self-feature-preserving loss uses a RANDOM VGG16 (vgg_weights: random_for_tests); '
-                      'results are not those of EnlightenGAN', RandomVGGWarning, stacklevel=3)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            features = vgg16(weights=None).features
-    else:
-        path = resolve_weights(VGG16_FILENAME, url=VGG16_URL, local_path=vgg_weights, download=download,
-                               purpose='VGG16 of the EnlightenGAN self-feature-preserving loss; set '
-                               "vgg_weights: <path> in the loss block, or vgg_weights: random_for_tests for a "
-                               'labelled random stand-in')
-        state = torch.load(path, map_location='cpu', weights_only=True)
-        features = vgg16(weights=None).features
-        prefix = 'features.'
-        features.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    if vgg_weights != RANDOM_VGG:  # resolved here too: this module's resolve_weights is the tests' patch point
+        vgg_weights = resolve_weights(VGG16_FILENAME, url=VGG16_URL, local_path=vgg_weights, download=download,
+                                      purpose='VGG16 of the EnlightenGAN self-feature-preserving loss; set '
+                                      "vgg_weights: <path> in the loss block, or vgg_weights: random_for_tests for a "
+                                      'labelled random stand-in')
+    features = load_vgg_features(
+        'vgg16', vgg_weights, download, num_layers=_RELU5_1_NO_POOL4[-1] + 1,
+        random_message=('EnlightenGAN self-feature-preserving loss uses a RANDOM VGG16 (vgg_weights: '
+                        'random_for_tests); results are not those of EnlightenGAN'))
     net = nn.Sequential(*[features[i] for i in _RELU5_1_NO_POOL4]).eval()
     for p in net.parameters():
         p.requires_grad_(False)

@@ -41,7 +41,7 @@ __all__ = [
     'camera_label', 'camera_from_label', 'intrinsics_matrix', 'generate_rays', 'zdepth_to_ray_distance',
     'sphere_trace', 'render_sdf', 'FaceModel', 'sample_face_params', 'sample_lowlight_params',
     'mirror_params', 'face_params_for', 'render_face', 'make_demo_face', 'depth_to_vis', 'demo_dataset_meta',
-    'is_demo_dataset_complete', 'generate_demo_dataset'
+    'is_demo_dataset_complete', 'write_unpaired_split', 'generate_demo_dataset'
 ]
 
 GENERATOR_VERSION = '1.0'
@@ -1300,6 +1300,32 @@ def _pool_context():
     return mp.get_context('fork' if 'fork' in methods else 'spawn')
 
 
+def write_unpaired_split(root, num_unpaired, test_fraction=1 / 3):
+    """Split the unpaired low-light faces into a training list and a test list (BasicSR meta_info files).
+
+    The last ``round(num_unpaired * test_fraction)`` faces (at least 1) are the test set, the others train the
+    unpaired branch of semi-supervised methods, so no method is trained on the images it is scored on.  The lists
+    ``unpaired/meta_train.txt`` and ``unpaired/meta_test.txt`` are (re)written atomically when they differ.
+
+    Returns:
+        dict: ``unpaired_meta_train`` and ``unpaired_meta_test`` paths (empty when there are no unpaired faces).
+    """
+    if num_unpaired <= 0:
+        return {}
+    n_test = max(1, int(round(num_unpaired * test_fraction)))
+    names = [f'{i:05d}.png' for i in range(num_unpaired)]
+    out = {}
+    for split, subset in (('train', names[:-n_test]), ('test', names[-n_test:])):
+        path = osp.join(root, 'unpaired', f'meta_{split}.txt')
+        text = ''.join(f'{n}\n' for n in subset)
+        if not osp.isfile(path) or open(path).read() != text:
+            with open(path + '.tmp', 'w') as f:
+                f.write(text)
+            os.replace(path + '.tmp', path)
+        out[f'unpaired_meta_{split}'] = path
+    return out
+
+
 def generate_demo_dataset(root='datasets/demo_faces', num_train=240, num_val=24, num_test=24, num_unpaired=120,
                           size=256, seed=0, overwrite=False, num_workers=2, antialias=True, verbose=False):
     """Generate (once) the built-in synthetic demo data set.
@@ -1335,13 +1361,15 @@ def generate_demo_dataset(root='datasets/demo_faces', num_train=240, num_val=24,
     Returns:
         dict: Paths: ``root``, ``meta``, ``readme`` and ``{split}_{kind}`` for kinds ``gt``, ``depth``, ``mask``,
         ``depth_vis`` (folders), ``cameras``, ``params`` (files) of train/val/test, and ``unpaired_lq``,
-        ``unpaired_cameras``, ``unpaired_params``. Splits with count 0 are left out.
+        ``unpaired_cameras``, ``unpaired_params``, ``unpaired_meta_train`` / ``unpaired_meta_test`` (see
+        :func:`write_unpaired_split`). Splits with count 0 are left out.
     """
     kw = dict(num_train=num_train, num_val=num_val, num_test=num_test, num_unpaired=num_unpaired, size=size,
               seed=seed, antialias=antialias)
     meta = demo_dataset_meta(**kw)
     paths = _dataset_paths(root, meta)
     if is_demo_dataset_complete(root, **kw):
+        paths.update(write_unpaired_split(root, meta['counts'].get('unpaired', 0)))
         return paths
     meta_path, progress_path = osp.join(root, 'meta.json'), osp.join(root, '.generating.json')
     old_meta, progress = _read_json(meta_path), _read_json(progress_path)
@@ -1401,6 +1429,7 @@ def generate_demo_dataset(root='datasets/demo_faces', num_train=240, num_val=24,
     _write_json(meta_path, full)
     if osp.exists(progress_path):
         os.remove(progress_path)
+    paths.update(write_unpaired_split(root, meta['counts'].get('unpaired', 0)))
     if verbose:
         print(f'rendered {done} faces in {time.time() - t0:.1f} s into {root}')
     return paths

@@ -186,12 +186,16 @@ class _LowLightBase(data.Dataset):
         return index, index % len(self)
 
     def _prepare(self, img, rng):
-        """Resize, then draw the flip (always drawn, so ``use_hflip`` does not shift later draws)."""
+        """Resize, then draw the flip (always drawn, so ``use_hflip`` does not shift later draws).
+
+        Returns:
+            tuple[np.ndarray, bool]: The image and whether it was flipped horizontally.
+        """
         img = resize_image(img, self.size)
-        flip = rng.random() < 0.5
-        if self.is_train and self.use_hflip and flip:
+        flip = bool(rng.random() < 0.5) and self.is_train and self.use_hflip
+        if flip:
             img = np.ascontiguousarray(img[:, ::-1])
-        return img
+        return img, flip
 
 
 @register(DATASET_REGISTRY)
@@ -213,7 +217,8 @@ class PairedLowLightFaceDataset(_LowLightBase):
 
     Returns from ``__getitem__``:
         dict: ``lq``, ``gt`` (float32 3 x H x W RGB in [0, 1]), ``lq_path``, ``gt_path`` (both the ground-truth
-        path: the synthetic input has no file; BasicSR names saved images after ``lq_path``), and
+        path: the synthetic input has no file; BasicSR names saved images after ``lq_path``), ``hflip`` (the
+        sample is the horizontal mirror of the file; used to key cached per-image 3D priors), and
         ``degradation_params`` when asked.
     """
 
@@ -241,12 +246,12 @@ class PairedLowLightFaceDataset(_LowLightBase):
             rng = self._sample_rng(None, self.source.names[j])
         path = self.source.path(j)
         try:
-            gt = self._prepare(gt, rng)
+            gt, flipped = self._prepare(gt, rng)
             lq, params = self.degradation(gt, rng)
         except Exception as err:
             raise RuntimeError(f"{self.name}: failed to synthesise the low-light input of '{path}' "
                                f'(index {index}, epoch {self.epoch}): {err}') from err
-        out = {'lq': img_to_tensor(lq), 'gt': img_to_tensor(gt), 'lq_path': path, 'gt_path': path}
+        out = {'lq': img_to_tensor(lq), 'gt': img_to_tensor(gt), 'lq_path': path, 'gt_path': path, 'hflip': flipped}
         if self.return_params:
             out['degradation_params'] = json.dumps(params, sort_keys=True)
         return out
@@ -265,7 +270,7 @@ class UnpairedLowLightDataset(_LowLightBase):
             symmetry with the paired set).
 
     Returns from ``__getitem__``:
-        dict: ``lq`` (float32 3 x H x W RGB in [0, 1]) and ``lq_path``.
+        dict: ``lq`` (float32 3 x H x W RGB in [0, 1]), ``lq_path`` and ``hflip``.
     """
 
     def __init__(self, opt):
@@ -287,7 +292,8 @@ class UnpairedLowLightDataset(_LowLightBase):
         j, lq = self._load(i)
         if rng is None:
             rng = self._sample_rng(None, self.source.names[j])
-        return {'lq': img_to_tensor(self._prepare(lq, rng)), 'lq_path': self.source.path(j)}
+        lq, flipped = self._prepare(lq, rng)
+        return {'lq': img_to_tensor(lq), 'lq_path': self.source.path(j), 'hflip': flipped}
 
     def __getitem__(self, index):
         return self.get_sample(index)
@@ -316,7 +322,8 @@ class SemiSupervisedLowLightDataset(data.Dataset):
             ``recursive`` and ``return_params`` are defaults for both parts (a sub-block may override them).
 
     Returns from ``__getitem__``:
-        dict: ``lq``, ``gt``, ``lq_path``, ``gt_path`` (paired), ``lq_unpaired``, ``lq_unpaired_path``.
+        dict: ``lq``, ``gt``, ``lq_path``, ``gt_path``, ``hflip`` (paired), ``lq_unpaired``, ``lq_unpaired_path``,
+        ``lq_unpaired_hflip``.
     """
 
     accepts_index_beyond_len = True
@@ -377,4 +384,5 @@ class SemiSupervisedLowLightDataset(data.Dataset):
         unpaired = self.unpaired.get_sample(j, rng=rng_u)
         sample['lq_unpaired'] = unpaired['lq']
         sample['lq_unpaired_path'] = unpaired['lq_path']
+        sample['lq_unpaired_hflip'] = unpaired['hflip']
         return sample

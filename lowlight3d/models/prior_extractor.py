@@ -10,6 +10,9 @@ triplane_ddpm_arch.TriplaneDDPM` (EMA weights when the checkpoint has them), the
 * Determinism: the noise of sample ``i`` comes from its own generator seeded by ``(seed, keys[i])`` (or
   ``(seed, i)`` without keys), so a prior does not depend on the batch it is computed in; the render is the
   deterministic eval render.
+* Objective (``diffusion.objective`` of the option file, held by the schedule): ``'noise'`` networks are sampled
+  (``ddim`` / ``paper``, ``variance`` ``'beta'`` or ``'posterior'`` for the latter); ``'regression'`` networks (paper
+  ablation V6) give ``x0`` in one deterministic forward pass (sampler ``'regression'``; seeds are irrelevant).
 * Flip consistency (``flip_consistent=True``, default): the prior of ``I`` is the average of the prior sampled on
   ``I`` and the horizontally flipped prior sampled on ``flip(I)`` with the same noise.  Then
   ``prior(flip(I)) = flip(prior(I))`` exactly, for any network, at twice the sampling cost (one batch of 2B).
@@ -28,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from lowlight3d.archs import build_network
-from lowlight3d.archs.diffusion_schedule import DiffusionSchedule
+from lowlight3d.archs.diffusion_schedule import VARIANCES, DiffusionSchedule, sampler_for
 from lowlight3d.archs.triplane_renderer_arch import depth_guidance
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
 
@@ -45,7 +48,8 @@ def seeded_generators(seed, count, keys=None):
 
 
 @torch.no_grad()
-def sample_x0(denoiser, schedule, cond_img, steps=20, sampler='ddim', eta=0.0, generators=None, clip=None):
+def sample_x0(denoiser, schedule, cond_img, steps=20, sampler='ddim', eta=0.0, generators=None, clip=None,
+              variance='beta'):
     """Sample standardised ``x0`` for low-light images (condition features are computed once).
 
     Args:
@@ -53,10 +57,11 @@ def sample_x0(denoiser, schedule, cond_img, steps=20, sampler='ddim', eta=0.0, g
         schedule (DiffusionSchedule): Its schedule.
         cond_img (torch.Tensor): ``(B, 3, S, S)`` low-light images in ``[0, 1]`` at the denoiser's image size.
         steps (int): Sampling steps.
-        sampler (str): ``'ddim'`` or ``'paper'``.
+        sampler (str): ``'ddim'``, ``'paper'`` or ``'regression'`` (one pass; needs ``schedule.objective`` regression).
         eta (float): DDIM stochasticity.
         generators (list, optional): Per-sample generators.
-        clip (float, optional): Clamp of the predicted (standardised) ``x0`` in DDIM.
+        clip (float, optional): Clamp of the predicted (standardised) ``x0`` (DDIM and paper samplers).
+        variance (str): Paper sampler: ``'beta'`` (eq. 4) or ``'posterior'``.
 
     Returns:
         torch.Tensor: ``(B, in_channels, R, R)`` standardised ``x0``.
@@ -65,7 +70,7 @@ def sample_x0(denoiser, schedule, cond_img, steps=20, sampler='ddim', eta=0.0, g
     r = feats[0].shape[-1]
     shape = (cond_img.shape[0], denoiser.in_channels, feats[0].shape[-2], r)
     return schedule.sample(lambda x, t: denoiser.denoise(x, t, feats), shape, steps, sampler, eta, generators,
-                           device=cond_img.device, clip=clip)
+                           device=cond_img.device, clip=clip, variance=variance)
 
 
 def prior_pyramid(render, guidance):
@@ -83,20 +88,25 @@ class PriorExtractor:
     Args:
         denoiser (TriplaneDDPM): Trained denoiser (with its standardisation statistics).
         renderer (TriplaneRenderer): Renderer of the generator that made the training targets.
-        schedule (DiffusionSchedule): Diffusion schedule of the denoiser.
+        schedule (DiffusionSchedule): Diffusion schedule of the denoiser; its ``objective`` says what the denoiser
+            outputs (``'noise'``: eps, sampled; ``'regression'``: ``x0`` in one pass, paper ablation V6).
         image_size (int): Size the low-light image is resized to for the denoiser.
-        steps (int): Sampling steps (default 20).
-        sampler (str): ``'ddim'`` (default, eta 0: deterministic given the start noise) or ``'paper'`` (eq. 4).
+        steps (int): Sampling steps (default 20; unused by ``'regression'``).
+        sampler (str, optional): ``'ddim'`` (eta 0: deterministic given the start noise), ``'paper'`` (eq. 4) or
+            ``'regression'`` (one deterministic forward pass); must fit the objective.  Default: ``'ddim'`` for
+            objective ``'noise'``, ``'regression'`` for objective ``'regression'``.
         eta (float): DDIM eta.
-        clip (float, optional): DDIM clamp of the standardised ``x0`` (default 5 standard deviations; None: off).
+        variance (str): Paper sampler: ``'beta'`` (eq. 4, default) or ``'posterior'`` (the smaller ``beta~``).
+        clip (float, optional): Clamp of the standardised predicted ``x0`` in both samplers (default 5 standard
+            deviations; None: off, i.e. the paper sampler is eq. 4 exactly).
         flip_consistent (bool): Average with the flipped prior of the flipped image (see module docstring).
         cache (bool): Keep results in memory per ``(key, seed)``.
         cache_dir (str, optional): Also keep them as ``.pt`` files there.
         device (str | torch.device): Device.
     """
 
-    def __init__(self, denoiser, renderer, schedule, image_size, steps=20, sampler='ddim', eta=0.0, clip=5.0,
-                 flip_consistent=True, cache=False, cache_dir=None, device='cpu'):
+    def __init__(self, denoiser, renderer, schedule, image_size, steps=20, sampler=None, eta=0.0, clip=5.0,
+                 flip_consistent=True, cache=False, cache_dir=None, device='cpu', variance='beta'):
         if not bool(denoiser.stats_ready):
             raise ValueError('The denoiser has no standardisation statistics (stats_ready is false): load weights '
                              'written by TriplaneDiffusionModel')
@@ -104,7 +114,10 @@ class PriorExtractor:
         self.denoiser = denoiser.to(self.device).eval()
         self.renderer = renderer.to(self.device).eval()
         self.schedule, self.image_size = schedule, int(image_size)
-        self.steps, self.sampler, self.eta, self.clip = int(steps), sampler, float(eta), clip
+        self.sampler = sampler_for(schedule.objective, sampler)
+        if variance not in VARIANCES:
+            raise ValueError(f'prior variance must be one of {VARIANCES}, got {variance!r}')
+        self.steps, self.eta, self.clip, self.variance = int(steps), float(eta), clip, variance
         self.flip_consistent = bool(flip_consistent)
         self.cache = {} if cache else None
         self.cache_dir = cache_dir
@@ -117,10 +130,12 @@ class PriorExtractor:
 
         Args:
             opt (dict | str): Options of :class:`~lowlight3d.models.triplane_diffusion_model.TriplaneDiffusionModel`
-                (``network_g``, ``network_generator``, ``diffusion``, ``prior``) or the path of such a file.
+                (``network_g``, ``network_generator``, ``diffusion`` (with ``objective``), ``prior``) or the path of such
+                a file.
             denoiser_weights (str): ``net_g_*.pth`` of the DDPM stage (``params_ema`` used when present).
             generator_weights (str, optional): ``net_generator_*.pth``; default ``path.pretrain_network_generator``.
-            **kwargs: Override the ``prior`` block (``steps``, ``sampler``, ``eta``, ``cache``, ``device`` ...).
+            **kwargs: Override the ``prior`` block (``steps``, ``sampler``, ``eta``, ``variance``, ``cache``,
+                ``device`` ...).
         """
         if isinstance(opt, str):
             from lowlight3d.utils.options import load_config
@@ -138,7 +153,8 @@ class PriorExtractor:
 
     @classmethod
     def from_networks(cls, denoiser, generator, diffusion_opt=None, **kwargs):
-        """Build from networks: the generator gives the renderer and the image size."""
+        """Build from networks: the generator gives the renderer and the image size; ``diffusion_opt`` the schedule
+        and the objective."""
         schedule = DiffusionSchedule(**(diffusion_opt or {}))
         plane_res = generator.encoder.plane_resolution(generator.input_size)
         return cls(denoiser, generator.renderer, schedule, plane_res * 2**denoiser.image_downsample, **kwargs)
@@ -156,7 +172,8 @@ class PriorExtractor:
         gens = seeded_generators(seed, b, keys)
         if self.flip_consistent:
             img, gens = torch.cat([img, img.flip(-1)]), gens + seeded_generators(seed, b, keys)
-        x0 = sample_x0(self.denoiser, self.schedule, img, self.steps, self.sampler, self.eta, gens, self.clip)
+        x0 = sample_x0(self.denoiser, self.schedule, img, self.steps, self.sampler, self.eta, gens, self.clip,
+                       self.variance)
         planes, cams = self.denoiser.split_x0(x0)
         out = self.renderer(planes, cams, deterministic=True)
         render, depth, opacity = out['image'], out['depth'], out['opacity']

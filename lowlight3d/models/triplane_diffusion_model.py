@@ -7,8 +7,13 @@ fly; ``x0 = [planes | camera broadcast]``, standardised per channel with statist
 batch and stored in the denoiser's buffers (so in every checkpoint).  Loss (eq. 6): ``train.noise_opt`` (e.g.
 ``MSELoss``) between predicted and true noise at uniform random ``t``.  EMA copy ``net_g_ema`` for sampling.
 
-Validation (``val.sampler``, ``val.sampling_steps``, ``val.eta``, ``val.clip`` [5], ``val.seed``,
-``val.flip_consistent``): the prior
+``diffusion.objective: regression`` (paper ablation V6, "a plain U-Net regressing the tri-planes directly"): the same
+network is fed ``x_t = 0`` and ``t = 0`` and ``train.noise_opt``'s loss compares its output with the standardised
+``x0`` (logged as ``l_regression``); sampling is one deterministic forward pass (sampler ``'regression'``).
+
+Validation (``val.sampler`` [``'ddim'``, ``'regression'`` for the regression objective], ``val.sampling_steps``,
+``val.eta``, ``val.variance`` [``'beta'``; paper sampler], ``val.clip`` [5], ``val.seed``, ``val.flip_consistent``):
+the prior
 is sampled from ``lq`` with :class:`~lowlight3d.models.prior_extractor.PriorExtractor`; ``result`` = its render,
 ``gt`` = the render of the generator's tri-planes from the true camera; ``val.metrics`` (PSNR/SSIM) compare them and
 ``depth_mae`` is the mean absolute difference of the depth guidance maps (``[0, 1]`` units).
@@ -18,7 +23,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from lowlight3d.archs.diffusion_schedule import DiffusionSchedule
+from lowlight3d.archs.diffusion_schedule import DiffusionSchedule, sampler_for
 from lowlight3d.archs.triplane_renderer_arch import depth_guidance
 from lowlight3d.models.base_model import BaseModel
 from lowlight3d.models.prior_extractor import PriorExtractor
@@ -32,7 +37,8 @@ __all__ = ['TriplaneDiffusionModel']
 class TriplaneDiffusionModel(BaseModel):
     """Trains ``network_g`` (:class:`~lowlight3d.archs.triplane_ddpm_arch.TriplaneDDPM`) on frozen generator targets.
 
-    Option keys: ``network_g``, ``network_generator``, ``diffusion`` (``DiffusionSchedule`` arguments),
+    Option keys: ``network_g``, ``network_generator``, ``diffusion`` (``DiffusionSchedule`` arguments, including
+    ``objective``: ``noise`` or ``regression``),
     ``path.pretrain_network_generator`` (required), ``train.optim_g``, ``train.scheduler``, ``train.ema_decay``,
     ``train.noise_opt``; ``val.*`` sampling keys (module docstring); ``prior`` (defaults of the extractor).
     """
@@ -63,7 +69,8 @@ class TriplaneDiffusionModel(BaseModel):
             self.nets['net_g'].train()
             self.build_losses()
             if set(self.losses) != {'noise'}:
-                raise KeyError(f'TriplaneDiffusionModel uses exactly one loss block, train.noise_opt (eq. 6); got '
+                raise KeyError(f'TriplaneDiffusionModel uses exactly one loss block, train.noise_opt (eq. 6; also the '
+                               f'loss of objective regression); got '
                                f'{[k + "_opt" for k in self.losses]}')
             self.add_optimizer('optim_g', self.nets['net_g'].parameters(), train_opt['optim_g'])
             self.setup_schedulers()
@@ -90,21 +97,21 @@ class TriplaneDiffusionModel(BaseModel):
 
     # ------------------------------------------------------------------ training
     def optimize_parameters(self, current_iter):
-        """One eq.-6 step at uniform random ``t``; statistics from the first batch; then the EMA update."""
+        """One eq.-6 step at uniform random ``t`` (or one ``x0`` regression step); statistics from the first batch;
+        then the EMA update."""
         denoiser = self.bare(self.nets['net_g'])
         if not bool(denoiser.stats_ready):
             denoiser.set_statistics(self.x0_raw)
         x0 = denoiser.standardize(self.x0_raw)
-        t = torch.randint(0, self.schedule.num_steps, (x0.shape[0], ), device=self.device)
-        noise = torch.randn_like(x0)
-        x_t = self.schedule.q_sample(x0, t, noise)
+        x_t, t, target = self.schedule.training_inputs(x0)
         optimizer = self.optimizers['optim_g']
         optimizer.zero_grad(set_to_none=True)
-        eps = self.nets['net_g'](x_t, t, self.lq)
-        loss = self.losses['noise'](eps, noise)
+        pred = self.nets['net_g'](x_t, t, self.lq)
+        loss = self.losses['noise'](pred, target)
         loss.backward()
         optimizer.step()
-        self.log_dict = self.reduce_loss_dict(OrderedDict(l_noise=loss.detach()))
+        name = 'l_regression' if self.schedule.objective == 'regression' else 'l_noise'
+        self.log_dict = self.reduce_loss_dict(OrderedDict([(name, loss.detach())]))
         if 'net_g_ema' in self.nets:
             self.update_ema('net_g_ema', self.ema_decay)
 
@@ -118,8 +125,9 @@ class TriplaneDiffusionModel(BaseModel):
         val = self.opt.get('val') or {}
         kwargs = {
             'steps': val.get('sampling_steps', 20),
-            'sampler': val.get('sampler', 'ddim'),
+            'sampler': val.get('sampler', sampler_for(self.schedule.objective)),
             'eta': val.get('eta', 0.0),
+            'variance': val.get('variance', 'beta'),
             'clip': val.get('clip', 5.0),
             'flip_consistent': val.get('flip_consistent', False),
             'device': self.device,

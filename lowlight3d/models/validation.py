@@ -27,7 +27,7 @@ def _stem(path):
     return osp.splitext(osp.basename(path))[0]
 
 
-def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=False):
+def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=False, grid_fn=None):
     """Run ``model.test()`` on every item and score it.
 
     Args:
@@ -36,6 +36,8 @@ def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=Fals
         metrics_opt (dict): ``{metric_name: metric_block}`` (``val.metrics``); may be empty.
         save_path_fn (callable, optional): ``name -> file path`` where the result image is written.
         pbar (bool): Show a tqdm progress bar.
+        grid_fn (callable, optional): ``grid_fn(name, lq, result, gt)`` with uint8 BGR images (``gt`` may be
+            None), e.g. to write comparison grids.
 
     Returns:
         list[OrderedDict]: One row per image: ``image`` plus each metric (a float, or the
@@ -59,6 +61,8 @@ def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=Fals
                 row[metric_name] = try_compute_metric(metric_opt, result, gt)
             if save_path_fn is not None:
                 imwrite(result, save_path_fn(name))
+            if grid_fn is not None:
+                grid_fn(name, tensor2img(visuals['lq'][b]), result, gt)
             rows.append(row)
     return rows
 

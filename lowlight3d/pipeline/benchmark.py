@@ -5,12 +5,17 @@ The list of methods is data (``options/demo/benchmark_demo.yml``)::
     total_iter: 200          # every method trains this many iterations (train.total_iter is overridden)
     seeds: [0, 1]            # manual_seed of each run; experiment names get the suffix _seed<k>
     complexity_size: 256     # params / GMACs of network_g at this input size
+    prerequisites:           # trained once, at their own budget, before the stages (e.g. the 3D prior)
+      - options/demo/train_TriplaneGenerator_demo.yml
     stages:
       - {label: LowLightUNet, train: options/demo/train_LowLightUNet_demo.yml,
          test: options/demo/test_LowLightUNet_demo.yml}
       - {label: ..., train: null, test: ...}   # test only (e.g. a zero-shot method without training)
+      - {label: ..., train: ..., test_sets: options/_base_/datasets/demo_faces_test.yml}
 
-An entry may add ``train_cfg`` / ``test_cfg``: lists of extra ``--cfg-options`` for that method only.  For every
+An entry may add ``train_cfg`` / ``test_cfg``: lists of extra ``--cfg-options`` for that method only.  Instead of a
+``test`` file an entry may name ``test_sets``: the test option file is then composed as ``_base_: [train,
+test_sets]`` (written to ``experiments/<name>/benchmark_test_options.yml``), so an ablation needs no test file.  For every
 stage and seed the stage is trained (``--auto_resume``: a finished run is reused) and tested on the test sets of its
 test file (every method sees the same inputs: test sets are seeded by image name only), then one table is written to
 ``<out>/benchmark.md`` and ``benchmark.csv``: per test set and metric the mean +- standard deviation over seeds
@@ -33,7 +38,7 @@ from lowlight3d.utils.options import OptionError, load_config, yaml_load
 from lowlight3d.utils.results_table import format_table, write_rows_csv
 from lowlight3d.utils.weights import WeightsNotFoundError
 
-__all__ = ['load_benchmark_list', 'run_stage', 'summarise', 'run_benchmark', 'main']
+__all__ = ['load_benchmark_list', 'run_prerequisites', 'run_stage', 'summarise', 'run_benchmark', 'main']
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_LIST = osp.join('options', 'demo', 'benchmark_demo.yml')
@@ -54,20 +59,46 @@ def load_benchmark_list(path):
         raise OptionError(f"{path}: 'stages' must be a non-empty list of {{label, train, test}} entries")
     labels = set()
     for i, stage in enumerate(stages):
-        if not isinstance(stage, dict) or not stage.get('label') or not stage.get('test'):
-            raise OptionError(f'{path}: stages[{i}] needs a label and a test option file (train may be null), '
-                              f'got {stage!r}')
+        testable = isinstance(stage, dict) and (stage.get('test') or (stage.get('train') and stage.get('test_sets')))
+        if not testable or not stage.get('label'):
+            raise OptionError(f'{path}: stages[{i}] needs a label and a test option file (train may be null), or '
+                              f'a train file and test_sets, got {stage!r}')
         if stage['label'] in labels:
             raise OptionError(f"{path}: the label {stage['label']!r} appears twice")
         labels.add(stage['label'])
-        for key in ('train', 'test'):
+        for key in ('train', 'test', 'test_sets'):
             if stage.get(key) and not osp.isfile(_resolve(stage[key])):
                 raise OptionError(f"{path}: stages[{i}].{key} = {stage[key]} does not exist")
+    prerequisites = data.get('prerequisites') or []
+    for i, pre in enumerate(prerequisites):
+        if not isinstance(pre, str) or not osp.isfile(_resolve(pre)):
+            raise OptionError(f'{path}: prerequisites[{i}] = {pre!r} is not an option file')
     seeds = data.get('seeds', [0, 1])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise OptionError(f"{path}: 'seeds' must be a non-empty list of non-negative integers, got {seeds!r}")
     return {'total_iter': int(data.get('total_iter', 200)), 'seeds': seeds,
-            'complexity_size': int(data.get('complexity_size', 256)), 'stages': stages}
+            'complexity_size': int(data.get('complexity_size', 256)), 'stages': stages,
+            'prerequisites': prerequisites}
+
+
+def run_prerequisites(files, extra_overrides=()):
+    """Train each prerequisite option file once, at its own budget (``--auto_resume``: finished runs are kept)."""
+    from lowlight3d.pipeline.train_pipeline import train_pipeline
+    for path in files:
+        print(f'[benchmark] prerequisite {path}', flush=True)
+        train_pipeline(['-opt', _resolve(path), '--auto_resume', '--cfg-options', 'logger.use_tb_logger=false',
+                        *training_overrides(list(extra_overrides))])
+
+
+def _test_option_file(stage, name):
+    """The stage's test file, or one composed from its training file and ``test_sets``."""
+    if stage.get('test'):
+        return _resolve(stage['test'])
+    path = osp.join('experiments', name, 'benchmark_test_options.yml')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(f"_base_: [{osp.abspath(_resolve(stage['train']))}, {osp.abspath(_resolve(stage['test_sets']))}]\n")
+    return path
 
 
 def _resolve(path):
@@ -95,8 +126,7 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False):
     """
     from lowlight3d.pipeline.test_pipeline import test_pipeline
     from lowlight3d.pipeline.train_pipeline import train_pipeline
-    test_opt = _resolve(stage['test'])
-    base_name = load_config(_resolve(stage['train']) if stage.get('train') else test_opt)['name']
+    base_name = load_config(_resolve(stage['train']) if stage.get('train') else _resolve(stage['test']))['name']
     name = f'{base_name}_seed{seed}'
     common = [f'name={name}', f'manual_seed={seed}', *extra_overrides]
     seconds_per_iter = None
@@ -120,8 +150,8 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False):
             seconds_per_iter = (time.time() - t0) / max(1, total_iter)
             with open(timing, 'w') as f:
                 json.dump({'seconds_per_iter': seconds_per_iter, 'total_iter': total_iter}, f)
-        test_overrides.append(f"path.pretrain_network_g={osp.join(opt['path']['models'], 'net_g_latest.pth')}")
-    summary = test_pipeline(['-opt', test_opt, '--cfg-options', *test_overrides])
+        test_overrides.append(f"+path.pretrain_network_g={osp.join(opt['path']['models'], 'net_g_latest.pth')}")
+    summary = test_pipeline(['-opt', _test_option_file(stage, name), '--cfg-options', *test_overrides])
     return {'summary': summary, 'seconds_per_iter': seconds_per_iter, 'name': name}
 
 
@@ -213,6 +243,7 @@ def run_benchmark(list_path=DEFAULT_LIST, out_dir=osp.join('results', 'benchmark
     if generate_data:
         from lowlight3d.data.demo_faces import generate_demo_dataset
         generate_demo_dataset(osp.join('datasets', 'demo_faces'), verbose=True)
+    run_prerequisites(spec['prerequisites'], extra_overrides)
     rows = []
     for stage in stages:
         runs, failure = [], None
@@ -224,7 +255,8 @@ def run_benchmark(list_path=DEFAULT_LIST, out_dir=osp.join('results', 'benchmark
                 failure = WeightsNotFoundError(_missing_weights(err))
                 print(f"[benchmark] {stage['label']}: n/a ({failure})", flush=True)
                 break
-        complexity = None if failure else _complexity(_resolve(stage['test']), spec['complexity_size'])
+        complexity = None if failure else _complexity(_resolve(stage.get('test') or stage['train']),
+                                                      spec['complexity_size'])
         rows.append(summarise(stage['label'], runs, complexity, failure))
         _write(rows, out_dir, total_iter, seeds, spec['complexity_size'])
     return rows

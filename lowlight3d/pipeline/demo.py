@@ -19,9 +19,17 @@ __all__ = ['DEMO_STAGES', 'prepare_user_faces', 'run_demo', 'main']
 
 DEMO_ROOT = osp.join('datasets', 'demo_faces')
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-#: (train option file, test option file, experiment name) of each demo stage, in order.
+#: The demo stages, in order: ``name`` (experiment), ``train`` and ``test`` option files (``test`` None: a
+#: training-only stage whose weights a later stage reads) and ``user_faces`` (where ``FACES=<dir>`` photos go:
+#: None = the stage keeps the generated demo faces; ``'semi'`` = the paired part of the semi-supervised set).
+#: The 3D prior stages stay on the demo faces with FACES (they need exact depth and cameras, which photos lack).
 DEMO_STAGES = [
-    ('options/demo/train_LowLightUNet_demo.yml', 'options/demo/test_LowLightUNet_demo.yml', 'demo_LowLightUNet'),
+    {'name': 'demo_TriplaneGenerator', 'train': 'options/demo/train_TriplaneGenerator_demo.yml', 'test': None,
+     'user_faces': None},
+    {'name': 'demo_TriplaneDDPM', 'train': 'options/demo/train_TriplaneDDPM_demo.yml', 'test': None,
+     'user_faces': None},
+    {'name': 'demo_LowLight3D_randomVGG', 'train': 'options/demo/train_LowLight3D_demo.yml',
+     'test': 'options/demo/test_LowLight3D_demo.yml', 'user_faces': 'semi'},
 ]
 
 
@@ -54,11 +62,15 @@ def prepare_user_faces(faces_dir, out_root='datasets', val_fraction=0.1, test_fr
     return folder, metas
 
 
-def _user_overrides(faces_dir, metas):
+def _user_overrides(faces_dir, metas, layout):
+    """``--cfg-options`` that put the user's photos into the train (``layout``: ``'semi'`` = its paired
+    sub-block, ``'paired'`` = a flat paired set), val and paired test sets."""
     faces_dir = osp.abspath(faces_dir)
     overrides = []
-    for phase, split in (('train', 'train'), ('val', 'val'), ('test_paired', 'test')):
-        overrides += [f'datasets.{phase}.dataroot_gt={faces_dir}', f'+datasets.{phase}.meta_info_file={metas[split]}',
+    train_key = 'datasets.train.paired' if layout == 'semi' else 'datasets.train'
+    for key, phase, split in ((train_key, 'train', 'train'), ('datasets.val', 'val', 'val'),
+                              ('datasets.test_paired', 'test_paired', 'test')):
+        overrides += [f'{key}.dataroot_gt={faces_dir}', f'+{key}.meta_info_file={metas[split]}',
                       f'datasets.{phase}.name=UserFaces_{split}']
     return overrides
 
@@ -87,24 +99,29 @@ def _run_stages(faces, demo_data_kwargs, extra_overrides):
     t0 = time.time()
     print(f'[demo] demo data in {DEMO_ROOT} ...', flush=True)
     generate_demo_dataset(DEMO_ROOT, verbose=True, **demo_data_kwargs)
-    overrides, suffix = list(extra_overrides), ''
+    folder = metas = None
     if faces:
         folder, metas = prepare_user_faces(faces)
-        overrides = _user_overrides(faces, metas) + overrides
-        suffix = '_' + osp.basename(folder)
         print(f'[demo] using your faces from {faces}: lists in {folder}', flush=True)
     summaries = {}
-    for train_opt, test_opt, name in DEMO_STAGES:
-        name = name + suffix
+    for stage in DEMO_STAGES:
+        name, overrides = stage['name'], list(extra_overrides)
+        if faces and stage['user_faces']:
+            name = f"{name}_{osp.basename(folder)}"
+            overrides = _user_overrides(faces, metas, stage['user_faces']) + overrides
         stage_overrides = overrides + [f'name={name}']  # datasets.test* overrides apply to testing only
-        train_opt, test_opt = osp.join(REPO_ROOT, train_opt), osp.join(REPO_ROOT, test_opt)
+        train_opt = osp.join(REPO_ROOT, stage['train'])
         print(f'[demo] training {name} ({train_opt}) ...', flush=True)
         train_pipeline(['-opt', train_opt, '--auto_resume', '--cfg-options', *training_overrides(stage_overrides)])
+        if not stage['test']:
+            continue
+        test_opt = osp.join(REPO_ROOT, stage['test'])
         weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
         print(f'[demo] testing {name} ({test_opt}) ...', flush=True)
         summaries[name] = test_pipeline(
             ['-opt', test_opt, '--cfg-options', *stage_overrides, f'path.pretrain_network_g={weights}'])
-        print(f'[demo] results: results/{name}/metrics.csv, metrics.json, visualization/', flush=True)
+        print(f'[demo] results: results/{name}/metrics.csv, metrics.json, paper_table.md, grids/, visualization/',
+              flush=True)
     print(f'[demo] done in {time.time() - t0:.0f} s', flush=True)
     return summaries
 

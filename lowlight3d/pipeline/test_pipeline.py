@@ -6,12 +6,23 @@ test option file may inherit the training file): enhance each image with the mod
 metrics are ``n/a (no ground truth)`` on sets without ground truth), then write
 ``results/<name>/metrics.csv`` (one row per image and a mean row per set), ``results/<name>/metrics.json``
 (means, image counts and the metric protocol) and print a table.
+
+* ``val.save_grid: true``: comparison grids ``input | <name> | ground truth`` per image in
+  ``results/<name>/grids/<dataset>/`` and an overview of the first ``val.grid_rows`` [6] images,
+  ``results/<name>/grids/<dataset>_overview.png``.
+* ``val.paper_table``: a list of ``{dataset, metrics}``; prints one row in the layout of the paper's Table 1 (e.g.
+  PSNR/SSIM/LPIPS on the synthetic pairs, NIQE/BRISQUE on the real set) and writes ``paper_table.md``.
+* ``--input DIR``: enhance every image of a folder of low-light faces without ground truth instead of the option
+  file's test sets (any size, kept); the enhanced images go to ``results/<name>/visualization/<folder name>/``.
+  No-reference metrics are computed unless ``--no-metrics``.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import time
+
+from basicsr.utils import imwrite
 
 from lowlight3d.models import build_model
 from lowlight3d.metrics.metric_util import format_metric, mean_of_rows
@@ -22,7 +33,7 @@ from lowlight3d.utils.logger import environment_info, setup_logger
 from lowlight3d.utils.options import dump_options
 from lowlight3d.utils.results_table import format_table, write_rows_csv
 
-__all__ = ['parse_test_args', 'test_pipeline', 'metric_protocol']
+__all__ = ['parse_test_args', 'test_pipeline', 'metric_protocol', 'input_folder_datasets', 'paper_table_row']
 
 
 def parse_test_args(argv=None):
@@ -33,7 +44,51 @@ def parse_test_args(argv=None):
                         help='Override options, e.g. path.pretrain_network_g=experiments/x/models/net_g_best.pth')
     parser.add_argument('--root', default='.', help='Folder holding results/ (default: cwd).')
     parser.add_argument('--launcher', choices=['none'], default='none', help='Testing runs in one process.')
+    parser.add_argument('--input', default=None, metavar='DIR',
+                        help='Enhance this folder of low-light images (no ground truth) instead of the test sets.')
+    parser.add_argument('--no-metrics', action='store_true', help='Only write the enhanced images.')
     return parser.parse_args(argv)
+
+
+def input_folder_datasets(folder):
+    """``datasets`` block that tests a folder of low-light images at their own size (no ground truth)."""
+    folder = osp.abspath(folder)
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'--input {folder}: not a folder (give a folder of low-light images)')
+    name = osp.basename(folder.rstrip('/')) or 'input'
+    return {'test_input': {'name': name, 'type': 'UnpairedLowLightDataset', 'dataroot_lq': folder, 'phase': 'test',
+                           'io_backend': {'type': 'disk'}, 'gt_size': None, 'recursive': True}}
+
+
+_NO_REFERENCE = ('niqe', 'brisque')
+
+
+def paper_table_row(method, summary, spec):
+    """One row in the paper's Table 1 layout: ``method`` then ``<dataset> <METRIC>`` columns.
+
+    Args:
+        method (str): Row label. summary (dict): :func:`test_pipeline`'s summary.
+        spec (list[dict]): ``[{dataset: name, metrics: [names]}]``.
+
+    Returns:
+        OrderedDict: The row (a set that was not tested reads ``n/a (not tested)``).
+    """
+    from collections import OrderedDict
+    row = OrderedDict(method=method)
+    for entry in spec:
+        dataset = entry['dataset']
+        means = summary.get(dataset, {}).get('metrics')
+        for metric in entry['metrics']:
+            key = f'{dataset} {metric.upper()}'
+            if means is None:
+                row[key] = f'n/a (set {dataset} not tested)'
+            elif metric not in means:
+                row[key] = f'n/a (metric {metric} not configured in val.metrics)'
+            else:
+                value = means[metric]
+                row[key] = (f'{value:.2f}' if metric in ('psnr', 'niqe', 'brisque') else f'{value:.4f}') \
+                    if isinstance(value, float) else format_metric(value)
+    return row
 
 
 def metric_protocol(metrics_opt):
@@ -58,6 +113,16 @@ def test_pipeline(argv=None, root_path=None):
     """
     args = parse_test_args(argv)
     opt = load_options(args.opt, is_train=False, cfg_options=args.cfg_options, root_path=root_path or args.root)
+    val_opt = opt.setdefault('val', {}) or {}
+    opt['val'] = val_opt
+    if args.input:
+        opt['datasets'] = input_folder_datasets(args.input)
+        val_opt.pop('paper_table', None)
+        val_opt['save_grid'] = False
+        val_opt['metrics'] = {} if args.no_metrics else \
+            {k: v for k, v in (val_opt.get('metrics') or {}).items() if v.get('type', k) in _NO_REFERENCE}
+    elif args.no_metrics:
+        val_opt['metrics'] = {}
     results_root = opt['path']['results_root']
     os.makedirs(results_root, exist_ok=True)
     logger = setup_logger(osp.join(results_root, f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log"))
@@ -78,10 +143,17 @@ def test_pipeline(argv=None, root_path=None):
         name = dataset_opt['name']
         vis = osp.join(opt['path']['visualization'], name)
         save_fn = (lambda img, vis=vis: osp.join(vis, f'{img}_{suffix}.png' if suffix else f'{img}.png'))
-        if not (opt.get('val') or {}).get('save_img', True):
+        if not val_opt.get('save_img', True) and not args.input:
             save_fn = None
+        grid_fn, overview = None, []
+        if val_opt.get('save_grid'):
+            grid_fn = _grid_writer(osp.join(results_root, 'grids', name), opt['name'], overview,
+                                   int(val_opt.get('grid_rows', 6)))
         t0 = time.time()
-        rows = evaluate_loader(model, loader, metrics_opt, save_fn, pbar=(opt.get('val') or {}).get('pbar', False))
+        rows = evaluate_loader(model, loader, metrics_opt, save_fn, pbar=val_opt.get('pbar', False), grid_fn=grid_fn)
+        if overview:
+            from lowlight3d.utils.comparison_grid import stack_rows
+            imwrite(stack_rows(overview), osp.join(results_root, 'grids', f'{name}_overview.png'))
         seconds = time.time() - t0
         means = mean_of_rows(rows, list(metrics_opt))
         summary[name] = {'num_images': len(rows), 'seconds': round(seconds, 3), 'metrics': means}
@@ -104,4 +176,27 @@ def test_pipeline(argv=None, root_path=None):
     table = format_table([{'dataset': k, 'images': v['num_images'], **v['metrics']} for k, v in summary.items()])
     logger.info(f"Results of {opt['name']}:\n{table}\nWritten: {results_root}/metrics.csv, metrics.json")
     print(table, flush=True)
+    if val_opt.get('paper_table'):
+        paper = format_table([paper_table_row(opt['name'], summary, val_opt['paper_table'])])
+        with open(osp.join(results_root, 'paper_table.md'), 'w', encoding='utf-8') as f:
+            f.write(paper + '\n')
+        logger.info(f'Paper layout (Table 1):\n{paper}')
+        print(paper, flush=True)
     return summary
+
+
+def _grid_writer(folder, method, overview, max_rows):
+    """A ``grid_fn`` for :func:`evaluate_loader` writing ``input | method | ground truth`` rows."""
+    from lowlight3d.utils.comparison_grid import comparison_row
+
+    def write(name, lq, result, gt):
+        images, labels = [lq, result], ['low-light input', method]
+        if gt is not None:
+            images.append(gt)
+            labels.append('ground truth')
+        row = comparison_row(images, labels)
+        imwrite(row, osp.join(folder, f'{name}.png'))
+        if len(overview) < max_rows:
+            overview.append(row)
+
+    return write

@@ -1,0 +1,286 @@
+"""The paper's semi-supervised, knowledge-distilled enhancement model (Sec. 3.2-3.3, eqs. 5 and 7-14).
+
+Every iteration takes a paired batch (synthetic ``I_p``, ``I_p^gt``) and an unpaired batch (real ``I_u``) from
+:class:`~lowlight3d.data.lowlight_face_dataset.SemiSupervisedLowLightDataset`:
+
+* the **student** ``net_g`` (e.g. :class:`~lowlight3d.archs.prior_guided_enhancer_arch.PriorGuidedEnhancer`)
+  learns by backpropagation; the **teacher** ``net_g_ema`` is its exponential moving average (eq. 5,
+  ``train.ema_decay`` = eta, paper reading 0.999) and its outputs carry no gradient;
+* the frozen **3D prior** (option block ``prior``, a :class:`~lowlight3d.models.prior_extractor.PriorExtractor`
+  of a trained tri-plane DDPM) supplies ``T_k, D_k`` to both networks; it is cached per image (the key is the
+  file path, the flip flag of the sample tells the cache it is a mirror), so a frozen prior is sampled once per
+  image, not once per epoch;
+* losses, each ON when its ``train.<name>_opt`` block is present (weights are the products of eq. 7-9):
+
+  ======================  =============================================  ==================================
+  block                   value                                          paper weight
+  ======================  =============================================  ==================================
+  ``pixel_opt``           ``|I_p^s - I_p^gt|_1``                          1 (eq. 8)
+  ``perceptual_opt``      ``Phi(I_p^s)`` vs ``Phi(I_p^gt)``               lambda3 = 0.1
+  ``intra_opt``           intra-network consistency (eqs. 10-11)         lambda1 * lambda4 = 0.25
+  ``inter_opt``           inter-network consistency (eqs. 12-13)         lambda1 * lambda5 = 0.25
+  ``gan_opt``             LSGAN of the colour-edge D on ``I_u^s`` (14)    lambda2 = 0.01
+  ``pseudo_label_opt``    ``loss(I_u^s, I_u^t)``: ablation V2 only       (our choice, see the V2 file)
+  ======================  =============================================  ==================================
+
+  ``Phi`` is one frozen feature network (``train.feature_extractor``, VGG19 relu1_1/2_1/3_1 by default),
+  evaluated once per image and shared by the perceptual and both distillation losses.  The discriminator
+  ``net_d`` (``network_d``) has its own optimiser (``train.optim_d``): real = ``I_p^gt``, fake = ``I_u^s``.
+
+What runs follows from the blocks: the unpaired branch runs when any of ``intra/inter/gan/pseudo_label`` is on,
+the teacher forward when any of ``intra/inter/pseudo_label`` is on (the EMA itself is always kept, it is the
+teacher), so ablation V1 (supervised only) is the full file with those blocks set to ``~`` and V5 (no 3D prior)
+is the full file with ``prior: ~``.  Inference, validation and testing use the **student** only.
+"""
+import hashlib
+import os
+import os.path as osp
+from collections import OrderedDict
+
+import torch
+
+from lowlight3d.archs import build_network
+from lowlight3d.models.base_model import BaseModel
+from lowlight3d.utils.registry import MODEL_REGISTRY, register
+
+__all__ = ['SemiSupervisedDistillationModel', 'build_prior_extractor', 'prior_fingerprint']
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+_UNPAIRED_LOSSES = ('intra', 'inter', 'gan', 'pseudo_label')
+_TEACHER_LOSSES = ('intra', 'inter', 'pseudo_label')
+_FEATURE_LOSSES = ('perceptual', 'intra', 'inter')
+_PRIOR_KEYS = ('ddpm_options', 'denoiser_weights', 'generator_weights', 'seed')
+
+
+def _existing_file(path, what, where):
+    """``path`` as given (relative to the working folder) or relative to the repository root; else an error."""
+    for candidate in (path, osp.join(REPO_ROOT, path)):
+        if osp.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(f'{where}: {what} {path!r} does not exist (relative paths are taken from the working '
+                            f'folder, then from the repository root {REPO_ROOT}). Train that stage first or fix '
+                            'the path.')
+
+
+def prior_fingerprint(denoiser_weights, generator_weights, extractor):
+    """Short name of a prior: experiment name + a hash of both weight files and the effective sampling settings.
+
+    The settings are read from the built extractor (so values inherited from the prior stage's option file
+    count too); a cache folder named after the fingerprint is never shared by two different priors.
+    """
+    digest = hashlib.sha1()
+    for path in (denoiser_weights, generator_weights):
+        with open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                digest.update(chunk)
+    settings = {k: getattr(extractor, k, None) for k in ('steps', 'sampler', 'eta', 'clip', 'variance',
+                                                         'flip_consistent', 'image_size')}
+    digest.update(repr(sorted(settings.items())).encode())
+    stem = osp.basename(osp.dirname(osp.dirname(osp.abspath(denoiser_weights)))) or 'prior'
+    return f'{stem}_{digest.hexdigest()[:12]}'
+
+
+def build_prior_extractor(prior_opt, device='cpu', where='prior'):
+    """A frozen :class:`~lowlight3d.models.prior_extractor.PriorExtractor` from a ``prior`` option block.
+
+    Args:
+        prior_opt (dict): ``ddpm_options`` (option file of the prior stage: the DDPM, or the V6 regressor),
+            ``denoiser_weights`` (its ``net_g_*.pth``), ``generator_weights`` (optional; default that file's
+            ``path.pretrain_network_generator``), ``seed`` (sampling seed, default 0) and any argument of the
+            extractor (``steps``, ``sampler``, ``eta``, ``clip``, ``flip_consistent``, ``cache``, ``cache_dir``).
+        device (str | torch.device): Device of the prior networks.
+        where (str): Option path for error messages.
+
+    Returns:
+        tuple[PriorExtractor, int]: The extractor and the sampling seed.
+    """
+    from lowlight3d.models.prior_extractor import PriorExtractor
+    for key in ('ddpm_options', 'denoiser_weights'):
+        if not prior_opt.get(key):
+            raise ValueError(f'{where}.{key} is required (the 3D prior stage: its option file and its trained '
+                             f'net_g_*.pth); set {where}: ~ to train without a 3D prior (ablation V5)')
+    ddpm_options = _existing_file(prior_opt['ddpm_options'], 'the prior option file', f'{where}.ddpm_options')
+    denoiser = _existing_file(prior_opt['denoiser_weights'], 'the prior weights', f'{where}.denoiser_weights')
+    generator = prior_opt.get('generator_weights')
+    if generator:
+        generator = _existing_file(generator, 'the generator weights', f'{where}.generator_weights')
+    else:
+        from lowlight3d.utils.options import load_config
+        generator = load_config(ddpm_options).get('path', {}).get('pretrain_network_generator')
+        if not generator:
+            raise ValueError(f'{where}.generator_weights is missing and {ddpm_options} has no '
+                             'path.pretrain_network_generator')
+        generator = _existing_file(generator, 'the generator weights', f'{ddpm_options}: path.pretrain_network_generator')
+    kwargs = {k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS}
+    cache_dir = kwargs.pop('cache_dir', None)
+    extractor = PriorExtractor.from_options(ddpm_options, denoiser, generator, device=device, **kwargs)
+    if cache_dir:
+        extractor.cache_dir = osp.join(cache_dir, prior_fingerprint(denoiser, generator, extractor))
+        os.makedirs(extractor.cache_dir, exist_ok=True)
+    return extractor, int(prior_opt.get('seed', 0))
+
+
+@register(MODEL_REGISTRY)
+class SemiSupervisedDistillationModel(BaseModel):
+    """Teacher-student training of a prior-guided enhancer on paired + unpaired low-light faces.
+
+    Option keys: ``network_g`` (student = teacher architecture), ``network_d`` (when ``train.gan_opt`` is on),
+    ``prior`` (see :func:`build_prior_extractor`; ``~`` = no 3D prior), ``train.ema_decay`` (teacher momentum),
+    ``train.feature_extractor`` (e.g. ``{type: FrozenVGGFeatureExtractor, arch: vgg19, layers: [...], weights: ~}``),
+    ``train.optim_g``, ``train.optim_d``, ``train.scheduler`` and the loss blocks of the module docstring.
+    """
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.add_network('net_g')
+        self.prior, self.prior_seed = None, 0
+        if opt.get('prior'):
+            self.prior, self.prior_seed = build_prior_extractor(opt['prior'], self.device)
+        self.prior_p = self.prior_u = None
+        if not self.is_train:
+            return
+        train_opt = opt['train']
+        self.ema_decay = float(train_opt.get('ema_decay', 0.999))
+        if not 0 < self.ema_decay < 1:
+            raise ValueError(f'train.ema_decay (the teacher momentum eta of eq. 5) must be in (0, 1), got '
+                             f'{self.ema_decay}')
+        self.add_ema('net_g_ema', 'net_g')
+        self.nets['net_g'].train()
+        self.build_losses()
+        if not self.losses:
+            raise ValueError('No loss is configured: add at least train.pixel_opt')
+        self.use_unpaired = any(k in self.losses for k in _UNPAIRED_LOSSES)
+        self.use_teacher = any(k in self.losses for k in _TEACHER_LOSSES)
+        self.features = None
+        if any(k in self.losses for k in _FEATURE_LOSSES):
+            if not train_opt.get('feature_extractor'):
+                raise ValueError('train.feature_extractor is required by the perceptual / intra / inter losses '
+                                 '(e.g. {type: FrozenVGGFeatureExtractor, arch: vgg19, layers: [relu1_1, relu2_1, '
+                                 'relu3_1]})')
+            self.features = build_network(train_opt['feature_extractor'], where='train.feature_extractor')
+            self.features = self.features.to(self.device).eval()
+            for p in self.features.parameters():
+                p.requires_grad_(False)
+        self.add_optimizer('optim_g', self.nets['net_g'].parameters(), train_opt['optim_g'])
+        if 'gan' in self.losses:
+            if 'network_d' not in opt or 'optim_d' not in train_opt:
+                raise ValueError('train.gan_opt needs network_d (e.g. ColorEdgeDiscriminator) and train.optim_d')
+            self.add_network('net_d').train()
+            self.add_optimizer('optim_d', self.nets['net_d'].parameters(), train_opt['optim_d'])
+        self.setup_schedulers()
+
+    @property
+    def uses_random_features(self):
+        """Whether the perceptual/distillation features come from a random-weight stand-in (label the results)."""
+        return bool(getattr(self.features, 'is_random_standin', False))
+
+    # ------------------------------------------------------------------ data and prior
+    def _prior_of(self, img, paths, flips):
+        if self.prior is None:
+            return None
+        keys = list(paths) if paths is not None else None
+        flips = [bool(f) for f in flips] if flips is not None else None
+        out = self.prior.extract(img, seed=self.prior_seed, keys=keys, flips=flips)
+        return {'T': [t.to(self.device) for t in out['T']], 'D': [d.to(self.device) for d in out['D']]}
+
+    def feed_data(self, data):
+        """Take ``lq`` (+ ``gt``; + ``lq_unpaired`` when the unpaired branch is on) and their 3D priors."""
+        self.lq = data['lq'].to(self.device)
+        self.gt = data['gt'].to(self.device) if 'gt' in data else None
+        self.prior_p = self._prior_of(self.lq, data.get('lq_path'), data.get('hflip'))
+        self.lq_u = self.prior_u = None
+        if self.is_train and getattr(self, 'use_unpaired', False) and 'lq_unpaired' in data:
+            self.lq_u = data['lq_unpaired'].to(self.device)
+            self.prior_u = self._prior_of(self.lq_u, data.get('lq_unpaired_path'), data.get('lq_unpaired_hflip'))
+
+    # ------------------------------------------------------------------ training
+    def _phi(self, img):
+        return self.features(img)
+
+    def optimize_parameters(self, current_iter):
+        """One student step (eq. 7), one discriminator step, then the teacher's EMA update (eq. 5)."""
+        student, losses = self.nets['net_g'], self.losses
+        if self.use_unpaired and self.lq_u is None:
+            raise KeyError('The unpaired losses (intra/inter/gan/pseudo_label) need lq_unpaired in every training '
+                           'batch: use SemiSupervisedLowLightDataset for datasets.train')
+        net_d = self.nets.get('net_d')
+        if net_d is not None:
+            for p in net_d.parameters():
+                p.requires_grad_(False)
+        optimizer = self.optimizers['optim_g']
+        optimizer.zero_grad(set_to_none=True)
+        logs = OrderedDict()
+        total = 0
+
+        def add(name, value):
+            nonlocal total
+            logs[f'l_{name}'] = value.detach()
+            total = total + value
+
+        out_p_s = student(self.lq, self.prior_p)
+        self.output = out_p_s
+        if 'pixel' in losses:
+            add('pixel', losses['pixel'](out_p_s, self.gt))
+        feats = {}
+        if self.features is not None:
+            feats['p_s'] = self._phi(out_p_s)
+        if 'perceptual' in losses:
+            with torch.no_grad():
+                feats_gt = self._phi(self.gt)
+            add('perceptual', losses['perceptual'](feats['p_s'], feats_gt))
+        if self.use_unpaired:
+            out_u_s = student(self.lq_u, self.prior_u)
+            self.output_u = out_u_s
+            if self.use_teacher:
+                teacher = self.nets['net_g_ema']
+                with torch.no_grad():
+                    out_p_t = teacher(self.lq, self.prior_p)
+                    out_u_t = teacher(self.lq_u, self.prior_u)
+            if 'intra' in losses or 'inter' in losses:
+                feats['u_s'] = self._phi(out_u_s)
+                with torch.no_grad():
+                    feats['p_t'], feats['u_t'] = self._phi(out_p_t), self._phi(out_u_t)
+            if 'intra' in losses:
+                add('intra', losses['intra'](feats['p_t'], feats['u_t'], feats['p_s'], feats['u_s']))
+            if 'inter' in losses:
+                add('inter', losses['inter'](feats['p_t'], feats['p_s'], feats['u_t'], feats['u_s']))
+            if 'pseudo_label' in losses:
+                add('pseudo_label', losses['pseudo_label'](out_u_s, out_u_t))
+            if 'gan' in losses:
+                add('gan', losses['gan'](net_d(out_u_s), True, is_disc=False))
+        logs['l_total'] = total.detach()
+        total.backward()
+        optimizer.step()
+
+        if 'gan' in losses:
+            for p in net_d.parameters():
+                p.requires_grad_(True)
+            optim_d = self.optimizers['optim_d']
+            optim_d.zero_grad(set_to_none=True)
+            l_real = losses['gan'](net_d(self.gt), True, is_disc=True)
+            l_fake = losses['gan'](net_d(self.output_u.detach()), False, is_disc=True)
+            l_d = 0.5 * (l_real + l_fake)
+            l_d.backward()
+            optim_d.step()
+            logs['l_d_real'], logs['l_d_fake'] = l_real.detach(), l_fake.detach()
+        self.log_dict = self.reduce_loss_dict(logs)
+        self.update_ema('net_g_ema', self.ema_decay)
+
+    # ------------------------------------------------------------------ inference: the student only
+    def test_network(self):
+        """The student ``net_g`` (the paper infers with the student; the teacher is a training device)."""
+        return self.bare(self.nets['net_g'])
+
+    @torch.no_grad()
+    def test(self):
+        """Enhance the fed ``lq`` with the student and its 3D prior, in eval mode (train mode restored)."""
+        net = self.test_network()
+        was_training = net.training
+        net.eval()
+        self.output = net(self.lq, self.prior_p)
+        net.train(was_training)
+
+    def teacher_output(self, lq, prior=None):
+        """The teacher's enhancement of ``lq`` (no gradient), e.g. to compare teacher and student."""
+        with torch.no_grad():
+            return self.nets['net_g_ema'](lq.to(self.device), prior)

@@ -1,0 +1,215 @@
+"""The semi-supervised distillation model: one CPU iteration of the full method and of each Table 2 variant
+(built from their option files), the teacher's EMA, the student at test time, the prior cache, a falling loss.
+
+Stand-ins: the 3D prior networks are tiny and randomly initialised (saved as checkpoints, standardisation
+statistics from random tri-planes); the VGG19 of the perceptual / distillation losses is the random-weight
+stand-in (``weights: random_for_tests``) that the demo files use.  Nothing here depends on trained weights.
+"""
+import os
+import os.path as osp
+import warnings
+
+import pytest
+import torch
+from conftest import write_smooth_images
+from torch.utils.data import default_collate
+
+from lowlight3d.archs import build_network
+from lowlight3d.data import build_dataset
+from lowlight3d.models import build_model
+from lowlight3d.pipeline.option_loading import load_options
+from lowlight3d.utils.camera import look_at_label
+from lowlight3d.utils.options import load_config
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO = osp.join(REPO, 'options', 'demo')
+FULL = osp.join(DEMO, 'train_LowLight3D_demo.yml')
+VARIANTS = ['V1_supervised_only', 'V2_pseudo_labels', 'V3_no_intra', 'V4_no_inter', 'V5_no_prior',
+            'V6_regression_prior', 'V7_concat_fusion']
+TINY_PRIOR = """_base_: {base}
+network_g: {{plane_channels: 4, base_channels: 8, image_downsample: 1}}
+network_generator:
+  input_size: 32
+  encoder: {{plane_channels: 4, base_channels: 8, channel_mults: [1, 2], num_up: 1, num_bottleneck_blocks: 1}}
+  renderer: {{hidden: 8, resolution: 16, num_coarse: 6, num_fine: 6}}
+diffusion: {{num_steps: 100}}
+path: {{pretrain_network_generator: {gen}}}
+"""
+
+
+def _tiny_prior(folder, base):
+    """Option file + random checkpoints of a tiny prior stage inheriting ``base`` (DDPM or regressor)."""
+    tag = osp.splitext(osp.basename(base))[0]
+    gen_path, den_path, opt_path = (osp.join(folder, f'{tag}_{k}') for k in ('gen.pth', 'den.pth', 'opt.yml'))
+    with open(opt_path, 'w') as f:
+        f.write(TINY_PRIOR.format(base=base, gen=gen_path))
+    opt = load_config(opt_path)
+    torch.manual_seed(0)
+    gen, den = build_network(opt['network_generator']), build_network(opt['network_g'])
+    with torch.no_grad():
+        den.out[-1].weight.normal_(0, 0.02)
+        planes = torch.randn(4, 3, 4, 16, 16) * 0.5
+        cams = torch.stack([look_at_label(y, 0) for y in (-10, 0, 5, 10)])
+        den.set_statistics(den.make_x0(planes, cams))
+    torch.save({'params': gen.state_dict()}, gen_path)
+    torch.save({'params': den.state_dict()}, den_path)
+    return opt_path, den_path, gen_path
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('semi')
+    write_smooth_images(str(root / 'paired'), 4, size=32, seed=1)
+    write_smooth_images(str(root / 'unpaired'), 4, size=32, seed=2)
+    priors = {'ddpm': _tiny_prior(str(root), osp.join(DEMO, 'train_TriplaneDDPM_demo.yml')),
+              'regressor': _tiny_prior(str(root), osp.join(DEMO, 'train_TriplaneRegressor_demo.yml'))}
+    return {'root': str(root), 'priors': priors}
+
+
+def _options(path, setup, is_train=True):
+    """Options of a demo file shrunk to tiny networks, tiny images and the tiny random prior."""
+    raw = load_config(path)
+    root = setup['root']
+    cfg = ['network_g.base_channels=4', 'network_d.ndf=4', 'train.feature_extractor.layers=[relu1_1,relu2_1]',
+           f'datasets.train.paired.dataroot_gt={root}/paired', f'datasets.train.unpaired.dataroot_lq={root}/unpaired',
+           'datasets.train.unpaired.meta_info_file=~', 'datasets.train.gt_size=32',
+           'datasets.train.batch_size_per_gpu=2', f'datasets.val.dataroot_gt={root}/paired']
+    if raw.get('prior'):
+        kind = 'regressor' if 'Regressor' in raw['prior']['ddpm_options'] else 'ddpm'
+        opt_path, den, gen = setup['priors'][kind]
+        cfg += [f'prior.ddpm_options={opt_path}', f'prior.denoiser_weights={den}', f'+prior.generator_weights={gen}',
+                '+prior.steps=2']
+    return load_options(path, is_train=is_train, cfg_options=cfg, root_path=root)
+
+
+def _batch(opt, n=2):
+    dataset = build_dataset(opt['datasets']['train'])
+    return default_collate([dataset[i] for i in range(n)])
+
+
+def _model(path, setup):
+    opt = _options(path, setup)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the random VGG stand-in warns, as it should
+        model = build_model(opt)
+    return model, opt
+
+
+def _params(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+EXPECTED_LOSSES = {
+    'full': {'l_pixel', 'l_perceptual', 'l_intra', 'l_inter', 'l_gan'},
+    'V1_supervised_only': {'l_pixel', 'l_perceptual'},
+    'V2_pseudo_labels': {'l_pixel', 'l_perceptual', 'l_pseudo_label', 'l_gan'},
+    'V3_no_intra': {'l_pixel', 'l_perceptual', 'l_inter', 'l_gan'},
+    'V4_no_inter': {'l_pixel', 'l_perceptual', 'l_intra', 'l_gan'},
+    'V5_no_prior': {'l_pixel', 'l_perceptual', 'l_intra', 'l_inter', 'l_gan'},
+    'V6_regression_prior': {'l_pixel', 'l_perceptual', 'l_intra', 'l_inter', 'l_gan'},
+    'V7_concat_fusion': {'l_pixel', 'l_perceptual', 'l_intra', 'l_inter', 'l_gan'},
+}
+
+
+@pytest.mark.parametrize('variant', ['full'] + VARIANTS)
+def test_one_iteration_of_every_variant(variant, setup):
+    path = FULL if variant == 'full' else osp.join(DEMO, 'ablation', f'train_LowLight3D_{variant}_demo.yml')
+    model, opt = _model(path, setup)
+    model.feed_data(_batch(opt))
+    student_before = _params(model.nets['net_g'])
+    d_before = _params(model.nets['net_d']) if 'net_d' in model.nets else None
+    model.optimize_parameters(1)
+    logs = model.get_current_log()
+    losses = {k for k in logs if k.startswith('l_') and k not in ('l_total', 'l_d_real', 'l_d_fake')}
+    assert losses == EXPECTED_LOSSES[variant]
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    after = _params(model.nets['net_g'])
+    assert any(not torch.equal(student_before[k], after[k]) for k in after)  # the student learned
+    if d_before is not None:
+        assert 'l_d_real' in logs and any(not torch.equal(d_before[k], v) for k, v in _params(model.nets['net_d']).items())
+    else:
+        assert variant == 'V1_supervised_only' and 'net_d' not in model.nets
+    assert (model.prior is None) == (variant == 'V5_no_prior')
+    names = {type(m).__name__ for m in model.nets['net_g'].modules()}
+    if variant == 'V7_concat_fusion':
+        assert 'ConcatResidualFusion' in names and 'PriorFusionModule' not in names
+    else:
+        assert 'PriorFusionModule' in names and 'ConcatResidualFusion' not in names
+
+
+def test_teacher_is_the_ema_of_the_student_and_carries_no_gradient(setup):
+    model, opt = _model(FULL, setup)
+    model.feed_data(_batch(opt))
+    teacher_before = _params(model.nets['net_g_ema'])
+    model.optimize_parameters(1)
+    eta = model.ema_decay
+    student = _params(model.nets['net_g'])
+    for name, value in _params(model.nets['net_g_ema']).items():
+        if value.is_floating_point():  # eq. 5: theta_t = eta * theta_t + (1 - eta) * theta_s
+            assert torch.allclose(value, eta * teacher_before[name] + (1 - eta) * student[name], atol=1e-6), name
+    assert all(not p.requires_grad for p in model.nets['net_g_ema'].parameters())
+
+
+def test_testing_uses_the_student_with_its_prior(setup):
+    model, opt = _model(FULL, setup)
+    batch = _batch(opt)
+    for it in range(1, 3):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+    model.feed_data({'lq': batch['lq'], 'lq_path': batch['lq_path']})
+    model.test()
+    student, teacher = model.nets['net_g'].eval(), model.nets['net_g_ema']
+    with torch.no_grad():
+        expected = student(batch['lq'], model.prior_p)
+        assert not torch.allclose(teacher(batch['lq'], model.prior_p), expected)
+    assert torch.allclose(model.output, expected)
+
+
+def test_the_prior_is_sampled_once_per_image(setup, monkeypatch):
+    model, opt = _model(FULL, setup)
+    calls = []
+    original = model.prior._compute
+    monkeypatch.setattr(model.prior, '_compute', lambda *a: calls.append(a[0].shape[0]) or original(*a))
+    batch = _batch(opt)
+    model.feed_data(batch)
+    model.feed_data(batch)
+    assert calls == [2, 2]  # paired and unpaired images once each, then cached
+
+
+def test_the_full_model_reduces_its_supervised_loss(setup):
+    model, opt = _model(FULL, setup)
+    batch = _batch(opt)
+    pixel = []
+    for it in range(1, 16):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        pixel.append(model.get_current_log()['l_pixel'])
+    assert sum(pixel[-3:]) / 3 < 0.8 * sum(pixel[:3]) / 3, pixel
+
+
+def test_missing_prior_weights_fail_clearly(setup):
+    raw_cfg = ['prior.denoiser_weights=experiments/nowhere/net_g_latest.pth']
+    opt = load_options(FULL, is_train=True, cfg_options=raw_cfg, root_path=setup['root'])
+    with pytest.raises(FileNotFoundError, match='prior.denoiser_weights.*nowhere'):
+        build_model(opt)
+
+
+def test_unpaired_losses_need_unpaired_batches(setup):
+    model, opt = _model(FULL, setup)
+    batch = _batch(opt)
+    model.feed_data({k: v for k, v in batch.items() if not k.startswith('lq_unpaired')})
+    with pytest.raises(KeyError, match='SemiSupervisedLowLightDataset'):
+        model.optimize_parameters(1)
+
+
+def test_the_disk_cache_folder_names_the_prior_and_its_settings(setup, tmp_path):
+    from lowlight3d.models.semi_supervised_distillation_model import build_prior_extractor
+    opt_path, den, gen = setup['priors']['ddpm']
+    block = {'ddpm_options': opt_path, 'denoiser_weights': den, 'generator_weights': gen, 'cache_dir': str(tmp_path)}
+    a, _ = build_prior_extractor({**block, 'steps': 2})
+    b, _ = build_prior_extractor({**block, 'steps': 3})
+    again, seed = build_prior_extractor({**block, 'steps': 2, 'seed': 5})
+    assert a.cache_dir != b.cache_dir and a.cache_dir == again.cache_dir and seed == 5
+    assert osp.dirname(a.cache_dir) == str(tmp_path) and osp.isdir(a.cache_dir)
+    a.extract(torch.rand(1, 3, 32, 32), seed=0, keys=['img.png'])
+    assert len(os.listdir(a.cache_dir)) == 1 and not os.listdir(b.cache_dir)
