@@ -16,6 +16,10 @@ triplane_ddpm_arch.TriplaneDDPM` (EMA weights when the checkpoint has them), the
 * Flip consistency (``flip_consistent=True``, default): the prior of ``I`` is the average of the prior sampled on
   ``I`` and the horizontally flipped prior sampled on ``flip(I)`` with the same noise.  Then
   ``prior(flip(I)) = flip(prior(I))`` exactly, for any network, at twice the sampling cost (one batch of 2B).
+* Tri-plane source (:func:`triplane_source`): an option file either has ``network_generator`` (the toolkit's own
+  generator; its renderer renders the prior) or ``network_renderer`` + ``triplane_resolution`` (external EG3D-space
+  tri-planes, :mod:`lowlight3d.data.external_triplanes`; only a renderer is needed, loaded by
+  :func:`load_renderer_weights` from a toolkit checkpoint or from EG3D decoder weights).
 * Cache (``cache=True`` and/or ``cache_dir``): results are stored per ``(key, seed)`` (CPU tensors, optionally
   ``.pt`` files), so a frozen prior is sampled once per image, not every epoch.  The key must name the image (its
   path); the cached prior is that of the first input seen under the key (with training-time random degradations
@@ -33,9 +37,83 @@ import torch.nn.functional as F
 from lowlight3d.archs import build_network
 from lowlight3d.archs.diffusion_schedule import VARIANCES, DiffusionSchedule, sampler_for
 from lowlight3d.archs.triplane_renderer_arch import depth_guidance
+from lowlight3d.data.external_triplanes import convert_eg3d_decoder, find_eg3d_decoder
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
 
-__all__ = ['PriorExtractor', 'sample_x0', 'seeded_generators', 'prior_pyramid']
+__all__ = ['PriorExtractor', 'sample_x0', 'seeded_generators', 'prior_pyramid', 'triplane_source',
+           'triplane_resolution', 'load_renderer_weights', 'build_renderer']
+
+
+def triplane_source(opt, where='options'):
+    """``'generator'`` (``network_generator``: own generator) or ``'renderer'`` (``network_renderer``: external
+    tri-planes) for a DDPM option dict; exactly one of the two blocks must be set."""
+    has_gen, has_ren = bool(opt.get('network_generator')), bool(opt.get('network_renderer'))
+    if has_gen == has_ren:
+        raise ValueError(f'{where}: set exactly one of network_generator (the toolkit\'s own generator encodes the '
+                         'targets) and network_renderer (external tri-planes read by the dataset option '
+                         f'triplane_dir; set network_generator: ~ when inheriting); got both={has_gen and has_ren}')
+    return 'generator' if has_gen else 'renderer'
+
+
+def triplane_resolution(opt, where='options'):
+    """``triplane_resolution`` of a renderer-only option dict (the side ``R`` of the external planes)."""
+    res = opt.get('triplane_resolution')
+    if not isinstance(res, int) or isinstance(res, bool) or res <= 0:
+        raise ValueError(f'{where}: network_renderer needs triplane_resolution, the side R of the external tri-planes '
+                         f'(3, C, R, R) (EG3D encoders: 256), got {res!r}')
+    return res
+
+
+def load_renderer_weights(renderer, path):
+    """Load renderer weights, detecting the format from the keys.
+
+    Accepted: a toolkit checkpoint (``params``/``params_ema`` of a ``net_renderer_*.pth``, or of a
+    ``net_generator_*.pth``, whose ``renderer.*`` weights are taken), a bare ``TriplaneRenderer`` state dict
+    (``decoder.*``), or EG3D ``OSGDecoder`` weights (``[prefix]net.0.weight`` ...), converted by
+    :func:`~lowlight3d.data.external_triplanes.convert_eg3d_decoder` (equalised-LR ``1/sqrt(fan_in)`` scaling; needs
+    ``plane_axes: eg3d``, ``hidden: 64``, ``plane_channels: 32``).
+
+    Args:
+        renderer (TriplaneRenderer): Network to fill.
+        path (str): Weights file.
+
+    Returns:
+        str: The detected format, ``'toolkit'`` or ``'eg3d'``.
+    """
+    state = load_checkpoint(path, what='renderer weights')
+    if not isinstance(state, dict):
+        raise ValueError(f'renderer weights {path} must be a dict (state dict or checkpoint), got '
+                         f'{type(state).__name__}')
+    fmt = 'toolkit'
+    if 'params' in state or 'params_ema' in state:
+        state = strip_module_prefix(state['params_ema' if 'params_ema' in state else 'params'])
+        if any(k.startswith('renderer.') for k in state):
+            state = {k[len('renderer.'):]: v for k, v in state.items() if k.startswith('renderer.')}
+    elif find_eg3d_decoder(state) is not None:
+        if renderer.plane_axes != 'eg3d':
+            raise ValueError(f'{path} holds EG3D decoder weights: set plane_axes: eg3d in network_renderer (EG3D '
+                             f'projects onto (x, y), (x, z), (z, x)), not {renderer.plane_axes!r}')
+        state, fmt = convert_eg3d_decoder(state), 'eg3d'
+    else:
+        state = strip_module_prefix(state)
+    if not state or not all(k.startswith('decoder.') for k in state):
+        raise KeyError(f'{path} is neither a toolkit renderer/generator checkpoint (params -> decoder.* or '
+                       f'renderer.decoder.*) nor EG3D OSGDecoder weights (net.0.weight ...); keys: {list(state)[:8]}')
+    try:
+        renderer.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(f'renderer weights {path} ({fmt} format) do not fit network_renderer (plane_channels '
+                           f'{renderer.plane_channels}; EG3D: plane_channels 32, hidden 64): {err}') from err
+    return fmt
+
+
+def build_renderer(renderer_opt, weights, where='network_renderer'):
+    """A frozen eval-mode renderer from its option block and weights file (:func:`load_renderer_weights`)."""
+    renderer = build_network(renderer_opt, where=where)
+    load_renderer_weights(renderer, weights)
+    for p in renderer.parameters():
+        p.requires_grad_(False)
+    return renderer.eval()
 
 
 def seeded_generators(seed, count, keys=None):
@@ -125,39 +203,61 @@ class PriorExtractor:
             os.makedirs(cache_dir, exist_ok=True)
 
     @classmethod
-    def from_options(cls, opt, denoiser_weights, generator_weights=None, **kwargs):
+    def from_options(cls, opt, denoiser_weights, generator_weights=None, renderer_weights=None, **kwargs):
         """Build from a (resolved) DDPM option dict and checkpoints.
 
         Args:
             opt (dict | str): Options of :class:`~lowlight3d.models.triplane_diffusion_model.TriplaneDiffusionModel`
-                (``network_g``, ``network_generator``, ``diffusion`` (with ``objective``), ``prior``) or the path of such
-                a file.
+                (``network_g``, ``network_generator`` or ``network_renderer`` + ``triplane_resolution``,
+                ``diffusion`` (with ``objective``), ``prior``) or the path of such a file.
             denoiser_weights (str): ``net_g_*.pth`` of the DDPM stage (``params_ema`` used when present).
             generator_weights (str, optional): ``net_generator_*.pth``; default ``path.pretrain_network_generator``.
+                With a renderer-only file it is taken as the renderer weights when ``renderer_weights`` is not given
+                (so callers that pass one "second file" work for both kinds).
+            renderer_weights (str, optional): Renderer-only files: a ``net_renderer_*.pth`` written by the DDPM
+                stage, a generator checkpoint or EG3D decoder weights (:func:`load_renderer_weights`); default
+                ``generator_weights``, then ``path.pretrain_network_renderer``.
             **kwargs: Override the ``prior`` block (``steps``, ``sampler``, ``eta``, ``variance``, ``cache``,
                 ``device`` ...).
         """
         if isinstance(opt, str):
             from lowlight3d.utils.options import load_config
             opt = load_config(opt)
+        source = triplane_source(opt)
+        prior_kwargs = {**(opt.get('prior') or {}), **kwargs}
+        denoiser = build_network(opt['network_g'], where='network_g')
+        _load(denoiser, denoiser_weights, 'denoiser')
+        if source == 'renderer':
+            weights = renderer_weights or generator_weights or opt.get('path', {}).get('pretrain_network_renderer')
+            if not weights:
+                raise ValueError('PriorExtractor needs the renderer weights of this renderer-only option file: pass '
+                                 'renderer_weights (or generator_weights) or set path.pretrain_network_renderer')
+            renderer = build_renderer(opt['network_renderer'], weights)
+            return cls.from_renderer(denoiser, renderer, triplane_resolution(opt), opt.get('diffusion') or {},
+                                     **prior_kwargs)
+        if renderer_weights:
+            raise ValueError('renderer_weights applies to renderer-only option files (network_renderer); this file '
+                             'has network_generator: pass generator_weights')
         generator_weights = generator_weights or opt.get('path', {}).get('pretrain_network_generator')
         if not generator_weights:
             raise ValueError('PriorExtractor needs the generator checkpoint (net_generator_*.pth): pass '
                              'generator_weights or set path.pretrain_network_generator')
-        denoiser = build_network(opt['network_g'], where='network_g')
-        _load(denoiser, denoiser_weights, 'denoiser')
         generator = build_network(opt['network_generator'], where='network_generator')
         _load(generator, generator_weights, 'generator')
-        return cls.from_networks(denoiser, generator, opt.get('diffusion') or {}, **{**(opt.get('prior') or {}),
-                                                                                    **kwargs})
+        return cls.from_networks(denoiser, generator, opt.get('diffusion') or {}, **prior_kwargs)
 
     @classmethod
     def from_networks(cls, denoiser, generator, diffusion_opt=None, **kwargs):
         """Build from networks: the generator gives the renderer and the image size; ``diffusion_opt`` the schedule
         and the objective."""
-        schedule = DiffusionSchedule(**(diffusion_opt or {}))
         plane_res = generator.encoder.plane_resolution(generator.input_size)
-        return cls(denoiser, generator.renderer, schedule, plane_res * 2**denoiser.image_downsample, **kwargs)
+        return cls.from_renderer(denoiser, generator.renderer, plane_res, diffusion_opt, **kwargs)
+
+    @classmethod
+    def from_renderer(cls, denoiser, renderer, plane_resolution, diffusion_opt=None, **kwargs):
+        """Build from a denoiser, a renderer and the tri-plane side ``R`` (image size ``R * 2**image_downsample``)."""
+        schedule = DiffusionSchedule(**(diffusion_opt or {}))
+        return cls(denoiser, renderer, schedule, int(plane_resolution) * 2**denoiser.image_downsample, **kwargs)
 
     def _cache_file(self, key):
         return osp.join(self.cache_dir, hashlib.sha1(key.encode()).hexdigest() + '.pt') if self.cache_dir else None

@@ -7,16 +7,24 @@ fly; ``x0 = [planes | camera broadcast]``, standardised per channel with statist
 batch and stored in the denoiser's buffers (so in every checkpoint).  Loss (eq. 6): ``train.noise_opt`` (e.g.
 ``MSELoss``) between predicted and true noise at uniform random ``t``.  EMA copy ``net_g_ema`` for sampling.
 
+External tri-planes (``docs/prior3d.md`` section 2): when a batch carries ``planes`` (dataset option
+``triplane_dir``, :mod:`lowlight3d.data.external_triplanes`) they and the batch's ``camera`` are the targets and the
+generator is not run.  Then only a renderer is needed: replace ``network_generator`` by ``network_renderer``
+(:class:`~lowlight3d.archs.triplane_renderer_arch.TriplaneRenderer` options, ``plane_axes: eg3d`` for EG3D-space
+planes), its weights ``path.pretrain_network_renderer`` (toolkit checkpoint or EG3D ``OSGDecoder`` state dict,
+:func:`~lowlight3d.models.prior_extractor.load_renderer_weights`) and ``triplane_resolution`` (side ``R`` of the
+planes).  The renderer is saved with the checkpoints (``models/net_renderer_<iter>.pth``, toolkit format).
+
 ``diffusion.objective: regression`` (paper ablation V6, "a plain U-Net regressing the tri-planes directly"): the same
 network is fed ``x_t = 0`` and ``t = 0`` and ``train.noise_opt``'s loss compares its output with the standardised
 ``x0`` (logged as ``l_regression``); sampling is one deterministic forward pass (sampler ``'regression'``).
 
 Validation (``val.sampler`` [``'ddim'``, ``'regression'`` for the regression objective], ``val.sampling_steps``,
 ``val.eta``, ``val.variance`` [``'beta'``; paper sampler], ``val.clip`` [5], ``val.seed``, ``val.flip_consistent``):
-the prior
-is sampled from ``lq`` with :class:`~lowlight3d.models.prior_extractor.PriorExtractor`; ``result`` = its render,
-``gt`` = the render of the generator's tri-planes from the true camera; ``val.metrics`` (PSNR/SSIM) compare them and
-``depth_mae`` is the mean absolute difference of the depth guidance maps (``[0, 1]`` units).
+the prior is sampled from ``lq`` with :class:`~lowlight3d.models.prior_extractor.PriorExtractor`; ``result`` = its
+render, ``gt`` = the render of the target tri-planes (generator's or external) from the true camera; ``val.metrics``
+(PSNR/SSIM) compare them and ``depth_mae`` is the mean absolute difference of the depth guidance maps (``[0, 1]``
+units).
 """
 from collections import OrderedDict
 
@@ -26,7 +34,7 @@ import torch.nn.functional as F
 from lowlight3d.archs.diffusion_schedule import DiffusionSchedule, sampler_for
 from lowlight3d.archs.triplane_renderer_arch import depth_guidance
 from lowlight3d.models.base_model import BaseModel
-from lowlight3d.models.prior_extractor import PriorExtractor
+from lowlight3d.models.prior_extractor import PriorExtractor, build_renderer, triplane_resolution, triplane_source
 from lowlight3d.models.triplane_generator_model import validate_with_depth
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
@@ -35,35 +43,50 @@ __all__ = ['TriplaneDiffusionModel']
 
 @register(MODEL_REGISTRY)
 class TriplaneDiffusionModel(BaseModel):
-    """Trains ``network_g`` (:class:`~lowlight3d.archs.triplane_ddpm_arch.TriplaneDDPM`) on frozen generator targets.
+    """Trains ``network_g`` (:class:`~lowlight3d.archs.triplane_ddpm_arch.TriplaneDDPM`) on frozen tri-plane targets.
 
-    Option keys: ``network_g``, ``network_generator``, ``diffusion`` (``DiffusionSchedule`` arguments, including
-    ``objective``: ``noise`` or ``regression``),
-    ``path.pretrain_network_generator`` (required), ``train.optim_g``, ``train.scheduler``, ``train.ema_decay``,
-    ``train.noise_opt``; ``val.*`` sampling keys (module docstring); ``prior`` (defaults of the extractor).
+    Option keys: ``network_g``; ``network_generator`` + ``path.pretrain_network_generator``, or (external tri-planes)
+    ``network_renderer`` + ``triplane_resolution`` + ``path.pretrain_network_renderer``; ``diffusion``
+    (``DiffusionSchedule`` arguments, including ``objective``: ``noise`` or ``regression``); ``train.optim_g``,
+    ``train.scheduler``, ``train.ema_decay``, ``train.noise_opt``; ``val.*`` sampling keys (module docstring);
+    ``prior`` (defaults of the extractor).
     """
 
     depth_error_unit = '(depth guidance of sampled vs target render, [0, 1])'
 
     def __init__(self, opt):
         super().__init__(opt)
-        if not opt['path'].get('pretrain_network_generator'):
+        self.source = triplane_source(opt, 'TriplaneDiffusionModel')
+        if self.source == 'generator' and not opt['path'].get('pretrain_network_generator'):
             raise ValueError('TriplaneDiffusionModel needs path.pretrain_network_generator: the net_generator_*.pth '
                              'written by the TriplaneGeneratorModel stage (train_TriplaneGenerator_*.yml)')
+        if self.source == 'renderer' and not opt['path'].get('pretrain_network_renderer'):
+            raise ValueError('TriplaneDiffusionModel with network_renderer needs path.pretrain_network_renderer: the '
+                             'decoder weights of the external tri-planes (EG3D: torch.save(G.decoder.state_dict(), '
+                             'f)) or a net_renderer_*.pth')
         self.add_network('net_g')
-        self.add_network('net_generator', trainable=False)
-        self.generator = self.bare(self.nets['net_generator']).eval()
+        if self.source == 'generator':
+            self.add_network('net_generator', trainable=False)
+            self.generator = self.bare(self.nets['net_generator']).eval()
+            self.renderer = self.generator.renderer
+            plane_res = self.generator.encoder.plane_resolution(self.generator.input_size)
+        else:
+            self.generator = None
+            self.renderer = build_renderer(opt['network_renderer'], opt['path']['pretrain_network_renderer'])
+            self.renderer = self.nets['net_renderer'] = self.renderer.to(self.device)
+            plane_res = triplane_resolution(opt, 'TriplaneDiffusionModel')
+        self.plane_resolution = plane_res
+        self._check_dataset_axes()
         self.schedule = DiffusionSchedule(**(opt.get('diffusion') or {}))
         train_opt = opt.get('train', {})
         self.ema_decay = float(train_opt.get('ema_decay', 0) or 0)
         if self.ema_decay > 0:
             self.add_ema('net_g_ema', 'net_g')
         denoiser = self.bare(self.nets['net_g'])
-        plane_res = self.generator.encoder.plane_resolution(self.generator.input_size)
         self.cond_size = plane_res * 2**denoiser.image_downsample
-        if self.generator.encoder.plane_channels != denoiser.plane_channels:
-            raise ValueError(f'network_g.plane_channels ({denoiser.plane_channels}) must equal the generator\'s '
-                             f'encoder.plane_channels ({self.generator.encoder.plane_channels})')
+        if self.renderer.plane_channels != denoiser.plane_channels:
+            raise ValueError(f'network_g.plane_channels ({denoiser.plane_channels}) must equal the plane channels of '
+                             f'the {self.source} ({self.renderer.plane_channels})')
         self._depth_errors = None
         if self.is_train:
             self.nets['net_g'].train()
@@ -74,6 +97,15 @@ class TriplaneDiffusionModel(BaseModel):
                                f'{[k + "_opt" for k in self.losses]}')
             self.add_optimizer('optim_g', self.nets['net_g'].parameters(), train_opt['optim_g'])
             self.setup_schedulers()
+
+    def _check_dataset_axes(self):
+        """Datasets with ``triplane_dir`` must use the renderer's plane convention."""
+        for phase, ds in (self.opt.get('datasets') or {}).items():
+            if isinstance(ds, dict) and ds.get('triplane_dir'):
+                axes = ds.get('triplane_axes', 'eg3d')
+                if axes != self.renderer.plane_axes:
+                    raise ValueError(f'datasets.{phase}.triplane_axes ({axes!r}) differs from the plane_axes of the '
+                                     f'{self.source}\'s renderer ({self.renderer.plane_axes!r})')
 
     # ------------------------------------------------------------------ data
     def _resize(self, img, size):
@@ -88,11 +120,25 @@ class TriplaneDiffusionModel(BaseModel):
         return self.bare(self.nets['net_g']).make_x0(planes, camera), planes
 
     def feed_data(self, data):
-        """Take ``lq``, ``gt`` and ``camera``; compute the tri-plane targets with the frozen generator."""
+        """Take ``lq``, ``gt``, ``camera`` and the external ``planes`` when present; else compute the tri-plane
+        targets with the frozen generator."""
         self.lq = self._resize(data['lq'].to(self.device), self.cond_size)
         self.gt = data['gt'].to(self.device)
         self.camera = data['camera'].to(self.device).float()
-        self.x0_raw, self.target_planes = self.targets(self.gt, self.camera)
+        if 'planes' in data:
+            planes = data['planes'].to(self.device).float()
+            expected = (3, self.renderer.plane_channels, self.plane_resolution, self.plane_resolution)
+            if tuple(planes.shape[1:]) != expected:
+                raise ValueError(f'external tri-planes of shape {tuple(planes.shape[1:])} in the batch, expected '
+                                 f'{expected} (plane channels of the renderer, triplane_resolution / generator '
+                                 'plane resolution)')
+            self.target_planes = planes
+            self.x0_raw = self.bare(self.nets['net_g']).make_x0(planes, self.camera)
+        elif self.generator is None:
+            raise ValueError('The batch has no planes, and with network_renderer there is no generator to make them: '
+                             'set triplane_dir in every dataset of this option file')
+        else:
+            self.x0_raw, self.target_planes = self.targets(self.gt, self.camera)
         self.lq_path = data.get('lq_path')
 
     # ------------------------------------------------------------------ training
@@ -133,26 +179,27 @@ class TriplaneDiffusionModel(BaseModel):
             'device': self.device,
             **overrides
         }
-        return PriorExtractor.from_networks(self.test_network(), self.generator, self.opt.get('diffusion'), **kwargs)
+        return PriorExtractor.from_renderer(self.test_network(), self.renderer, self.plane_resolution,
+                                            self.opt.get('diffusion'), **kwargs)
 
     @torch.no_grad()
     def test(self):
-        """Sample the prior of the fed ``lq`` and render the generator's target from the true camera."""
+        """Sample the prior of the fed ``lq`` and render the target tri-planes from the true camera."""
         net = self.test_network()
         was_training = net.training
         prior = self.prior_extractor().extract(self.lq, seed=int((self.opt.get('val') or {}).get('seed', 0)),
                                                keys=list(self.lq_path) if self.lq_path is not None else None)
         net.train(was_training)
         self.output, self.output_depth = prior['render'], prior['depth']
-        target = self.generator.renderer(self.target_planes, self.camera, deterministic=True)
+        target = self.renderer(self.target_planes, self.camera, deterministic=True)
         self.target = target['image'].cpu()
-        self.target_depth = depth_guidance(target['depth'], target['opacity'], self.generator.renderer.ray_start,
-                                           self.generator.renderer.ray_end).cpu()
+        self.target_depth = depth_guidance(target['depth'], target['opacity'], self.renderer.ray_start,
+                                           self.renderer.ray_end).cpu()
         if self._depth_errors is not None:
             self._depth_errors.extend((self.output_depth - self.target_depth).abs().mean((1, 2, 3)).tolist())
 
     def get_current_visuals(self):
-        """``lq``, ``result`` = sampled prior render, ``gt`` = render of the generator's tri-planes."""
+        """``lq``, ``result`` = sampled prior render, ``gt`` = render of the target tri-planes."""
         return OrderedDict(lq=self.lq.detach().cpu(), result=self.output.clamp(0, 1), gt=self.target)
 
     def validation(self, dataloader, current_iter, tb_logger=None, save_img=False):

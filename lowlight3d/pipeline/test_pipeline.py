@@ -7,7 +7,7 @@ metrics are ``n/a (no ground truth)`` on sets without ground truth), then write
 ``results/<name>/metrics.csv`` (one row per image and a mean row per set), ``results/<name>/metrics.json``
 (means, image counts and the metric protocol) and print a table.
 
-* ``val.save_grid: true``: comparison grids ``input | <name> | ground truth`` per image in
+* ``val.save_grid: true``: comparison grids ``input | <val.grid_label or name> | ground truth`` per image in
   ``results/<name>/grids/<dataset>/`` and an overview of the first ``val.grid_rows`` [6] images,
   ``results/<name>/grids/<dataset>_overview.png``.
 * ``val.paper_table``: a list of ``{dataset, metrics}``; prints one row in the layout of the paper's Table 1 (e.g.
@@ -147,7 +147,7 @@ def test_pipeline(argv=None, root_path=None):
             save_fn = None
         grid_fn, overview = None, []
         if val_opt.get('save_grid'):
-            grid_fn = _grid_writer(osp.join(results_root, 'grids', name), opt['name'], overview,
+            grid_fn = _grid_writer(osp.join(results_root, 'grids', name), val_opt.get('grid_label', opt['name']), overview,
                                    int(val_opt.get('grid_rows', 6)))
         t0 = time.time()
         rows = evaluate_loader(model, loader, metrics_opt, save_fn, pbar=val_opt.get('pbar', False), grid_fn=grid_fn)
