@@ -28,6 +28,9 @@ setup(
         'opencv-python-headless==4.14.0.94', 'scipy', 'pyyaml', 'lmdb', 'mmengine', 'pyiqa==0.1.16',
         'facexlib==0.3.0', 'tensorboard', 'matplotlib', 'tqdm'
     ],
+    # FaceMesh depth for FaceDepthDataset (depth_source: mediapipe): 0.10.14 is the last release shipping the
+    # FaceMesh models in its wheel with numpy 2 support (Python 3.10-3.12); never a hard requirement.
+    extras_require={'mediapipe': ['mediapipe==0.10.14']},
     entry_points={
         'lowlight3d.plugins': ['baselines = baselines'],
     },

@@ -14,7 +14,8 @@ import torch
 
 from conftest import write_smooth_images
 from lowlight3d.data.face_depth_dataset import FaceDepthDataset
-from lowlight3d.data.mediapipe_depth import DepthCache, landmarks_to_depth, rasterize_depth
+from lowlight3d.data.mediapipe_depth import (DepthCache, FaceMeshDepth, landmarks_to_depth, mesh_triangles,
+                                             rasterize_depth)
 from lowlight3d.utils.camera import FFHQ_FOCAL, FFHQ_RADIUS
 
 
@@ -61,6 +62,17 @@ def test_landmarks_to_depth_of_a_plane_is_exact():
     out = landmarks_to_depth(_planar_landmarks(), 32, 32)
     assert out.dtype == np.float32 and np.allclose(out, depth, atol=1e-5)
     assert ((out > 0) == inside).all() and abs(FFHQ_RADIUS / FFHQ_FOCAL - 0.633) < 1e-3
+
+
+def test_mesh_triangles_from_edges_and_the_facemesh_tesselation_is_used(fake_mediapipe):
+    square = [(0, 1), (1, 3), (3, 2), (2, 0), (0, 3), (3, 0)]  # two triangles sharing the diagonal 0-3
+    assert mesh_triangles(square).tolist() == [[0, 1, 3], [0, 2, 3]]
+    fake_mediapipe.solutions.face_mesh.FACEMESH_TESSELATION = frozenset(square)  # over the 4 corner landmarks
+    fm = FaceMeshDepth()
+    assert fm.triangles.tolist() == [[0, 1, 3], [0, 2, 3]]
+    depth, _ = _expected_planar_depth(32)
+    assert np.allclose(fm.depth(np.full((32, 32, 3), 0.5)), depth, atol=1e-5)  # float input -> uint8 for FaceMesh
+    assert _FakeFaceMesh.calls[-1][0] == np.uint8
 
 
 class _FakeFaceMesh:

@@ -1,7 +1,8 @@
 """Small building blocks shared by the toolkit's archs (no datasets, models or options here)."""
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ['pad_to_multiple']
+__all__ = ['pad_to_multiple', 'ResidualBlock', 'residual_blocks']
 
 
 def pad_to_multiple(x, multiple, mode='reflect'):
@@ -22,3 +23,26 @@ def pad_to_multiple(x, multiple, mode='reflect'):
     if mode == 'reflect' and (pad_h >= h or pad_w >= w):
         mode = 'replicate'
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3 - LeakyReLU(0.2) - conv3x3 with an identity skip (no normalisation).
+
+    Args:
+        channels (int): Input = output channels.
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1))
+
+    def forward(self, x):
+        """``x + body(x)``."""
+        return x + self.body(x)
+
+
+def residual_blocks(channels, num):
+    """``num`` :class:`ResidualBlock` s in series (an empty ``nn.Sequential`` = identity when ``num`` is 0)."""
+    return nn.Sequential(*[ResidualBlock(channels) for _ in range(num)])

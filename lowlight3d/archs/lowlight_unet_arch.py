@@ -7,23 +7,11 @@ network the demo trains before the full method exists.
 import torch
 from torch import nn
 
-from lowlight3d.archs.arch_util import pad_to_multiple
+from lowlight3d.archs.arch_util import pad_to_multiple, residual_blocks
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = ['LowLightUNet']
 
-
-class _ResBlock(nn.Module):
-    """conv3x3 - LeakyReLU - conv3x3 with an identity skip (no normalisation)."""
-
-    def __init__(self, channels):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(channels, channels, 3, 1, 1))
-
-    def forward(self, x):
-        return x + self.body(x)
 
 
 @register(ARCH_REGISTRY)
@@ -48,13 +36,13 @@ class LowLightUNet(nn.Module):
         self.global_residual = global_residual and in_channels == out_channels
         chans = [num_feat * 2**k for k in range(num_levels)]
         self.head = nn.Conv2d(in_channels, chans[0], 3, 1, 1)
-        self.encoders = nn.ModuleList(nn.Sequential(*[_ResBlock(c) for _ in range(num_blocks)]) for c in chans)
+        self.encoders = nn.ModuleList(residual_blocks(c, num_blocks) for c in chans)
         self.downs = nn.ModuleList(nn.Conv2d(chans[k], chans[k + 1], 4, 2, 1) for k in range(num_levels - 1))
         self.ups = nn.ModuleList(
             nn.Sequential(nn.Conv2d(chans[k + 1], chans[k] * 4, 1), nn.PixelShuffle(2)) for k in range(num_levels - 1))
         self.fuses = nn.ModuleList(nn.Conv2d(chans[k] * 2, chans[k], 1) for k in range(num_levels - 1))
         self.decoders = nn.ModuleList(
-            nn.Sequential(*[_ResBlock(chans[k]) for _ in range(num_blocks)]) for k in range(num_levels - 1))
+            residual_blocks(chans[k], num_blocks) for k in range(num_levels - 1))
         self.tail = nn.Conv2d(chans[0], out_channels, 3, 1, 1)
 
     def forward(self, x):

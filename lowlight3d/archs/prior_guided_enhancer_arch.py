@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowlight3d.archs.arch_util import pad_to_multiple
+from lowlight3d.archs.arch_util import pad_to_multiple, residual_blocks
 from lowlight3d.archs.prior_fusion_arch import ConcatResidualFusion, PriorFusionModule
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
@@ -17,21 +17,6 @@ FUSIONS = {'prior3d': PriorFusionModule, 'concat': ConcatResidualFusion}
 FUSION_POSITIONS = ('decoder', 'encoder')
 
 
-class _ResBlock(nn.Module):
-    """conv3x3 - LeakyReLU(0.2) - conv3x3 with an identity skip (no normalisation)."""
-
-    def __init__(self, channels):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(channels, channels, 3, 1, 1))
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
-def _blocks(channels, num):
-    return nn.Sequential(*[_ResBlock(channels) for _ in range(num)])
 
 
 @register(ARCH_REGISTRY)
@@ -109,14 +94,14 @@ class PriorGuidedEnhancer(nn.Module):
         self.channels = chans
         fusion_cls = FUSIONS[fusion]
         self.head = nn.Conv2d(in_channels, chans[0], 3, 1, 1)
-        self.encoders = nn.ModuleList(_blocks(chans[k], blocks_per_level) for k in range(NUM_LEVELS - 1))
+        self.encoders = nn.ModuleList(residual_blocks(chans[k], blocks_per_level) for k in range(NUM_LEVELS - 1))
         self.downs = nn.ModuleList(nn.Conv2d(chans[k], chans[k + 1], 3, 2, 1) for k in range(NUM_LEVELS - 1))
-        self.bottleneck_in = _blocks(chans[-1], blocks_per_level)
-        self.bottleneck_out = _blocks(chans[-1], blocks_per_level)
+        self.bottleneck_in = residual_blocks(chans[-1], blocks_per_level)
+        self.bottleneck_out = residual_blocks(chans[-1], blocks_per_level)
         self.ups = nn.ModuleList(
             nn.Sequential(nn.Conv2d(chans[k + 1], chans[k] * 4, 1), nn.PixelShuffle(2)) for k in range(NUM_LEVELS - 1))
         self.skip_merges = nn.ModuleList(nn.Conv2d(chans[k] * 2, chans[k], 1) for k in range(NUM_LEVELS - 1))
-        self.decoders = nn.ModuleList(_blocks(chans[k], blocks_per_level) for k in range(NUM_LEVELS - 1))
+        self.decoders = nn.ModuleList(residual_blocks(chans[k], blocks_per_level) for k in range(NUM_LEVELS - 1))
         self.fusions = nn.ModuleList(
             fusion_cls(c, prior_image_channels, prior_depth_channels, **(fusion_kwargs or {})) for c in chans)
         self.tail = nn.Conv2d(chans[0], out_channels, 3, 1, 1)

@@ -30,8 +30,8 @@ import numpy as np
 
 from lowlight3d.utils.camera import FFHQ_FOCAL, FFHQ_RADIUS
 
-__all__ = ['MEDIAPIPE_REQUIREMENT', 'import_mediapipe', 'mesh_triangles', 'rasterize_depth', 'landmarks_to_depth', 'FaceMeshDepth',
-           'DepthCache']
+__all__ = ['MEDIAPIPE_REQUIREMENT', 'import_mediapipe', 'mesh_triangles', 'rasterize_depth', 'landmarks_to_depth',
+           'FaceMeshDepth', 'DepthCache']
 
 #: The pip requirement of the optional extra.
 MEDIAPIPE_REQUIREMENT = 'mediapipe==0.10.14'
@@ -72,8 +72,8 @@ def mesh_triangles(edges):
         if a != b:
             adjacency.setdefault(int(a), set()).add(int(b))
             adjacency.setdefault(int(b), set()).add(int(a))
-    tris = sorted({tuple(sorted((a, b, c))) for a in adjacency for b in adjacency[a] for c in adjacency[a] & adjacency[b]})
-    return np.array(tris, dtype=np.int64).reshape(-1, 3)
+    tris = {tuple(sorted((a, b, c))) for a in adjacency for b in adjacency[a] for c in adjacency[a] & adjacency[b]}
+    return np.array(sorted(tris), dtype=np.int64).reshape(-1, 3)
 
 
 def rasterize_depth(uvz, height, width, triangles=None):
@@ -119,7 +119,8 @@ def rasterize_depth(uvz, height, width, triangles=None):
     return np.where(mask, zbuf, 0.0).astype(np.float32), mask
 
 
-def landmarks_to_depth(uvz, height, width, triangles=None, distance=FFHQ_RADIUS, width_world=FFHQ_RADIUS / FFHQ_FOCAL):
+def landmarks_to_depth(uvz, height, width, triangles=None, distance=FFHQ_RADIUS,
+                       width_world=FFHQ_RADIUS / FFHQ_FOCAL):
     """FaceMesh landmarks -> z-depth-like map in world units (module docstring), background 0.
 
     Args:

@@ -35,12 +35,12 @@ is the full file with ``prior: ~``.  Inference, validation and testing use the *
 import hashlib
 import os
 import os.path as osp
-from collections import OrderedDict
 
 import torch
 
 from lowlight3d.archs import build_network
 from lowlight3d.models.base_model import BaseModel
+from lowlight3d.models.loss_sum import LossSum
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['SemiSupervisedDistillationModel', 'build_prior_extractor', 'prior_fingerprint']
@@ -86,7 +86,8 @@ def build_prior_extractor(prior_opt, device='cpu', where='prior'):
     Args:
         prior_opt (dict): ``ddpm_options`` (option file of the prior stage: the DDPM, or the V6 regressor),
             ``denoiser_weights`` (its ``net_g_*.pth``), ``generator_weights`` (optional; default that file's
-            ``path.pretrain_network_generator``), ``seed`` (sampling seed, default 0) and any argument of the
+            ``path.pretrain_network_generator``, or ``path.pretrain_network_renderer`` for a DDPM trained on
+            external tri-planes), ``seed`` (sampling seed, default 0) and any argument of the
             extractor (``steps``, ``sampler``, ``eta``, ``clip``, ``flip_consistent``, ``cache``, ``cache_dir``).
         device (str | torch.device): Device of the prior networks.
         where (str): Option path for error messages.
@@ -106,11 +107,12 @@ def build_prior_extractor(prior_opt, device='cpu', where='prior'):
         generator = _existing_file(generator, 'the generator weights', f'{where}.generator_weights')
     else:
         from lowlight3d.utils.options import load_config
-        generator = load_config(ddpm_options).get('path', {}).get('pretrain_network_generator')
-        if not generator:
-            raise ValueError(f'{where}.generator_weights is missing and {ddpm_options} has no '
-                             'path.pretrain_network_generator')
-        generator = _existing_file(generator, 'the generator weights', f'{ddpm_options}: path.pretrain_network_generator')
+        stage_paths = load_config(ddpm_options).get('path', {})
+        key = next((k for k in ('pretrain_network_generator', 'pretrain_network_renderer') if stage_paths.get(k)), None)
+        if key is None:
+            raise ValueError(f'{where}.generator_weights is missing and {ddpm_options} has neither '
+                             'path.pretrain_network_generator nor path.pretrain_network_renderer')
+        generator = _existing_file(stage_paths[key], 'the generator/renderer weights', f'{ddpm_options}: path.{key}')
     kwargs = {k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS}
     cache_dir = kwargs.pop('cache_dir', None)
     extractor = PriorExtractor.from_options(ddpm_options, denoiser, generator, device=device, **kwargs)
@@ -209,14 +211,8 @@ class SemiSupervisedDistillationModel(BaseModel):
                 p.requires_grad_(False)
         optimizer = self.optimizers['optim_g']
         optimizer.zero_grad(set_to_none=True)
-        logs = OrderedDict()
-        total = 0
-
-        def add(name, value):
-            nonlocal total
-            logs[f'l_{name}'] = value.detach()
-            total = total + value
-
+        terms = LossSum()
+        add = terms.add
         out_p_s = student(self.lq, self.prior_p)
         self.output = out_p_s
         if 'pixel' in losses:
@@ -248,9 +244,9 @@ class SemiSupervisedDistillationModel(BaseModel):
                 add('pseudo_label', losses['pseudo_label'](out_u_s, out_u_t))
             if 'gan' in losses:
                 add('gan', losses['gan'](net_d(out_u_s), True, is_disc=False))
-        logs['l_total'] = total.detach()
-        total.backward()
+        terms.total.backward()
         optimizer.step()
+        extra = {}
 
         if 'gan' in losses:
             for p in net_d.parameters():
@@ -262,8 +258,8 @@ class SemiSupervisedDistillationModel(BaseModel):
             l_d = 0.5 * (l_real + l_fake)
             l_d.backward()
             optim_d.step()
-            logs['l_d_real'], logs['l_d_fake'] = l_real.detach(), l_fake.detach()
-        self.log_dict = self.reduce_loss_dict(logs)
+            extra = {'l_d_real': l_real.detach(), 'l_d_fake': l_fake.detach()}
+        self.log_dict = self.reduce_loss_dict(terms.logs(**extra))
         self.update_ema('net_g_ema', self.ema_decay)
 
     # ------------------------------------------------------------------ inference: the student only

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from lowlight3d.models.base_model import BaseModel
+from lowlight3d.models.loss_sum import LossSum
 from lowlight3d.models.validation import validate
 from lowlight3d.utils.camera import mirror_label
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
@@ -110,14 +111,8 @@ class TriplaneGeneratorModel(BaseModel):
         size = gen.renderer.resolution
         gt, depth, mask = self._targets(size)
         out = gen.render(planes, self.camera)
-        logs = OrderedDict()
-        total = 0
-
-        def add(name, value):
-            nonlocal total
-            logs[f'l_{name}'] = value.detach()
-            total = total + value
-
+        terms = LossSum()
+        add = terms.add
         add('rgb', self.losses['rgb'](out['image'], gt))
         depth_mask = mask * self.has_depth[:, None, None, None]
         if 'depth' in self.losses:
@@ -135,10 +130,9 @@ class TriplaneGeneratorModel(BaseModel):
         if 'density' in self.losses and current_iter % self.losses['density'].every == 0:
             p, q = self.losses['density'].points(planes.shape[0], planes.device)
             add('density', self.losses['density'](gen.renderer.query(planes, p)[0], gen.renderer.query(planes, q)[0]))
-        logs['l_total'] = total.detach()
-        total.backward()
+        terms.total.backward()
         optimizer.step()
-        self.log_dict = self.reduce_loss_dict(logs)
+        self.log_dict = self.reduce_loss_dict(terms.logs())
         if 'net_generator_ema' in self.nets:
             self.update_ema('net_generator_ema', self.ema_decay)
 

@@ -147,7 +147,8 @@ def test_pipeline(argv=None, root_path=None):
             save_fn = None
         grid_fn, overview = None, []
         if val_opt.get('save_grid'):
-            grid_fn = _grid_writer(osp.join(results_root, 'grids', name), val_opt.get('grid_label', opt['name']), overview,
+            label = val_opt.get('grid_label', opt['name'])
+            grid_fn = _grid_writer(osp.join(results_root, 'grids', name), label, overview,
                                    int(val_opt.get('grid_rows', 6)))
         t0 = time.time()
         rows = evaluate_loader(model, loader, metrics_opt, save_fn, pbar=val_opt.get('pbar', False), grid_fn=grid_fn)
