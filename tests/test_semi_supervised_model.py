@@ -126,7 +126,8 @@ def test_one_iteration_of_every_variant(variant, setup):
     after = _params(model.nets['net_g'])
     assert any(not torch.equal(student_before[k], after[k]) for k in after)  # the student learned
     if d_before is not None:
-        assert 'l_d_real' in logs and any(not torch.equal(d_before[k], v) for k, v in _params(model.nets['net_d']).items())
+        d_after = _params(model.nets['net_d'])
+        assert 'l_d_real' in logs and any(not torch.equal(d_before[k], v) for k, v in d_after.items())
     else:
         assert variant == 'V1_supervised_only' and 'net_d' not in model.nets
     assert (model.prior is None) == (variant == 'V5_no_prior')
@@ -213,3 +214,43 @@ def test_the_disk_cache_folder_names_the_prior_and_its_settings(setup, tmp_path)
     assert osp.dirname(a.cache_dir) == str(tmp_path) and osp.isdir(a.cache_dir)
     a.extract(torch.rand(1, 3, 32, 32), seed=0, keys=['img.png'])
     assert len(os.listdir(a.cache_dir)) == 1 and not os.listdir(b.cache_dir)
+
+
+def test_resume_matches_an_uninterrupted_run(setup, tmp_path):
+    """8 iterations straight vs. stopped after 4 (mid-epoch) and resumed: same student, teacher, discriminator.
+
+    The in-memory prior cache travels in the training state, so the resumed run sees the same priors.
+    """
+    from lowlight3d.pipeline.train_pipeline import train_pipeline
+    from lowlight3d.utils.checkpoint import load_checkpoint
+    opt = _options(FULL, setup)  # the tiny overrides, as --cfg-options
+    root = setup['root']
+    cfg = ['network_g.base_channels=4', 'network_d.ndf=4', 'train.feature_extractor.layers=[relu1_1,relu2_1]',
+           f'datasets.train.paired.dataroot_gt={root}/paired', f'datasets.train.unpaired.dataroot_lq={root}/unpaired',
+           'datasets.train.unpaired.meta_info_file=~', 'datasets.train.gt_size=32',
+           'datasets.train.batch_size_per_gpu=3', f'datasets.val.dataroot_gt={root}/paired', 'datasets.val.gt_size=32',
+           f"prior.ddpm_options={opt['prior']['ddpm_options']}",
+           f"prior.denoiser_weights={opt['prior']['denoiser_weights']}",
+           f"+prior.generator_weights={opt['prior']['generator_weights']}", '+prior.steps=2', 'train.total_iter=8',
+           'train.scheduler.periods=[8]', 'logger.save_checkpoint_freq=4', 'val.val_freq=100', 'logger.print_freq=4',
+           'logger.use_tb_logger=false']
+
+    def train(folder, name, *flags):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            return train_pipeline(['-opt', FULL, *flags, '--cfg-options', f'name={name}', *cfg], root_path=str(folder))
+
+    straight = train(tmp_path / 'a', 'straight')
+    crashed = train(tmp_path / 'b', 'resumed')
+    for folder in (crashed['path']['training_states'], crashed['path']['models']):
+        for name in os.listdir(folder):
+            if name.split('.')[0].split('_')[-1] in ('8', 'latest', 'best'):
+                os.remove(osp.join(folder, name))
+    assert sorted(os.listdir(crashed['path']['training_states'])) == ['4.state']
+    resumed = train(tmp_path / 'b', 'resumed', '--auto_resume')
+    a = load_checkpoint(osp.join(straight['path']['training_states'], '8.state'))
+    b = load_checkpoint(osp.join(resumed['path']['training_states'], '8.state'))
+    assert a['iter'] == b['iter'] == 8 and len(a['model_extra']['prior_cache']) > 0
+    for label in ('net_g', 'net_g_ema', 'net_d'):
+        for key, value in a['networks'][label].items():
+            assert torch.allclose(value, b['networks'][label][key], atol=1e-5, rtol=0), (label, key)

@@ -262,6 +262,21 @@ class SemiSupervisedDistillationModel(BaseModel):
         self.log_dict = self.reduce_loss_dict(terms.logs(**extra))
         self.update_ema('net_g_ema', self.ema_decay)
 
+    # ------------------------------------------------------------------ exact resume
+    def extra_state(self):
+        """The in-memory prior cache (without ``prior.cache_dir``): the cached prior of an image is the one of the
+        first degraded input seen, so a resumed run must keep it to continue exactly (a disk cache persists by
+        itself).  Small at demo scale; at paper scale use ``prior.cache_dir``."""
+        if self.prior is not None and self.prior.cache is not None and not self.prior.cache_dir:
+            return {'prior_cache': self.prior.cache}
+        return {}
+
+    def load_extra_state(self, state):
+        """Restore the in-memory prior cache saved by :meth:`extra_state`."""
+        if self.prior is not None and self.prior.cache is not None and 'prior_cache' in state:
+            self.prior.cache.clear()
+            self.prior.cache.update(state['prior_cache'])
+
     # ------------------------------------------------------------------ inference: the student only
     def test_network(self):
         """The student ``net_g`` (the paper infers with the student; the teacher is a training device)."""

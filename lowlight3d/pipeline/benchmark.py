@@ -15,8 +15,8 @@ The list of methods is data (``options/demo/benchmark_demo.yml``)::
 
 An entry may add ``train_cfg`` / ``test_cfg``: lists of extra ``--cfg-options`` for that method only.  Instead of a
 ``test`` file an entry may name ``test_sets``: the test option file is then composed as ``_base_: [train,
-test_sets]`` (written to ``experiments/<name>/benchmark_test_options.yml``), so an ablation needs no test file.  For every
-stage and seed the stage is trained (``--auto_resume``: a finished run is reused) and tested on the test sets of its
+test_sets]`` (written to ``experiments/<name>/benchmark_test_options.yml``), so an ablation needs no test file.
+For every stage and seed the stage is trained (``--auto_resume``: a finished run is reused) and tested on the test sets of its
 test file (every method sees the same inputs: test sets are seeded by image name only), then one table is written to
 ``<out>/benchmark.md`` and ``benchmark.csv``: per test set and metric the mean +- standard deviation over seeds
 (sample std, ``n - 1``), the seconds per training iteration, and the parameters / GMACs of ``network_g``
