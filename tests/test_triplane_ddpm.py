@@ -24,6 +24,15 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DDPM_OPT = osp.join(REPO, 'options', 'demo', 'train_TriplaneDDPM_demo.yml')
 
 
+
+def _fixed_batch(root, count=8):
+    """The first ``count`` low-light training faces of the tiny set as one batch (lq, gt, camera, lq_path)."""
+    ds = FaceDepthDataset({'dataroot_gt': str(root / 'faces/train/gt'), 'camera_file':
+                           str(root / 'faces/train/cameras.json'), 'gt_size': 32, 'lowlight': True})
+    batch = {k: torch.stack([ds[i][k] for i in range(count)]) for k in ('lq', 'gt', 'camera')}
+    batch['lq_path'] = [ds[i]['lq_path'] for i in range(count)]
+    return batch
+
 def test_forward_steps_agree_with_closed_form():
     sched = DiffusionSchedule(100, schedule='scaled_linear')
     assert abs(sched.betas[0].item() - 1e-3) < 1e-12 and abs(sched.betas[-1].item() - 0.2) < 1e-12
@@ -144,10 +153,7 @@ def test_ddpm_training_lowers_the_loss_and_sampled_prior_approaches_target(tiny_
     opt['train']['ema_decay'] = 0.9
     torch.manual_seed(0)
     model = build_model(opt)
-    ds = FaceDepthDataset({'dataroot_gt': str(root / 'faces/train/gt'), 'camera_file':
-                           str(root / 'faces/train/cameras.json'), 'gt_size': 32, 'lowlight': True})
-    batch = {k: torch.stack([ds[i][k] for i in range(8)]) for k in ('lq', 'gt', 'camera')}
-    batch['lq_path'] = [ds[i]['lq_path'] for i in range(8)]
+    batch = _fixed_batch(root)
     model.feed_data(batch)
     model.bare(model.nets['net_g']).set_statistics(model.x0_raw)
     model.nets['net_g_ema'].load_state_dict(model.nets['net_g'].state_dict())
@@ -253,10 +259,7 @@ def test_regression_objective_trains_and_samples_in_one_pass(tiny_setup):
     opt['train']['optim_g']['lr'] = 4e-3
     torch.manual_seed(0)
     model = build_model(opt)
-    ds = FaceDepthDataset({'dataroot_gt': str(root / 'faces/train/gt'), 'camera_file':
-                           str(root / 'faces/train/cameras.json'), 'gt_size': 32, 'lowlight': True})
-    batch = {k: torch.stack([ds[i][k] for i in range(8)]) for k in ('lq', 'gt', 'camera')}
-    batch['lq_path'] = [ds[i]['lq_path'] for i in range(8)]
+    batch = _fixed_batch(root)
     model.feed_data(batch)
     x_t, t, target = model.schedule.training_inputs(torch.randn(2, 3, 4, 4))
     assert torch.count_nonzero(x_t) == 0 and t.tolist() == [0, 0] and target.shape == (2, 3, 4, 4)
