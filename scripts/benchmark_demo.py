@@ -1,7 +1,8 @@
-"""``make benchmark-demo``: every method of options/demo/benchmark_demo.yml at one small budget over seeds.
+"""``make benchmark-demo`` / ``make benchmark-real``: every method of a benchmark list at one budget over seeds.
 
-Usage: ``python scripts/benchmark_demo.py [--total-iter N] [--seeds 0 1] [--only LABEL ...]``; the table goes to
-``results/benchmark_demo/benchmark.md`` and ``benchmark.csv``.
+Usage: ``python scripts/benchmark_demo.py [--list options/real/benchmark_real.yml] [--total-iter N | --budget-s S]
+[--seeds 0 1] [--only LABEL ...] [--smoke]``; the table goes to ``results/<list name>/benchmark.md`` and
+``benchmark.csv`` (see :mod:`lowlight3d.pipeline.benchmark`).
 """
 import os.path as osp
 import sys

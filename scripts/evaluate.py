@@ -5,6 +5,7 @@ Usage::
     python scripts/evaluate.py --pred results/ours --gt datasets/test/gt \
         --metrics psnr,ssim,lpips,niqe,brisque --out scores.csv
     python scripts/evaluate.py --pred other_repo/outputs --metrics niqe,brisque --out nr.csv   # no reference
+    python scripts/evaluate.py --pred results/ours --gt refs --metrics identity --out id.csv  # + identity_rank1
 
 Predictions and ground truths are paired by file name without extension; unmatched names are an error
 (``--allow-unmatched`` skips them).  A metric that cannot be computed is written ``n/a (reason)`` and left
@@ -45,7 +46,7 @@ def main(argv=None):
     """
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--pred', required=True, help='folder of images to score (predictions)')
-    parser.add_argument('--gt', default=None, help='folder of ground truths (needed for psnr, ssim, lpips)')
+    parser.add_argument('--gt', default=None, help='folder of ground truths (needed for psnr, ssim, lpips, identity)')
     parser.add_argument('--metrics',
                         default=None,
                         help=f'comma-separated metric names (default: {FULL_DEFAULT} with --gt, else {NO_REF_DEFAULT})')

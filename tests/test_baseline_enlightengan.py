@@ -178,6 +178,8 @@ def test_one_training_iteration_and_testing(tmp_path, tiny_image_sets):
     logged = json.load(open(history))['losses'][-1]
     for key in ('l_g_global', 'l_g_local', 'l_sfp', 'l_sfp_local', 'l_d_global', 'l_d_local'):
         assert key in logged and logged[key] == logged[key]
+    shares = [logged[f'share_{k}'] for k in ('g_global', 'g_local', 'sfp', 'sfp_local')]  # print_freq 1: measured
+    assert sum(shares) == pytest.approx(1.0) and logged['grad_total'] > 0
     weights = osp.join(opt['path']['models'], 'net_g_latest.pth')
     summary = test_pipeline(['-opt', osp.join(REPO, 'options', 'demo', 'test_EnlightenGAN_randomVGG_demo.yml'),
                              '--cfg-options', 'name=egan_test', f'path.pretrain_network_g={weights}',

@@ -15,7 +15,7 @@ from lowlight3d.archs.vgg_feature_extractor_arch import (RANDOM_VGG, RandomVGGWa
 from lowlight3d.losses import build_loss
 from lowlight3d.losses.feature_perceptual_loss import FeaturePerceptualLoss
 from lowlight3d.losses.inter_consistency_loss import InterConsistencyLoss
-from lowlight3d.losses.intra_consistency_loss import IntraConsistencyLoss
+from lowlight3d.losses.intra_consistency_loss import IntraConsistencyLoss, cosine_distance_map
 from lowlight3d.utils.weights import WeightsNotFoundError
 
 
@@ -50,13 +50,23 @@ def _softmax(xs):
     return [v / sum(e) for v in e]
 
 
-def _intra_reference(pt, ut, ps, us):
-    """Eqs. (10)-(11) for one layer by loops: mean over batch of -(1/hw) sum S(d_t) log S(d_s)."""
+def _std(xs):
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m)**2 for x in xs) / len(xs))
+
+
+def _intra_reference(pt, ut, ps, us, tau=1.0, normalize=None):
+    """Eqs. (10)-(11) for one layer by loops: mean over batch of -(1/hw) sum S(d_t) log S(d_s).
+
+    ``S(d) = softmax(d / tau)``, with ``d`` first divided by its population std when ``normalize == 'std'``.
+    """
     values = []
     for b_pt, b_ut, b_ps, b_us in zip(_pixels(pt), _pixels(ut), _pixels(ps), _pixels(us)):
         d_t = [_cos_dist(u, v) for u, v in zip(b_pt, b_ut)]
         d_s = [_cos_dist(u, v) for u, v in zip(b_ps, b_us)]
-        s_t, s_s = _softmax(d_t), _softmax(d_s)
+        if normalize == 'std':
+            d_t, d_s = [x / (_std(d_t) + 1e-6) for x in d_t], [x / (_std(d_s) + 1e-6) for x in d_s]
+        s_t, s_s = _softmax([x / tau for x in d_t]), _softmax([x / tau for x in d_s])
         values.append(-sum(p * math.log(q) for p, q in zip(s_t, s_s)) / len(d_t))
     return sum(values) / len(values)
 
@@ -225,6 +235,44 @@ def test_intra_consistency_zero_feature_vector_is_finite():
     value = IntraConsistencyLoss()(_lists(P_T)[0][:1], _lists(U_T)[0][:1], [a], [b])
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(a.grad).all() and a.grad.abs().max() == 0
+
+
+def test_intra_temperature_one_is_the_paper_and_lower_sharpens_and_strengthens():
+    paper = IntraConsistencyLoss(loss_weight=0.25)(*_lists(P_T, U_T, P_S, U_S))
+    same = IntraConsistencyLoss(loss_weight=0.25, temperature=1.0, normalize=None)(*_lists(P_T, U_T, P_S, U_S))
+    assert torch.equal(paper, same)  # bit for bit: tau = 1 is the paper's softmax(d)
+    # layer 2 has two positions: by hand, d_t = (1 - 0.5 / (sqrt(1.25) * 1), 1 - 0 / (sqrt(5) * sqrt(5))), so
+    # S(d_t / tau) puts sigmoid((d_t[0] - d_t[1]) / tau) on position 0; a lower tau moves it away from 1/2
+    d0, d1 = 1 - 0.5 / math.sqrt(1.25), 1.0
+    assert torch.allclose(cosine_distance_map(_t(P_T[1]), _t(U_T[1])).flatten(), torch.tensor([d0, d1]))
+    norms = []
+    for tau in (1.0, 0.5, 0.25):
+        loss = IntraConsistencyLoss(temperature=tau)
+        logits = loss.logits(torch.tensor([[d0, d1]]))
+        p0 = 1 / (1 + math.exp(-(d0 - d1) / tau))
+        assert torch.softmax(logits, 1)[0, 0].item() == pytest.approx(p0, rel=1e-6)
+        ps, us = _lists(P_S, U_S, grad=True)
+        value = loss(*_lists(P_T, U_T), ps, us)
+        expected = sum(_intra_reference(*layer, tau=tau) for layer in zip(P_T, U_T, P_S, U_S))
+        assert value.item() == pytest.approx(expected, rel=1e-5)
+        value.backward()
+        norms.append(math.sqrt(sum(float(s.grad.pow(2).sum()) for s in ps + us)))
+    assert abs(1 / (1 + math.exp(-(d0 - d1) / 0.25)) - 0.5) > abs(1 / (1 + math.exp(-(d0 - d1))) - 0.5)
+    assert norms[0] < norms[1] < norms[2], norms
+
+
+def test_intra_std_normalisation_by_hand_and_bad_options():
+    loss = IntraConsistencyLoss(temperature=0.5, normalize='std')
+    expected = sum(_intra_reference(*layer, tau=0.5, normalize='std') for layer in zip(P_T, U_T, P_S, U_S))
+    assert loss(*_lists(P_T, U_T, P_S, U_S)).item() == pytest.approx(expected, rel=1e-5)
+    # scale-free: the same distances at 10x the contrast (std) give the same distribution
+    d = torch.tensor([[0.1, 0.2, 0.4]])
+    assert torch.allclose(loss.logits(d), loss.logits(10 * d), rtol=1e-4)
+    assert build_loss({'type': 'IntraConsistencyLoss', 'normalize': 'none'}, where='train.intra_opt').normalize is None
+    for kwargs, pattern in (({'temperature': 0}, 'temperature'), ({'temperature': -1.0}, 'temperature'),
+                            ({'normalize': 'l2'}, 'normalize')):
+        with pytest.raises(ValueError, match=rf'train\.intra_opt\.{pattern}'):
+            IntraConsistencyLoss(**kwargs)
 
 
 # ---------------------------------------------------------------- inter-network consistency

@@ -33,6 +33,7 @@ def test_two_cpu_processes_train_with_gloo(tmp_path, tiny_image_sets):
     text = open(exp / log).read()
     assert 'batch 2 x 2 process(es), 3 iterations per epoch' in text  # 12 images sharded over 2 ranks
     assert 'End of training: 6 iterations' in text
+    assert 'grad_pixel: ' in text and 'share_pixel: 1.0000e+00' in text  # per-term gradient norms under DDP
     state = torch.load(exp / 'training_states' / '6.state', weights_only=False)
     assert state['iter'] == 6
     assert not any(k.startswith('module.') for k in state['networks']['net_g'])

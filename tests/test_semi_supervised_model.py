@@ -66,8 +66,8 @@ def setup(tmp_path_factory):
     return {'root': str(root), 'priors': priors}
 
 
-def _options(path, setup, is_train=True):
-    """Options of a demo file shrunk to tiny networks, tiny images and the tiny random prior."""
+def _options(path, setup, is_train=True, extra=()):
+    """Options of a demo file shrunk to tiny networks, tiny images and the tiny random prior (+ ``extra``)."""
     raw = load_config(path)
     root = setup['root']
     cfg = ['network_g.base_channels=4', 'network_d.ndf=4', 'train.feature_extractor.layers=[relu1_1,relu2_1]',
@@ -79,7 +79,7 @@ def _options(path, setup, is_train=True):
         opt_path, den, gen = setup['priors'][kind]
         cfg += [f'prior.ddpm_options={opt_path}', f'prior.denoiser_weights={den}', f'+prior.generator_weights={gen}',
                 '+prior.steps=2']
-    return load_options(path, is_train=is_train, cfg_options=cfg, root_path=root)
+    return load_options(path, is_train=is_train, cfg_options=cfg + list(extra), root_path=root)
 
 
 def _batch(opt, n=2):
@@ -87,8 +87,8 @@ def _batch(opt, n=2):
     return default_collate([dataset[i] for i in range(n)])
 
 
-def _model(path, setup):
-    opt = _options(path, setup)
+def _model(path, setup, extra=()):
+    opt = _options(path, setup, extra=extra)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the random VGG stand-in warns, as it should
         model = build_model(opt)
@@ -216,10 +216,13 @@ def test_the_disk_cache_folder_names_the_prior_and_its_settings(setup, tmp_path)
     assert len(os.listdir(a.cache_dir)) == 1 and not os.listdir(b.cache_dir)
 
 
-def test_resume_matches_an_uninterrupted_run(setup, tmp_path):
+@pytest.mark.parametrize('schedule', [[], ['+train.gan_start_iter=3', '+train.net_d_init_iters=2',
+                                             '+train.net_d_iters=2']], ids=['paper', 'gan_schedule'])
+def test_resume_matches_an_uninterrupted_run(setup, tmp_path, schedule):
     """8 iterations straight vs. stopped after 4 (mid-epoch) and resumed: same student, teacher, discriminator.
 
-    The in-memory prior cache travels in the training state, so the resumed run sees the same priors.
+    The in-memory prior cache travels in the training state, so the resumed run sees the same priors.  With the
+    GAN schedule, the stop falls in the discriminator-only phase (iterations 3-5, then the student every 2nd).
     """
     from lowlight3d.pipeline.train_pipeline import train_pipeline
     from lowlight3d.utils.checkpoint import load_checkpoint
@@ -233,7 +236,7 @@ def test_resume_matches_an_uninterrupted_run(setup, tmp_path):
            f"prior.denoiser_weights={opt['prior']['denoiser_weights']}",
            f"+prior.generator_weights={opt['prior']['generator_weights']}", '+prior.steps=2', 'train.total_iter=8',
            'train.scheduler.periods=[8]', 'logger.save_checkpoint_freq=4', 'val.val_freq=100', 'logger.print_freq=4',
-           'logger.use_tb_logger=false']
+           'logger.use_tb_logger=false', *schedule]
 
     def train(folder, name, *flags):
         with warnings.catch_warnings():
@@ -254,3 +257,85 @@ def test_resume_matches_an_uninterrupted_run(setup, tmp_path):
     for label in ('net_g', 'net_g_ema', 'net_d'):
         for key, value in a['networks'][label].items():
             assert torch.allclose(value, b['networks'][label][key], atol=1e-5, rtol=0), (label, key)
+
+
+# ---------------------------------------------------------------- per-term gradient norms, GAN schedule
+
+TERMS = ('pixel', 'perceptual', 'intra', 'inter', 'gan')
+
+
+def _changed(before, net):
+    return any(not torch.equal(before[k], v) for k, v in _params(net).items())
+
+
+def test_gradient_norms_per_term_at_the_configured_frequency(setup):
+    torch.manual_seed(0)
+    model, opt = _model(FULL, setup, ['+logger.grad_norm_freq=2'])
+    batch = _batch(opt)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert not any(k.startswith(('grad_', 'share_')) for k in model.get_current_log())
+    model.optimize_parameters(2)
+    logs = model.get_current_log()
+    assert {f'grad_{t}' for t in TERMS} | {f'share_{t}' for t in TERMS} | {'grad_total'} <= set(logs)
+    assert all(logs[f'grad_{t}'] > 0 for t in TERMS)
+    assert sum(logs[f'share_{t}'] for t in TERMS) == pytest.approx(1.0)
+    assert logs['grad_total'] <= sum(logs[f'grad_{t}'] for t in TERMS) * (1 + 1e-6)
+    # measuring changes nothing in training: same weights as a model that never measures
+    torch.manual_seed(0)
+    other, _ = _model(FULL, setup, ['+logger.grad_norm_freq=0'])
+    other.feed_data(batch)
+    for it in (1, 2):
+        other.optimize_parameters(it)
+        assert not any(k.startswith('grad_') for k in other.get_current_log())
+    for label in ('net_g', 'net_g_ema', 'net_d'):
+        for key, value in _params(other.nets[label]).items():
+            assert torch.equal(value, _params(model.nets[label])[key]), (label, key)
+
+
+def test_gan_schedule_is_a_function_of_the_iteration(setup):
+    model, _ = _model(FULL, setup, ['+train.gan_start_iter=3', '+train.net_d_init_iters=2', '+train.net_d_iters=2'])
+    # iterations 1-2: warm-up without GAN; 3-4: discriminator only; from 5 the student steps on even iterations
+    assert [model.gan_schedule(i) for i in range(1, 9)] == [
+        (False, True), (False, True), (True, False), (True, False), (True, False), (True, True), (True, False),
+        (True, True)]
+    paper, _ = _model(FULL, setup)
+    assert all(paper.gan_schedule(i) == (True, True) for i in range(1, 5))  # the defaults: the paper
+    v1, _ = _model(osp.join(DEMO, 'ablation', 'train_LowLight3D_V1_supervised_only_demo.yml'), setup,
+                   ['+train.gan_start_iter=3', '+train.net_d_iters=2'])
+    assert all(v1.gan_schedule(i) == (False, True) for i in range(1, 5))  # no gan_opt: the options do nothing
+
+
+def test_gan_start_iter_warms_up_the_student_without_the_discriminator(setup):
+    model, opt = _model(FULL, setup, ['+train.gan_start_iter=2'])
+    model.feed_data(_batch(opt))
+    g0, d0 = _params(model.nets['net_g']), _params(model.nets['net_d'])
+    model.optimize_parameters(1)
+    logs = model.get_current_log()
+    assert 'l_gan' not in logs and 'l_d_real' not in logs and 'l_pixel' in logs
+    assert _changed(g0, model.nets['net_g']) and not _changed(d0, model.nets['net_d'])
+    model.optimize_parameters(2)
+    logs = model.get_current_log()
+    assert {'l_gan', 'l_d_real', 'l_d_fake'} <= set(logs) and _changed(d0, model.nets['net_d'])
+
+
+def test_net_d_init_iters_and_net_d_iters_hold_the_student(setup):
+    model, opt = _model(FULL, setup, ['+train.net_d_init_iters=2', '+train.net_d_iters=2'])
+    model.feed_data(_batch(opt))
+    g0, t0 = _params(model.nets['net_g']), _params(model.nets['net_g_ema'])
+    d_prev = _params(model.nets['net_d'])
+    for it, student_steps in ((1, False), (2, False), (3, False), (4, True)):
+        model.optimize_parameters(it)
+        logs = model.get_current_log()
+        assert _changed(d_prev, model.nets['net_d']), it  # the discriminator trains every iteration
+        d_prev = _params(model.nets['net_d'])
+        assert _changed(g0, model.nets['net_g']) == student_steps, it
+        assert _changed(t0, model.nets['net_g_ema']) == student_steps, it  # the EMA follows student steps
+        assert ('l_pixel' in logs) == student_steps and 'l_d_real' in logs, it
+
+
+@pytest.mark.parametrize('key, value', [('train.net_d_iters', 0), ('train.net_d_init_iters', -1),
+                                        ('train.gan_start_iter', 1.5), ('train.gan_start_iter', 'late')])
+def test_bad_gan_schedule_values_fail_clearly(setup, key, value):
+    with pytest.raises(ValueError, match=rf'{key} .*must be an integer'):
+        _model(FULL, setup, [f'+{key}={value}'])

@@ -144,7 +144,11 @@ class EnlightenGANModel(BaseModel):
                 p.requires_grad_(flag)
 
     def optimize_parameters(self, current_iter):
-        """One generator step, then one step of both discriminators (see the module docstring)."""
+        """One generator step, then one step of both discriminators (see the module docstring).
+
+        Every ``logger.grad_norm_freq`` iterations the generator terms' gradient norms w.r.t. the enhanced image
+        are logged (``grad_g_global``, ``share_sfp`` ...; :mod:`lowlight3d.models.grad_norms`).
+        """
         if self.ref is None:
             raise KeyError("EnlightenGAN needs normal-light 'ref' images in the training batches: use "
                            'UnpairedTwoDomainDataset for datasets.train')
@@ -175,6 +179,7 @@ class EnlightenGANModel(BaseModel):
         if 'sfp_local' in losses:
             logs['l_sfp_local'] = losses['sfp_local'](crops(fake_b), crops(real_a))
         total = sum(logs.values())
+        grads = self.grad_norm_logs(current_iter, {k[2:]: v for k, v in logs.items()}, [fake_b])
         total.backward()
         self.optimizers['optim_g'].step()
         logs['l_g_total'] = total.detach()
@@ -193,4 +198,4 @@ class EnlightenGANModel(BaseModel):
         if torch.is_tensor(d_total):
             d_total.backward()
             self.optimizers['optim_d'].step()
-        self.log_dict = self.reduce_loss_dict({k: v.detach() for k, v in logs.items()})
+        self.log_dict = self.reduce_loss_dict({**{k: v.detach() for k, v in logs.items()}, **grads})

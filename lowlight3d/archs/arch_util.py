@@ -1,8 +1,15 @@
 """Small building blocks shared by the toolkit's archs (no datasets, models or options here)."""
+import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ['pad_to_multiple', 'ResidualBlock', 'residual_blocks']
+__all__ = ['pad_to_multiple', 'ResidualBlock', 'residual_blocks', 'UPSAMPLE_MODES', 'DOWNSAMPLE_MODES',
+           'icnr_init_', 'Upsample2x', 'Downsample2x', 'rename_legacy_keys']
+
+#: ``Upsample2x`` modes: see its docstring.
+UPSAMPLE_MODES = ('pixel_shuffle', 'pixel_shuffle_icnr', 'bilinear')
+#: ``Downsample2x`` modes: see its docstring.
+DOWNSAMPLE_MODES = ('strided_conv', 'avgpool_conv')
 
 
 def pad_to_multiple(x, multiple, mode='reflect'):
@@ -46,3 +53,109 @@ class ResidualBlock(nn.Module):
 def residual_blocks(channels, num):
     """``num`` :class:`ResidualBlock` s in series (an empty ``nn.Sequential`` = identity when ``num`` is 0)."""
     return nn.Sequential(*[ResidualBlock(channels) for _ in range(num)])
+
+
+def icnr_init_(weight, scale=2, bias=None):
+    """ICNR initialisation (Aitken et al. 2017) of the conv feeding a ``PixelShuffle(scale)``, in place.
+
+    The ``scale**2`` sub-pixel filters (and biases) of every output channel are made identical copies of one
+    Kaiming-initialised filter, so conv + pixel shuffle starts as conv + nearest-neighbour up-sampling: no
+    period-``scale`` pattern at initialisation (the filters may still drift apart in training, and nearest
+    up-sampling itself leaves ``scale x scale`` blocks).
+
+    Args:
+        weight (Tensor): Conv weight of shape ``(C_out * scale**2, C_in, k, k)``.
+        scale (int): Pixel-shuffle factor.
+        bias (Tensor, optional): The conv's bias ``(C_out * scale**2,)``; tied the same way.
+    """
+    out_channels = weight.shape[0]
+    if out_channels % (scale * scale):
+        raise ValueError(f'icnr_init_: {out_channels} output channels are not a multiple of scale**2 = {scale**2}')
+    base = torch.empty(out_channels // (scale * scale), *weight.shape[1:], dtype=weight.dtype, device=weight.device)
+    nn.init.kaiming_uniform_(base, a=5**0.5)  # nn.Conv2d's default initialisation
+    with torch.no_grad():
+        weight.copy_(base.repeat_interleave(scale * scale, dim=0))  # PixelShuffle reads channel c * r^2 + i
+        if bias is not None:
+            bias.copy_(bias[::scale * scale].repeat_interleave(scale * scale))
+
+
+class Upsample2x(nn.Module):
+    """2x spatial up-sampling from ``in_channels`` to ``out_channels``.
+
+    Modes:
+        * ``'pixel_shuffle'``: Conv1x1(in -> 4 out) + PixelShuffle(2), default initialisation: the four sub-pixel
+          filters of a channel are independent, so the output carries a period-2 pattern from the first iteration.
+        * ``'pixel_shuffle_icnr'``: the same layers with :func:`icnr_init_` (no pattern at initialisation).
+        * ``'bilinear'``: Conv1x1(in -> out) then bilinear 2x (``align_corners=False``); conv1x1 and bilinear
+          interpolation commute, so this is a resize-convolution at a quarter of the pixel-shuffle's cost and
+          cannot produce a period-2 pattern at all.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        mode (str): One of :data:`UPSAMPLE_MODES`.
+    """
+
+    def __init__(self, in_channels, out_channels, mode='pixel_shuffle'):
+        super().__init__()
+        if mode not in UPSAMPLE_MODES:
+            raise ValueError(f"Upsample2x: mode must be one of {UPSAMPLE_MODES}, got '{mode}'")
+        self.mode = mode
+        if mode == 'bilinear':
+            self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        else:
+            self.conv = nn.Conv2d(in_channels, out_channels * 4, 1)
+            if mode == 'pixel_shuffle_icnr':
+                icnr_init_(self.conv.weight, 2, self.conv.bias)
+
+    def forward(self, x):
+        """Up-sample ``x`` (N, in, H, W) to (N, out, 2H, 2W)."""
+        x = self.conv(x)
+        if self.mode == 'bilinear':
+            return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
+        return F.pixel_shuffle(x, 2)
+
+
+class Downsample2x(nn.Module):
+    """2x spatial down-sampling from ``in_channels`` to ``out_channels`` (H and W must be even).
+
+    Modes:
+        * ``'strided_conv'``: Conv3x3 with stride 2 (the usual reading of "halve the resolution").
+        * ``'avgpool_conv'``: 2x2 average pooling then Conv3x3 at the low resolution (same cost and parameters).
+          Every input pixel gets the same weight, so the backward pass (the gradient the layer sends up to the
+          full-resolution features) has no stride-2 pattern.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        mode (str): One of :data:`DOWNSAMPLE_MODES`.
+    """
+
+    def __init__(self, in_channels, out_channels, mode='strided_conv'):
+        super().__init__()
+        if mode not in DOWNSAMPLE_MODES:
+            raise ValueError(f"Downsample2x: mode must be one of {DOWNSAMPLE_MODES}, got '{mode}'")
+        self.mode = mode
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, 2 if mode == 'strided_conv' else 1, 1)
+
+    def forward(self, x):
+        """Down-sample ``x`` (N, in, H, W) to (N, out, H/2, W/2)."""
+        if self.mode == 'avgpool_conv':
+            x = F.avg_pool2d(x, 2)
+        return self.conv(x)
+
+
+def rename_legacy_keys(state_dict, prefix, renames):
+    """Rename checkpoint keys in place (a ``load_state_dict`` pre-hook helper for renamed sub-modules).
+
+    Args:
+        state_dict (dict): The state dict being loaded.
+        prefix (str): The module's prefix in it.
+        renames (Iterable[tuple[str, str]]): ``(old, new)`` key prefixes relative to the module, e.g.
+            ``('ups.0.0.', 'ups.0.conv.')`` for an up-sampler that became :class:`Upsample2x`.
+    """
+    for old, new in renames:
+        for key in [k for k in state_dict if k.startswith(prefix + old)]:
+            target = prefix + new + key[len(prefix + old):]
+            if target not in state_dict:
+                state_dict[target] = state_dict.pop(key)

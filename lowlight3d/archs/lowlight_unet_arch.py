@@ -7,7 +7,7 @@ network the demo trains before the full method exists.
 import torch
 from torch import nn
 
-from lowlight3d.archs.arch_util import pad_to_multiple, residual_blocks
+from lowlight3d.archs.arch_util import Upsample2x, pad_to_multiple, rename_legacy_keys, residual_blocks
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = ['LowLightUNet']
@@ -24,11 +24,14 @@ class LowLightUNet(nn.Module):
         num_levels (int): Number of resolution levels (the paper's network has 3).
         num_blocks (int): Residual blocks per level on each side.
         global_residual (bool): Predict ``input + residual`` (the output is not clamped).
+        upsample (str): Decoder up-sampling, a mode of :class:`~lowlight3d.archs.arch_util.Upsample2x`
+            (default ``'bilinear'``, as the method's network; ``'pixel_shuffle'`` was the layout before issue 10).
 
     Any input size works: the input is padded to a multiple of ``2 ** (num_levels - 1)`` and cropped back.
     """
 
-    def __init__(self, in_channels=3, out_channels=3, num_feat=32, num_levels=3, num_blocks=1, global_residual=True):
+    def __init__(self, in_channels=3, out_channels=3, num_feat=32, num_levels=3, num_blocks=1, global_residual=True,
+                 upsample='bilinear'):
         super().__init__()
         if num_levels < 1:
             raise ValueError(f'num_levels must be >= 1, got {num_levels}')
@@ -38,8 +41,10 @@ class LowLightUNet(nn.Module):
         self.head = nn.Conv2d(in_channels, chans[0], 3, 1, 1)
         self.encoders = nn.ModuleList(residual_blocks(c, num_blocks) for c in chans)
         self.downs = nn.ModuleList(nn.Conv2d(chans[k], chans[k + 1], 4, 2, 1) for k in range(num_levels - 1))
-        self.ups = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(chans[k + 1], chans[k] * 4, 1), nn.PixelShuffle(2)) for k in range(num_levels - 1))
+        self.ups = nn.ModuleList(Upsample2x(chans[k + 1], chans[k], upsample) for k in range(num_levels - 1))
+        self._register_load_state_dict_pre_hook(
+            lambda state_dict, prefix, *args: rename_legacy_keys(
+                state_dict, prefix, [(f'ups.{k}.0.', f'ups.{k}.conv.') for k in range(num_levels - 1)]))
         self.fuses = nn.ModuleList(nn.Conv2d(chans[k] * 2, chans[k], 1) for k in range(num_levels - 1))
         self.decoders = nn.ModuleList(
             residual_blocks(chans[k], num_blocks) for k in range(num_levels - 1))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowlight3d.archs.arch_util import pad_to_multiple, residual_blocks
+from lowlight3d.archs.arch_util import Downsample2x, Upsample2x, pad_to_multiple, rename_legacy_keys, residual_blocks
 from lowlight3d.archs.prior_fusion_arch import ConcatResidualFusion, PriorFusionModule
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
@@ -29,13 +29,15 @@ class PriorGuidedEnhancer(nn.Module):
         level 1 enc: blocks [+ fusion(T1, D1) if fusion_position='encoder'] -> skip1 -> Conv3x3 stride 2 (C1 -> C2)
         level 2 enc: blocks [+ fusion(T2, D2) if fusion_position='encoder'] -> skip2 -> Conv3x3 stride 2 (C2 -> C3)
         level 3 (bottleneck): blocks -> fusion(T3, D3) -> blocks
-        level 2 dec: Conv1x1(C3 -> 4 C2) + PixelShuffle(2) -> Conv1x1(concat(up, skip2)) -> [fusion(T2, D2)] -> blocks
-        level 1 dec: Conv1x1(C2 -> 4 C1) + PixelShuffle(2) -> Conv1x1(concat(up, skip1)) -> [fusion(T1, D1)] -> blocks
+        level 2 dec: Conv1x1(C3 -> C2) + bilinear 2x -> Conv1x1(concat(up, skip2)) -> [fusion(T2, D2)] -> blocks
+        level 1 dec: Conv1x1(C2 -> C1) + bilinear 2x -> Conv1x1(concat(up, skip1)) -> [fusion(T1, D1)] -> blocks
         tail Conv3x3(C1 -> out); output = input + tail when ``residual``
 
     ``blocks`` are ``blocks_per_level`` plain residual blocks (conv3x3-LeakyReLU-conv3x3); no batch normalisation
     anywhere (the fusion module's LayerNorm is per pixel). Skip connections: concatenation followed by a Conv1x1
-    back to the level's channels. Upsampling: Conv1x1 + pixel shuffle. One fusion module per level: with the default
+    back to the level's channels. Upsampling: Conv1x1 + bilinear 2x (``upsample``; until issue 10 it was Conv1x1 +
+    pixel shuffle, whose four untied sub-pixel filters stamped a period-2 grid on every output: see the README's
+    "Grid artifacts" section for the ablation). One fusion module per level: with the default
     ``fusion_position='decoder'`` levels 1 and 2 fuse on the decoder side, right after the skip merge (where the
     decoder reconstructs the image, the prior guides the reconstruction); with ``'encoder'`` they fuse at the end of
     the encoder stage, so the skip features already carry the prior. Level 3 always fuses in the middle of the
@@ -56,7 +58,7 @@ class PriorGuidedEnhancer(nn.Module):
         in_channels (int): Input image channels.
         out_channels (int): Output image channels (``residual`` needs ``out_channels == in_channels``).
         base_channels (int): Channels C1 of level 1 (levels 2 and 3 have 2 C1 and 4 C1). The defaults (60 channels,
-            2 blocks per level) give 8.10 M parameters, close to the paper's 9.29 M for the whole method minus
+            2 blocks per level) give 7.99 M parameters (8.10 M with ``upsample='pixel_shuffle'``), close to the paper's 9.29 M for the whole method minus
             ~1.05 M for the 3D prior network.
         fusion (str): ``'prior3d'`` (:class:`PriorFusionModule`, the paper) or ``'concat'``
             (:class:`ConcatResidualFusion`, ablation V7).
@@ -66,11 +68,16 @@ class PriorGuidedEnhancer(nn.Module):
         blocks_per_level (int): Plain residual blocks on each side of every level (the bottleneck has two groups).
         residual (bool): Return ``input + prediction``.
         fusion_kwargs (dict, optional): Extra keyword arguments of the fusion module (e.g. ``mlp_ratio``).
+        upsample (str): Decoder up-sampling, a mode of :class:`~lowlight3d.archs.arch_util.Upsample2x`:
+            ``'bilinear'`` (default: Conv1x1 + bilinear 2x), ``'pixel_shuffle'`` (Conv1x1 + PixelShuffle, the
+            layout before issue 10: it stamps a period-2 grid) or ``'pixel_shuffle_icnr'``.
+        downsample (str): Encoder down-sampling, a mode of :class:`~lowlight3d.archs.arch_util.Downsample2x`:
+            ``'strided_conv'`` (Conv3x3 stride 2) or ``'avgpool_conv'`` (2x2 average pool + Conv3x3).
     """
 
     def __init__(self, in_channels=3, out_channels=3, base_channels=60, fusion='prior3d', fusion_position='decoder',
                  prior_image_channels=3, prior_depth_channels=1, blocks_per_level=2, residual=True,
-                 fusion_kwargs=None):
+                 fusion_kwargs=None, upsample='bilinear', downsample='strided_conv'):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"PriorGuidedEnhancer: fusion must be one of {sorted(FUSIONS)}, got '{fusion}'.")
@@ -95,16 +102,22 @@ class PriorGuidedEnhancer(nn.Module):
         fusion_cls = FUSIONS[fusion]
         self.head = nn.Conv2d(in_channels, chans[0], 3, 1, 1)
         self.encoders = nn.ModuleList(residual_blocks(chans[k], blocks_per_level) for k in range(NUM_LEVELS - 1))
-        self.downs = nn.ModuleList(nn.Conv2d(chans[k], chans[k + 1], 3, 2, 1) for k in range(NUM_LEVELS - 1))
+        self.downs = nn.ModuleList(Downsample2x(chans[k], chans[k + 1], downsample) for k in range(NUM_LEVELS - 1))
         self.bottleneck_in = residual_blocks(chans[-1], blocks_per_level)
         self.bottleneck_out = residual_blocks(chans[-1], blocks_per_level)
-        self.ups = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(chans[k + 1], chans[k] * 4, 1), nn.PixelShuffle(2)) for k in range(NUM_LEVELS - 1))
+        self.ups = nn.ModuleList(Upsample2x(chans[k + 1], chans[k], upsample) for k in range(NUM_LEVELS - 1))
         self.skip_merges = nn.ModuleList(nn.Conv2d(chans[k] * 2, chans[k], 1) for k in range(NUM_LEVELS - 1))
         self.decoders = nn.ModuleList(residual_blocks(chans[k], blocks_per_level) for k in range(NUM_LEVELS - 1))
         self.fusions = nn.ModuleList(
             fusion_cls(c, prior_image_channels, prior_depth_channels, **(fusion_kwargs or {})) for c in chans)
         self.tail = nn.Conv2d(chans[0], out_channels, 3, 1, 1)
+        self._register_load_state_dict_pre_hook(self._rename_legacy_keys)
+
+    @staticmethod
+    def _rename_legacy_keys(state_dict, prefix, *args):
+        """Checkpoints written before the sampler options (``downs.k.weight``, ``ups.k.0.weight``) still load."""
+        renames = [(f'downs.{k}.{p}', f'downs.{k}.conv.{p}') for k in range(NUM_LEVELS - 1) for p in ('weight', 'bias')]
+        rename_legacy_keys(state_dict, prefix, renames + [(f'ups.{k}.0.', f'ups.{k}.conv.') for k in range(NUM_LEVELS - 1)])
 
     # ------------------------------------------------------------------ prior handling
     def _prior_levels(self, prior, x):

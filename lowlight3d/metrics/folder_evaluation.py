@@ -13,7 +13,9 @@ Rules:
 * images are read as 8-bit BGR (``cv2.IMREAD_COLOR``: gray is replicated, alpha dropped, 16-bit reduced to
   8-bit), i.e. exactly what :func:`lowlight3d.metrics.metric_util.compute_metric` expects;
 * one row per image plus a ``mean`` row; an unavailable value is kept as the
-  :class:`~lowlight3d.metrics.metric_util.MetricUnavailable` (written ``n/a (reason)``) and left out of the mean.
+  :class:`~lowlight3d.metrics.metric_util.MetricUnavailable` (written ``n/a (reason)``) and left out of the mean;
+* set-level metrics (``identity_rank1`` of ``identity``: rank-1 identification among the distinct ground-truth
+  images of the folder) appear in the ``mean`` row only.
 """
 import os
 import os.path as osp
@@ -22,8 +24,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from lowlight3d.metrics.metric_util import (MetricUnavailable, describe_protocol, is_full_reference, mean_of_rows,
-                                            try_compute_metric)
+from lowlight3d.metrics.metric_util import (MetricUnavailable, build_set_level_metrics, describe_protocol,
+                                            finish_set_level, is_full_reference, mean_of_rows, try_compute_metric)
 from lowlight3d.utils import results_table
 from lowlight3d.utils.results_table import write_rows_csv
 
@@ -181,7 +183,8 @@ def evaluate_folders(pred_dir,
     Returns:
         list[OrderedDict]: Rows with keys ``name``, ``pred``, ``gt`` (file names) and one key per metric whose
         value is a float or a :class:`MetricUnavailable`.  The last row is the mean (``name == 'mean'``,
-        ``pred`` = number of images), computed over the available values of each metric.
+        ``pred`` = number of images), computed over the available values of each metric, followed by the
+        set-level values (e.g. ``identity_rank1``).
 
     Raises:
         ValueError: Empty or unknown metric list, a full-reference metric without ``gt_dir``.
@@ -208,6 +211,7 @@ def evaluate_folders(pred_dir,
     pairs = pair_images(pred_dir, gt_dir, allow_unmatched=allow_unmatched)
 
     rows = []
+    set_metrics = build_set_level_metrics(blocks)
     for index, (stem, pred_path, gt_path) in enumerate(pairs):
         img = read_image(pred_path)
         gt = read_image(gt_path) if gt_path else None
@@ -217,11 +221,12 @@ def evaluate_folders(pred_dir,
                                  'is done; crop or resize the outputs to the ground-truth size first).')
         row = OrderedDict(name=stem, pred=osp.basename(pred_path), gt=osp.basename(gt_path) if gt_path else '')
         for name, block in blocks.items():
-            row[name] = try_compute_metric(block, img, gt)
+            set_metric = set_metrics.get(name)
+            row[name] = set_metric.try_update(img, gt) if set_metric is not None else try_compute_metric(block, img, gt)
         rows.append(row)
         if progress:
             progress(index + 1, len(pairs), stem)
-    rows.append(mean_row(rows, metric_names))
+    rows.append(mean_row(finish_set_level(rows, set_metrics), metric_names))
     return rows
 
 
@@ -229,7 +234,8 @@ def mean_row(rows, metric_names):
     """The ``mean`` row: per metric, the mean of the available (non-``MetricUnavailable``) values.
 
     Args:
-        rows (list[dict]): Per-image rows.
+        rows (list[dict]): Per-image rows (a :class:`~lowlight3d.metrics.metric_util.MetricRows` adds its
+            set-level values after the means).
         metric_names (Sequence[str]): Metric columns.
 
     Returns:

@@ -20,16 +20,28 @@ ssim      full        higher    basicsr ``calculate_ssim``: uint8 [0, 255], mean
 lpips     full        lower     LPIPS v0.1, AlexNet, RGB scaled to [-1, 1] (0 = identical)
 niqe      no          lower     pyiqa NIQE (official LIVE parameters), luminance of the RGB image
 brisque   no          lower     pyiqa BRISQUE (official LIVE SVM), luminance of the RGB image
+grid      no          lower     period-2/4 line energy of the high-passed luma's spectrum over its neighbourhood
+chroma    no          lower     mean max(R,G,B) - min(R,G,B) (0-255); on gray inputs the invented colour cast
+identity  full        lower     dlib ResNet face-recognition embeddings (128-D) of result and reference, Euclidean
+                                distance (same person below 0.6); set level ``identity_rank1`` (higher better)
 ========  ==========  ========  ===============================================================================
 
 ``crop_border`` pixels are removed on each side before any metric; images are never resized.
+
+Set-level metrics: a metric type registered with :func:`register_set_level` also has values over a whole set
+(e.g. ``identity_rank1``: rank-1 identification among all references of the set).  Scoring loops
+(:func:`lowlight3d.models.validation.evaluate_loader`, :func:`lowlight3d.metrics.folder_evaluation.evaluate_folders`)
+build one :class:`SetLevelMetric` per such block with :func:`build_set_level_metrics`, let it compute the per-image
+value (so whatever it computes per image is computed once), and return a :class:`MetricRows` whose
+``set_values`` :func:`mean_of_rows` appends to the per-set means.
 """
 import copy
 import math
 
 __all__ = [
     'MetricUnavailable', 'METRIC_INFO', 'metric_info', 'is_full_reference', 'compute_metric', 'try_compute_metric', 'mean_of_rows',
-    'format_metric', 'describe_protocol', 'check_image', 'crop_image'
+    'format_metric', 'describe_protocol', 'check_image', 'crop_image', 'SetLevelMetric', 'SET_LEVEL_METRICS',
+    'register_set_level', 'build_set_level_metrics', 'finish_set_level', 'MetricRows'
 ]
 
 
@@ -49,6 +61,10 @@ METRIC_INFO = {
     'lpips': {'reference': 'full', 'better': 'lower'},
     'niqe': {'reference': 'no', 'better': 'lower'},
     'brisque': {'reference': 'no', 'better': 'lower'},
+    'identity': {'reference': 'full', 'better': 'lower'},
+    'identity_rank1': {'reference': 'full', 'better': 'higher'},
+    'grid': {'reference': 'no', 'better': 'lower'},
+    'chroma': {'reference': 'no', 'better': 'lower'},
     'calculate_psnr': {'reference': 'full', 'better': 'higher'},
     'calculate_ssim': {'reference': 'full', 'better': 'higher'},
     'calculate_niqe': {'reference': 'no', 'better': 'lower'},
@@ -159,6 +175,7 @@ def mean_of_rows(rows, metric_names):
     Returns:
         OrderedDict: ``{name: float}``, or a :class:`MetricUnavailable` (the common reason, or
         ``no image has a value``) where no row has a value.  ``inf`` (PSNR of identical images) propagates.
+        When ``rows`` is a :class:`MetricRows`, its set-level values (e.g. ``identity_rank1``) follow the means.
     """
     from collections import OrderedDict
     means = OrderedDict()
@@ -169,6 +186,7 @@ def mean_of_rows(rows, metric_names):
         else:
             reasons = {str(r[name]) for r in rows if name in r}
             means[name] = MetricUnavailable(reasons.pop() if len(reasons) == 1 else 'no image has a value')
+    means.update(getattr(rows, 'set_values', None) or {})
     return means
 
 
@@ -211,6 +229,9 @@ def describe_protocol(crop_border=0, test_y_channel=False):
             f'sigma 1.5): {channels}. LPIPS: v0.1 AlexNet, RGB scaled to [-1, 1]. NIQE/BRISQUE: pyiqa '
             f'implementations with the official LIVE parameters, on the luminance (YIQ Y, rounded) of the RGB '
             f'image; NIQE uses 96x96 blocks (images need at least 96x96 pixels after cropping). '
+            'identity: Euclidean distance of dlib ResNet face embeddings (HOG face box, whole frame when no face is '
+            'found; same person below 0.6), identity_rank1: share of results nearest to their own reference among '
+            'the distinct references of the set. '
             'Unavailable values are written n/a (reason) and left out of the means.')
 
 
@@ -265,3 +286,169 @@ def crop_image(img, crop_border):
     if h <= 2 * crop_border or w <= 2 * crop_border:
         raise MetricUnavailable(f'image {w}x{h} is too small for crop_border={crop_border}')
     return img[crop_border:-crop_border, crop_border:-crop_border, ...]
+
+
+class MetricRows(list):
+    """The per-image metric rows of one set, plus the values computed over the whole set.
+
+    It is a plain ``list`` of row dicts for every caller; :func:`mean_of_rows` appends ``set_values`` to the
+    means, so per-set summaries (``metrics.json``, tables, CSV mean rows) show them without special cases.
+
+    Args:
+        rows (Iterable[dict]): Per-image rows.
+        set_values (dict, optional): ``{name: float | MetricUnavailable}``, e.g. ``{'identity_rank1': 0.9}``.
+        set_better (dict, optional): ``{name: 'higher' | 'lower'}``: direction of each set-level value.
+    """
+
+    def __init__(self, rows=(), set_values=None, set_better=None):
+        super().__init__(rows)
+        from collections import OrderedDict
+        self.set_values = OrderedDict(set_values or {})
+        self.set_better = dict(set_better or {})
+
+
+#: Metric type -> :class:`SetLevelMetric` subclass computing its per-image and set-level values.
+SET_LEVEL_METRICS = {}
+
+
+def register_set_level(metric_type):
+    """Class decorator: declare the :class:`SetLevelMetric` of the registered metric ``metric_type``.
+
+    Args:
+        metric_type (str): A name of ``METRIC_REGISTRY`` (the per-image function of the same metric).
+
+    Returns:
+        callable: The decorator; it returns the class unchanged.
+
+    Raises:
+        TypeError: The class is not a :class:`SetLevelMetric`.
+        KeyError: Another class is already declared for ``metric_type``.
+    """
+
+    def deco(cls):
+        if not (isinstance(cls, type) and issubclass(cls, SetLevelMetric)):
+            raise TypeError(f'register_set_level({metric_type!r}) decorates a SetLevelMetric subclass, got {cls!r}')
+        existing = SET_LEVEL_METRICS.get(metric_type)
+        if existing is not None and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise KeyError(f'Metric {metric_type!r} already has the set-level class '
+                           f'{existing.__module__}.{existing.__qualname__}; {cls.__qualname__} cannot replace it.')
+        cls.metric_type = metric_type
+        SET_LEVEL_METRICS[metric_type] = cls
+        return cls
+
+    return deco
+
+
+class SetLevelMetric:
+    """A metric with a value per image and values over the whole set (e.g. rank-1 identification).
+
+    One instance scores one set.  Subclasses define:
+
+    * ``outputs``: ``{suffix: 'higher' | 'lower'}``; the set-level values are reported as
+      ``<metric block name>_<suffix>`` (block ``identity`` -> ``identity_rank1``);
+    * ``__init__(**options)``: the metric block less ``type`` and ``better`` (same options as the registered
+      per-image function);
+    * :meth:`update`: the per-image value, equal to what the registered function returns for the same images and
+      options, while keeping what :meth:`summary` needs (so nothing is computed twice);
+    * :meth:`summary`: the set-level values.
+    """
+
+    #: ``{suffix: better}`` of the set-level values.
+    outputs = {}
+    #: Whether :meth:`update` needs the reference image (``img2``).
+    full_reference = True
+    #: The registered metric type (set by :func:`register_set_level`).
+    metric_type = 'set-level metric'
+
+    def update(self, img, img2=None):
+        """Score one image and remember what the set-level values need.
+
+        Args:
+            img (np.ndarray): Result, uint8 ``H x W x 3`` BGR.
+            img2 (np.ndarray, optional): Reference, same layout.
+
+        Returns:
+            float: The per-image value.
+
+        Raises:
+            MetricUnavailable: The value cannot be computed for this image (it then takes no part in the set).
+        """
+        raise NotImplementedError(f'{type(self).__name__} must implement update(img, img2)')
+
+    def summary(self):
+        """The set-level values after the last :meth:`update`.
+
+        Returns:
+            dict: ``{suffix: float | MetricUnavailable}`` for each suffix of ``outputs``.
+        """
+        raise NotImplementedError(f'{type(self).__name__} must implement summary()')
+
+    def try_update(self, img, img2=None):
+        """:meth:`update` with the checks of :func:`compute_metric`, returning a :class:`MetricUnavailable`.
+
+        Args:
+            img (np.ndarray | None): Result, uint8 BGR.
+            img2 (np.ndarray | None): Reference, uint8 BGR.
+
+        Returns:
+            float | MetricUnavailable: The value, or the reason it is unavailable.
+        """
+        name = self.metric_type
+        try:
+            if img is None:
+                raise MetricUnavailable(f'{name}: there is no predicted image')
+            if img2 is None and self.full_reference:
+                raise MetricUnavailable(f'{name} is a full-reference metric and there is no ground-truth image')
+            value = float(self.update(img, img2))
+            if math.isnan(value):
+                raise MetricUnavailable(f'{name} is NaN for this image')
+            return value
+        except MetricUnavailable as err:
+            return MetricUnavailable(_one_line(err))
+
+
+def build_set_level_metrics(metrics_opt):
+    """One fresh :class:`SetLevelMetric` per block of ``metrics_opt`` whose type has one.
+
+    Args:
+        metrics_opt (dict): ``{block name: metric block}`` (``val.metrics``); may be empty or None.
+
+    Returns:
+        OrderedDict: ``{block name: SetLevelMetric}``; blocks of plain per-image metrics are absent.
+    """
+    from collections import OrderedDict
+
+    from lowlight3d import metrics  # noqa: F401  (registers every *_metric.py; lazy to avoid an import cycle)
+    built = OrderedDict()
+    for name, block in (metrics_opt or {}).items():
+        cls = SET_LEVEL_METRICS.get((block or {}).get('type', name))
+        if cls is not None:
+            kwargs = {k: v for k, v in copy.deepcopy(dict(block)).items() if k not in _NON_ARGUMENT_KEYS}
+            built[name] = cls(**kwargs)
+    return built
+
+
+def finish_set_level(rows, set_metrics):
+    """Attach the set-level values of ``set_metrics`` to ``rows``.
+
+    Args:
+        rows (list[dict]): Per-image rows of the set.
+        set_metrics (dict): ``{block name: SetLevelMetric}`` from :func:`build_set_level_metrics`, updated on
+            every row.
+
+    Returns:
+        MetricRows: ``rows`` with ``set_values`` ``{'<block>_<suffix>': value}`` (a :class:`MetricUnavailable`
+        where the summary cannot be computed) and ``set_better``.
+    """
+    from collections import OrderedDict
+    values, better = OrderedDict(), {}
+    for name, metric in (set_metrics or {}).items():
+        try:
+            summary = metric.summary()
+        except MetricUnavailable as err:
+            summary = {suffix: MetricUnavailable(_one_line(err)) for suffix in metric.outputs}
+        for suffix, direction in metric.outputs.items():
+            key = f'{name}_{suffix}'
+            values[key] = summary.get(suffix, MetricUnavailable(f'{key} was not computed'))
+            better[key] = direction
+    return MetricRows(rows, values, better)

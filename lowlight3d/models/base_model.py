@@ -8,7 +8,9 @@ What BasicSR's ``BaseModel`` does, plus what exact resume and CPU/distributed ru
   epoch, best metrics, plus whatever a subclass adds in :meth:`extra_state`), so resuming never depends on
   which ``pretrain_network_*`` paths happen to be set;
 * files are written atomically, on CPU tensors, without the ``module.`` prefix of DDP;
-* DDP works with gloo on CPU (no ``torch.cuda.current_device()`` anywhere).
+* DDP works with gloo on CPU (no ``torch.cuda.current_device()`` anywhere);
+* :meth:`grad_norm_logs` measures, every ``logger.grad_norm_freq`` iterations, which loss term drives training
+  (:mod:`lowlight3d.models.grad_norms`).
 
 Subclasses implement :meth:`feed_data`, :meth:`optimize_parameters`, :meth:`test` and
 :meth:`get_current_visuals`.
@@ -24,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lowlight3d.archs import build_network
 from lowlight3d.losses import build_loss
+from lowlight3d.models.grad_norms import loss_term_grad_norms, parse_grad_norm_freq
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
 from lowlight3d.utils.dist import get_dist_info
 from lowlight3d.utils.rng import get_rng_state, set_rng_state
@@ -74,6 +77,7 @@ class BaseModel:
         self.losses = OrderedDict()
         self.log_dict = OrderedDict()
         self.best_metric_results = {}
+        self.grad_norm_freq = parse_grad_norm_freq(opt) if self.is_train else 0
 
     # ------------------------------------------------------------------ networks
     def add_network(self, label, net_opt=None, trainable=True):
@@ -214,6 +218,25 @@ class BaseModel:
     def get_current_log(self):
         """Scalars of the last iteration (``l_*`` losses and others)."""
         return self.log_dict
+
+    def grad_norm_logs(self, current_iter, terms, outputs):
+        """Per-term gradient norms and shares w.r.t. ``outputs`` every ``logger.grad_norm_freq`` iterations.
+
+        See :mod:`lowlight3d.models.grad_norms`.  Call before the total's ``backward()``; returns ``{}`` on the
+        other iterations (and when ``logger.grad_norm_freq`` is 0), so the keys appear in the log only when
+        measured.
+
+        Args:
+            current_iter (int): The iteration (1-based).
+            terms (Mapping[str, Tensor]): ``{name: weighted loss term}`` (e.g. :attr:`LossSum.values`).
+            outputs (Sequence[Tensor]): The outputs of the trained network that the terms depend on.
+
+        Returns:
+            dict: ``grad_<name>``, ``share_<name>``, ``grad_total`` or nothing.
+        """
+        if not self.grad_norm_freq or current_iter % self.grad_norm_freq != 0:
+            return {}
+        return loss_term_grad_norms(terms, outputs)
 
     def reduce_loss_dict(self, loss_dict):
         """Average logged scalars over processes (identity when not distributed)."""

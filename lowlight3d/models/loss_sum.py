@@ -7,20 +7,26 @@ __all__ = ['LossSum']
 class LossSum:
     """Adds loss terms and keeps ``l_<name>`` log values (detached); ``logs()`` appends ``l_total``.
 
+    ``values`` keeps the terms themselves (with their graphs, ``{name: tensor}``), e.g. for
+    :meth:`~lowlight3d.models.base_model.BaseModel.grad_norm_logs`.
+
     Example::
 
         terms = LossSum()
         terms.add('pixel', l1(out, gt))
+        grads = self.grad_norm_logs(current_iter, terms.values, [out])
         terms.total.backward()
-        self.log_dict = self.reduce_loss_dict(terms.logs())
+        self.log_dict = self.reduce_loss_dict(terms.logs(**grads))
     """
 
     def __init__(self):
         self.total = 0
+        self.values = OrderedDict()
         self._logs = OrderedDict()
 
     def add(self, name, value):
         """Add ``value`` (a scalar tensor) to the total and log it as ``l_<name>``."""
+        self.values[name] = value
         self._logs[f'l_{name}'] = value.detach()
         self.total = self.total + value
 

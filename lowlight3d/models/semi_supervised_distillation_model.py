@@ -27,6 +27,18 @@ Every iteration takes a paired batch (synthetic ``I_p``, ``I_p^gt``) and an unpa
   evaluated once per image and shared by the perceptual and both distillation losses.  The discriminator
   ``net_d`` (``network_d``) has its own optimiser (``train.optim_d``): real = ``I_p^gt``, fake = ``I_u^s``.
 
+GAN schedule (each a pure function of the iteration, so resuming is exact; they act only with ``gan_opt``):
+``train.gan_start_iter`` (generator warm-up: before it the adversarial term is off and ``net_d`` is not trained;
+default 0, the paper: on from the first iteration), ``train.net_d_init_iters`` (discriminator-only iterations once
+the adversarial term is on, BasicSR's name and meaning; default 0) and ``train.net_d_iters`` (the student is
+optimised only in iterations divisible by it, so ``net_d`` takes that many steps per student step; default 1).
+See :meth:`SemiSupervisedDistillationModel.gan_schedule`.
+
+Diagnostics: every ``logger.grad_norm_freq`` iterations (default ``logger.print_freq``; 0 = off) the log and
+tensorboard get ``grad_<term>`` = ``||d term / d(I_p^s, I_u^s)||_2`` for each weighted term, ``share_<term>`` (its
+fraction of the summed norms) and ``grad_total`` (:mod:`lowlight3d.models.grad_norms`): the terms whose share
+stays near 0 do no measurable work.
+
 What runs follows from the blocks: the unpaired branch runs when any of ``intra/inter/gan/pseudo_label`` is on,
 the teacher forward when any of ``intra/inter/pseudo_label`` is on (the EMA itself is always kept, it is the
 teacher), so ablation V1 (supervised only) is the full file with those blocks set to ``~`` and V5 (no 3D prior)
@@ -60,6 +72,17 @@ def _existing_file(path, what, where):
     raise FileNotFoundError(f'{where}: {what} {path!r} does not exist (relative paths are taken from the working '
                             f'folder, then from the repository root {REPO_ROOT}). Train that stage first or fix '
                             'the path.')
+
+
+def _int_option(train_opt, key, default, minimum, meaning):
+    """``train.<key>`` as an int ``>= minimum`` (``default`` when absent or null); else a clear error."""
+    value = train_opt.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f'train.{key} ({meaning}) must be an integer >= {minimum}, got {value!r}; '
+                         f'leave it out for the default {default}')
+    return value
 
 
 def prior_fingerprint(denoiser_weights, generator_weights, extractor):
@@ -129,7 +152,9 @@ class SemiSupervisedDistillationModel(BaseModel):
     Option keys: ``network_g`` (student = teacher architecture), ``network_d`` (when ``train.gan_opt`` is on),
     ``prior`` (see :func:`build_prior_extractor`; ``~`` = no 3D prior), ``train.ema_decay`` (teacher momentum),
     ``train.feature_extractor`` (e.g. ``{type: FrozenVGGFeatureExtractor, arch: vgg19, layers: [...], weights: ~}``),
-    ``train.optim_g``, ``train.optim_d``, ``train.scheduler`` and the loss blocks of the module docstring.
+    ``train.optim_g``, ``train.optim_d``, ``train.scheduler``, the loss blocks and the GAN schedule
+    (``train.gan_start_iter``, ``train.net_d_init_iters``, ``train.net_d_iters``) of the module docstring,
+    ``logger.grad_norm_freq``.
     """
 
     def __init__(self, opt):
@@ -169,6 +194,11 @@ class SemiSupervisedDistillationModel(BaseModel):
                 raise ValueError('train.gan_opt needs network_d (e.g. ColorEdgeDiscriminator) and train.optim_d')
             self.add_network('net_d').train()
             self.add_optimizer('optim_d', self.nets['net_d'].parameters(), train_opt['optim_d'])
+        self.net_d_iters = _int_option(train_opt, 'net_d_iters', 1, 1, 'discriminator steps per student step')
+        self.net_d_init_iters = _int_option(train_opt, 'net_d_init_iters', 0, 0,
+                                            'discriminator-only iterations when the adversarial term switches on')
+        self.gan_start_iter = _int_option(train_opt, 'gan_start_iter', 0, 0,
+                                          'iteration at which the adversarial term and the discriminator start')
         self.setup_schedulers()
 
     @property
@@ -199,22 +229,77 @@ class SemiSupervisedDistillationModel(BaseModel):
     def _phi(self, img):
         return self.features(img)
 
+    def gan_schedule(self, current_iter):
+        """``(adversarial, student_step)`` of an iteration: is the GAN on, is the student optimised?
+
+        A pure function of ``current_iter`` (1-based), so a resumed run follows the same schedule.  Without
+        ``train.gan_opt``: ``(False, True)``.  With it, the adversarial phase starts at ``s = max(1,
+        train.gan_start_iter)``; before ``s`` the student trains on the other terms alone and the discriminator
+        rests (generator warm-up).  From ``s`` on the discriminator trains every iteration and, as in BasicSR's
+        GAN models, the student is optimised only after ``train.net_d_init_iters`` discriminator-only iterations
+        (counted from ``s``; with ``gan_start_iter: 0`` these are BasicSR's first iterations) and only in
+        iterations divisible by ``train.net_d_iters``.
+        """
+        if 'gan' not in self.losses:
+            return False, True
+        start = max(1, self.gan_start_iter)
+        if current_iter < start:
+            return False, True
+        student_step = current_iter - start >= self.net_d_init_iters and current_iter % self.net_d_iters == 0
+        return True, student_step
+
     def optimize_parameters(self, current_iter):
-        """One student step (eq. 7), one discriminator step, then the teacher's EMA update (eq. 5)."""
+        """One student step (eq. 7), one discriminator step, then the teacher's EMA update (eq. 5).
+
+        :meth:`gan_schedule` decides whether the adversarial term, the discriminator step and the student step
+        (with its EMA update: the teacher averages the student's updates) happen in this iteration.  Every
+        ``logger.grad_norm_freq`` iterations, the norm of each weighted term's gradient w.r.t. the student's
+        outputs ``I_p^s`` and ``I_u^s`` (one concatenated vector) and its share are logged
+        (:mod:`lowlight3d.models.grad_norms`).
+        """
         student, losses = self.nets['net_g'], self.losses
         if self.use_unpaired and self.lq_u is None:
             raise KeyError('The unpaired losses (intra/inter/gan/pseudo_label) need lq_unpaired in every training '
                            'batch: use SemiSupervisedLowLightDataset for datasets.train')
+        adversarial, student_step = self.gan_schedule(current_iter)
+        net_d = self.nets.get('net_d')
+        terms, extra = LossSum(), {}
+        if student_step:
+            extra = self._student_step(current_iter, terms, adversarial)
+        else:  # discriminator-only iteration: the student's unpaired output is only the fake sample
+            with torch.no_grad():
+                self.output_u = student(self.lq_u, self.prior_u)
+        if adversarial:
+            for p in net_d.parameters():
+                p.requires_grad_(True)
+            optim_d = self.optimizers['optim_d']
+            optim_d.zero_grad(set_to_none=True)
+            l_real = losses['gan'](net_d(self.gt), True, is_disc=True)
+            l_fake = losses['gan'](net_d(self.output_u.detach()), False, is_disc=True)
+            l_d = 0.5 * (l_real + l_fake)
+            l_d.backward()
+            optim_d.step()
+            extra.update(l_d_real=l_real.detach(), l_d_fake=l_fake.detach())
+        self.log_dict = self.reduce_loss_dict(terms.logs(**extra))
+        if student_step:
+            self.update_ema('net_g_ema', self.ema_decay)
+
+    def _student_step(self, current_iter, terms, adversarial):
+        """Forward the student (and teacher), add every loss term to ``terms``, step ``optim_g``.
+
+        Returns the gradient-norm log values of this iteration (empty when not measured).
+        """
+        student, losses = self.nets['net_g'], self.losses
         net_d = self.nets.get('net_d')
         if net_d is not None:
             for p in net_d.parameters():
                 p.requires_grad_(False)
         optimizer = self.optimizers['optim_g']
         optimizer.zero_grad(set_to_none=True)
-        terms = LossSum()
         add = terms.add
         out_p_s = student(self.lq, self.prior_p)
         self.output = out_p_s
+        out_u_s = None
         if 'pixel' in losses:
             add('pixel', losses['pixel'](out_p_s, self.gt))
         feats = {}
@@ -242,25 +327,13 @@ class SemiSupervisedDistillationModel(BaseModel):
                 add('inter', losses['inter'](feats['p_t'], feats['p_s'], feats['u_t'], feats['u_s']))
             if 'pseudo_label' in losses:
                 add('pseudo_label', losses['pseudo_label'](out_u_s, out_u_t))
-            if 'gan' in losses:
+            if adversarial:
                 add('gan', losses['gan'](net_d(out_u_s), True, is_disc=False))
-        terms.total.backward()
-        optimizer.step()
-        extra = {}
-
-        if 'gan' in losses:
-            for p in net_d.parameters():
-                p.requires_grad_(True)
-            optim_d = self.optimizers['optim_d']
-            optim_d.zero_grad(set_to_none=True)
-            l_real = losses['gan'](net_d(self.gt), True, is_disc=True)
-            l_fake = losses['gan'](net_d(self.output_u.detach()), False, is_disc=True)
-            l_d = 0.5 * (l_real + l_fake)
-            l_d.backward()
-            optim_d.step()
-            extra = {'l_d_real': l_real.detach(), 'l_d_fake': l_fake.detach()}
-        self.log_dict = self.reduce_loss_dict(terms.logs(**extra))
-        self.update_ema('net_g_ema', self.ema_decay)
+        grads = self.grad_norm_logs(current_iter, terms.values, [out_p_s, out_u_s])
+        if torch.is_tensor(terms.total):
+            terms.total.backward()
+            optimizer.step()
+        return dict(grads)
 
     # ------------------------------------------------------------------ exact resume
     def extra_state(self):

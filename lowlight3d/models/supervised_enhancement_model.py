@@ -4,9 +4,8 @@ The simplest training model of the toolkit (the paper's ablation V1, "no distill
 enhancement network) and the parent of the semi-supervised model.  Losses are the ``train.*_opt`` blocks that
 are present (``pixel_opt``, ``perceptual_opt`` ...), each called as ``loss(result, gt)``.
 """
-from collections import OrderedDict
-
 from lowlight3d.models.base_model import BaseModel
+from lowlight3d.models.loss_sum import LossSum
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['SupervisedEnhancementModel']
@@ -17,12 +16,19 @@ class SupervisedEnhancementModel(BaseModel):
     """Paired supervised training of ``network_g`` with an optional EMA copy used for testing.
 
     Option keys: ``network_g``; ``train.optim_g``, ``train.scheduler``, ``train.ema_decay`` (0 disables the
-    EMA), any ``train.<name>_opt`` loss blocks; ``path.pretrain_network_g``.
+    EMA), any ``train.<name>_opt`` loss blocks; ``path.pretrain_network_g``; ``logger.grad_norm_freq`` (per-term
+    gradient norms w.r.t. the output, :mod:`lowlight3d.models.grad_norms`).
+
+    Testing without ``path.pretrain_network_g``: a network with no parameters (a fixed curve such as
+    ``IdentityEnhancer`` or ``GammaCurveEnhancer``) needs no checkpoint, and the log says so; a network with
+    parameters is tested with its untrained initial weights and the log warns about it.
     """
 
     def __init__(self, opt):
         super().__init__(opt)
         self.add_network('net_g')
+        if not self.is_train and not opt['path'].get('pretrain_network_g'):
+            self._log_missing_weights()
         train_opt = opt.get('train', {})
         self.ema_decay = float(train_opt.get('ema_decay', 0) or 0)
         if self.ema_decay > 0 or (not self.is_train and opt['path'].get('use_ema', True) and self._has_ema()):
@@ -35,6 +41,20 @@ class SupervisedEnhancementModel(BaseModel):
             self.add_optimizer('optim_g', self.nets['net_g'].parameters(), train_opt['optim_g'])
             self.setup_schedulers()
 
+    def _log_missing_weights(self):
+        """Test time without ``path.pretrain_network_g``: say whether the network needs weights at all."""
+        from basicsr.utils import get_root_logger
+        net = self.bare(self.nets['net_g'])
+        count = sum(p.numel() for p in net.parameters())
+        kind = type(net).__name__
+        if count == 0:
+            get_root_logger().info(f'net_g ({kind}) has no parameters: it needs no checkpoint, so '
+                                   'path.pretrain_network_g is not required')
+        else:
+            get_root_logger().warning(f'net_g ({kind}) has {count:,} parameters but path.pretrain_network_g is not '
+                                      'set: testing the UNTRAINED initial weights. Set path.pretrain_network_g '
+                                      '(e.g. experiments/<name>/models/net_g_latest.pth) to test a trained model.')
+
     def _has_ema(self):
         """Whether the pretrained file (test time) carries EMA weights."""
         from lowlight3d.utils.checkpoint import load_checkpoint
@@ -46,31 +66,33 @@ class SupervisedEnhancementModel(BaseModel):
         self.lq = data['lq'].to(self.device)
         self.gt = data['gt'].to(self.device) if 'gt' in data else None
 
-    def compute_losses(self, output, target):
-        """Sum of the configured losses; returns ``(total, {'l_<name>': value})``."""
-        total, logs = 0, OrderedDict()
+    def loss_terms(self, output, target):
+        """The configured losses as ``LossSum`` (BasicSR's ``(perceptual, style)`` tuples become two terms)."""
+        terms = LossSum()
         for name, loss_fn in self.losses.items():
             value = loss_fn(output, target)
             if isinstance(value, tuple):  # BasicSR's PerceptualLoss returns (perceptual, style)
-                parts = [v for v in value if v is not None]
                 for suffix, v in zip(('', '_style'), value):
                     if v is not None:
-                        logs[f'l_{name}{suffix}'] = v.detach()
-                value = sum(parts)
+                        terms.add(f'{name}{suffix}', v)
             else:
-                logs[f'l_{name}'] = value.detach()
-            total = total + value
-        logs['l_total'] = total.detach()
-        return total, logs
+                terms.add(name, value)
+        return terms
+
+    def compute_losses(self, output, target):
+        """Sum of the configured losses; returns ``(total, {'l_<name>': value})``."""
+        terms = self.loss_terms(output, target)
+        return terms.total, terms.logs()
 
     def optimize_parameters(self, current_iter):
-        """One step on ``net_g``; then the EMA update."""
+        """One step on ``net_g`` (per-term gradient norms every ``logger.grad_norm_freq``); then the EMA update."""
         optimizer = self.optimizers['optim_g']
         optimizer.zero_grad(set_to_none=True)
         self.output = self.nets['net_g'](self.lq)
-        total, logs = self.compute_losses(self.output, self.gt)
-        total.backward()
+        terms = self.loss_terms(self.output, self.gt)
+        grads = self.grad_norm_logs(current_iter, terms.values, [self.output])
+        terms.total.backward()
         optimizer.step()
-        self.log_dict = self.reduce_loss_dict(logs)
+        self.log_dict = self.reduce_loss_dict(terms.logs(**grads))
         if 'net_g_ema' in self.nets:
             self.update_ema('net_g_ema', self.ema_decay)

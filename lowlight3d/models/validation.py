@@ -4,14 +4,18 @@ Used by validation during training (means, best values, optional images) and by 
 saved results).  Metrics come from the metric registry through
 :func:`lowlight3d.metrics.metric_util.compute_metric`; a metric that cannot be computed is recorded as
 its :class:`~lowlight3d.metrics.metric_util.MetricUnavailable` (written ``n/a (reason)``) and left out of the
-mean, never replaced by a number.
+mean, never replaced by a number.  Set-level metrics (e.g. ``identity_rank1`` of an ``identity`` block, see
+:func:`lowlight3d.metrics.metric_util.build_set_level_metrics`) compute the per-image value of their block and
+their values over the whole set, which :func:`mean_of_rows` reports with the means.
 """
 import os.path as osp
 from collections import OrderedDict
 
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 
-from lowlight3d.metrics.metric_util import METRIC_INFO, format_metric, mean_of_rows, try_compute_metric
+from lowlight3d.metrics.metric_util import (METRIC_INFO, build_set_level_metrics, finish_set_level, format_metric,
+                                            mean_of_rows, try_compute_metric)
+from lowlight3d.utils.gray import keep_gray
 
 __all__ = ['evaluate_loader', 'validate', 'metric_better']
 
@@ -27,7 +31,7 @@ def _stem(path):
     return osp.splitext(osp.basename(path))[0]
 
 
-def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=False, grid_fn=None):
+def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=False, grid_fn=None, gray='colour'):
     """Run ``model.test()`` on every item and score it.
 
     Args:
@@ -38,12 +42,17 @@ def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=Fals
         pbar (bool): Show a tqdm progress bar.
         grid_fn (callable, optional): ``grid_fn(name, lq, result, gt)`` with uint8 BGR images (``gt`` may be
             None), e.g. to write comparison grids.
+        gray (str): ``'keep'``: the result of a grayscale input (equal channels) is made gray (its luma on all
+            channels, :func:`lowlight3d.utils.gray.keep_gray`) before it is scored and saved; ``'colour'``: the
+            network's result as it is.
 
     Returns:
-        list[OrderedDict]: One row per image: ``image`` plus each metric (a float, or the
-        :class:`~lowlight3d.metrics.metric_util.MetricUnavailable` saying why not).
+        MetricRows: A list with one row per image: ``image`` plus each metric (a float, or the
+        :class:`~lowlight3d.metrics.metric_util.MetricUnavailable` saying why not); its ``set_values`` hold the
+        set-level metrics (e.g. ``identity_rank1``), which :func:`mean_of_rows` appends to the means.
     """
     rows = []
+    set_metrics = build_set_level_metrics(metrics_opt)
     iterator = dataloader
     if pbar:
         from tqdm import tqdm
@@ -52,19 +61,22 @@ def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=Fals
         model.feed_data(data)
         model.test()
         visuals = model.get_current_visuals()
+        visuals['result'] = keep_gray(visuals['lq'], visuals['result'], gray)
         for b in range(visuals['result'].shape[0]):
             name = _stem(data['lq_path'][b])
             result = tensor2img(visuals['result'][b])
             gt = tensor2img(visuals['gt'][b]) if 'gt' in visuals else None
             row = OrderedDict(image=name)
             for metric_name, metric_opt in (metrics_opt or {}).items():
-                row[metric_name] = try_compute_metric(metric_opt, result, gt)
+                set_metric = set_metrics.get(metric_name)
+                row[metric_name] = (set_metric.try_update(result, gt) if set_metric is not None else
+                                    try_compute_metric(metric_opt, result, gt))
             if save_path_fn is not None:
                 imwrite(result, save_path_fn(name))
             if grid_fn is not None:
                 grid_fn(name, tensor2img(visuals['lq'][b]), result, gt)
             rows.append(row)
-    return rows
+    return finish_set_level(rows, set_metrics)
 
 
 def validate(model, dataloader, current_iter, tb_logger=None, save_img=False):
@@ -93,7 +105,7 @@ def validate(model, dataloader, current_iter, tb_logger=None, save_img=False):
     improved = set()
     lines = [f'Validation {dataset_name} @ iter {current_iter}']
     for name, value in means.items():
-        better = metric_better(name, metrics_opt[name])
+        better = getattr(rows, 'set_better', {}).get(name) or metric_better(name, metrics_opt[name])
         record = best.setdefault(name, {'better': better, 'val': None, 'iter': -1})
         if isinstance(value, float):
             if record['val'] is None or (value > record['val'] if better == 'higher' else value < record['val']):

@@ -5,8 +5,10 @@ test option file may inherit the training file): enhance each image with the mod
 ``results/<name>/visualization/<dataset>/<image>.png``, score it with ``val.metrics`` (full-reference
 metrics are ``n/a (no ground truth)`` on sets without ground truth), then write
 ``results/<name>/metrics.csv`` (one row per image and a mean row per set), ``results/<name>/metrics.json``
-(means, image counts and the metric protocol) and print a table.
+(means, image counts and the metric protocol) and print a table.  Set-level metrics (``identity_rank1`` of an
+``identity`` block) are computed over each whole set and reported with its means.
 
+* A test set's ``metrics: [names]`` restricts ``val.metrics`` to those names on that set (default: all).
 * ``val.save_grid: true``: comparison grids ``input | <val.grid_label or name> | ground truth`` per image in
   ``results/<name>/grids/<dataset>/`` and an overview of the first ``val.grid_rows`` [6] images,
   ``results/<name>/grids/<dataset>_overview.png``.
@@ -15,6 +17,9 @@ metrics are ``n/a (no ground truth)`` on sets without ground truth), then write
 * ``--input DIR``: enhance every image of a folder of low-light faces without ground truth instead of the option
   file's test sets (any size, kept); the enhanced images go to ``results/<name>/visualization/<folder name>/``.
   No-reference metrics are computed unless ``--no-metrics``.
+* Grayscale stays grayscale: ``--gray keep`` (the default with ``--input``; ``val.gray: keep`` in an option file)
+  makes the result of every grayscale input (equal channels) gray, its luma on all channels; ``colour`` (the
+  default for test sets, so the benchmark scores the network as it is) keeps the network's result.
 """
 import argparse
 import json
@@ -32,8 +37,10 @@ from lowlight3d.pipeline.option_loading import load_options
 from lowlight3d.utils.logger import environment_info, setup_logger
 from lowlight3d.utils.options import dump_options
 from lowlight3d.utils.results_table import format_table, write_rows_csv
+from lowlight3d.utils.gray import GRAY_MODES
 
-__all__ = ['parse_test_args', 'test_pipeline', 'metric_protocol', 'input_folder_datasets', 'paper_table_row']
+__all__ = ['parse_test_args', 'test_pipeline', 'metric_protocol', 'metrics_of_set', 'input_folder_datasets',
+           'paper_table_row']
 
 
 def parse_test_args(argv=None):
@@ -47,6 +54,9 @@ def parse_test_args(argv=None):
     parser.add_argument('--input', default=None, metavar='DIR',
                         help='Enhance this folder of low-light images (no ground truth) instead of the test sets.')
     parser.add_argument('--no-metrics', action='store_true', help='Only write the enhanced images.')
+    parser.add_argument('--gray', choices=GRAY_MODES, default=None,
+                        help="keep: a grayscale input (equal channels) gives a grayscale result; colour: the "
+                             "network's result as it is. Default: keep with --input, else val.gray (default colour).")
     return parser.parse_args(argv)
 
 
@@ -91,6 +101,34 @@ def paper_table_row(method, summary, spec):
     return row
 
 
+def metrics_of_set(metrics_opt, dataset_opt, where='datasets.test'):
+    """The ``val.metrics`` blocks scored on one test set: those its ``metrics`` list names, else all.
+
+    A test set may restrict the metrics to the ones that make sense for it, e.g. ``metrics: [psnr, ssim]`` on
+    synthetic pairs and ``metrics: [niqe, brisque, identity]`` on real photos whose reference is another photo.
+
+    Args:
+        metrics_opt (dict): ``val.metrics``. dataset_opt (dict): The set's option block.
+        where (str): Option path of the set, for errors.
+
+    Returns:
+        dict: ``{name: block}`` in the order of ``val.metrics``.
+
+    Raises:
+        ValueError: The list names a metric that ``val.metrics`` does not define.
+    """
+    wanted = dataset_opt.get('metrics')
+    if wanted is None:
+        return dict(metrics_opt or {})
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    unknown = [m for m in wanted if m not in (metrics_opt or {})]
+    if unknown:
+        raise ValueError(f'{where}.metrics names {unknown}, which val.metrics does not define (defined: '
+                         f'{list(metrics_opt or {})}); add a block for it to val.metrics or remove it from the list')
+    return {k: v for k, v in metrics_opt.items() if k in wanted}
+
+
 def metric_protocol(metrics_opt):
     """Human-readable protocol of each metric (what is compared, on which channels, with which crop)."""
     protocol = {}
@@ -123,6 +161,9 @@ def test_pipeline(argv=None, root_path=None):
             {k: v for k, v in (val_opt.get('metrics') or {}).items() if v.get('type', k) in _NO_REFERENCE}
     elif args.no_metrics:
         val_opt['metrics'] = {}
+    gray = args.gray or ('keep' if args.input else val_opt.get('gray', 'colour'))
+    if gray not in GRAY_MODES:
+        raise ValueError(f'{args.opt}: val.gray must be one of {GRAY_MODES}, got {gray!r}')
     results_root = opt['path']['results_root']
     os.makedirs(results_root, exist_ok=True)
     logger = setup_logger(osp.join(results_root, f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log"))
@@ -150,13 +191,15 @@ def test_pipeline(argv=None, root_path=None):
             label = val_opt.get('grid_label', opt['name'])
             grid_fn = _grid_writer(osp.join(results_root, 'grids', name), label, overview,
                                    int(val_opt.get('grid_rows', 6)))
+        set_metrics = metrics_of_set(metrics_opt, dataset_opt, f'datasets.{phase}')
         t0 = time.time()
-        rows = evaluate_loader(model, loader, metrics_opt, save_fn, pbar=val_opt.get('pbar', False), grid_fn=grid_fn)
+        rows = evaluate_loader(model, loader, set_metrics, save_fn, pbar=val_opt.get('pbar', False), grid_fn=grid_fn,
+                               gray=gray)
         if overview:
             from lowlight3d.utils.comparison_grid import stack_rows
             imwrite(stack_rows(overview), osp.join(results_root, 'grids', f'{name}_overview.png'))
         seconds = time.time() - t0
-        means = mean_of_rows(rows, list(metrics_opt))
+        means = mean_of_rows(rows, list(set_metrics))
         summary[name] = {'num_images': len(rows), 'seconds': round(seconds, 3), 'metrics': means}
         all_rows += [{'dataset': name, **row} for row in rows]
         all_rows.append({'dataset': name, 'image': 'mean', **means})
@@ -168,7 +211,7 @@ def test_pipeline(argv=None, root_path=None):
     as_json = {name: {**entry, 'metrics': {k: v if isinstance(v, float) else format_metric(v)
                                            for k, v in entry['metrics'].items()}} for name, entry in summary.items()}
     payload = {'name': opt['name'], 'model_type': opt['model_type'],
-               'pretrain_network_g': opt['path'].get('pretrain_network_g'), 'datasets': as_json,
+               'pretrain_network_g': opt['path'].get('pretrain_network_g'), 'gray': gray, 'datasets': as_json,
                'protocol': metric_protocol(metrics_opt)}
     tmp = osp.join(results_root, 'metrics.json.tmp')
     with open(tmp, 'w') as f:

@@ -2,7 +2,8 @@
 
 Layout (BasicSR's): ``experiments/<name>/{models, training_states, visualization}``, the log
 ``train_<name>_<time>.log``, the resolved options ``options.yml``, and ours: ``curves.png`` (losses and
-metrics), ``history.json``, ``models/net_g_best.pth`` (by ``val.save_best``).  Tensorboard goes to
+metrics), ``history.json``, ``models/net_g_best.pth`` (by ``val.save_best``), ``timing.json`` (wall and CPU
+seconds of the training loop of the last run).  Tensorboard goes to
 ``tb_logger/<name>``.
 
 An existing experiment folder is never silently reused: ``--auto_resume`` continues it, ``--force`` archives
@@ -101,6 +102,28 @@ def _create_loaders(opt, logger):
     return train_set, train_sampler, train_loader, val_loaders
 
 
+def _write_timing(opt, iterations, wall_s, cpu_s, first_iter):
+    """Write ``experiments/<name>/timing.json``: wall and CPU seconds of this run's training loop.
+
+    ``cpu_s`` is the process CPU time (all threads, :func:`time.process_time`); both exclude start-up (data listing,
+    model building) and the final checkpoint, and include whatever runs inside the loop (data loading, validation
+    and checkpoints at their frequencies).  ``first_iter_*``: the first iteration alone (warm-up), so that
+    ``(cpu_s - first_iter_cpu_s) / (iterations - 1)`` is the steady cost of one iteration (used by the benchmark's
+    CPU budget, :mod:`lowlight3d.pipeline.benchmark`).  A run that trains nothing (a finished run resumed) keeps
+    the file of the run that trained.
+    """
+    if opt['rank'] != 0 or iterations <= 0:
+        return
+    first_wall, first_cpu = first_iter or (0.0, 0.0)
+    payload = {'iterations': int(iterations), 'wall_s': round(wall_s, 4), 'cpu_s': round(cpu_s, 4),
+               'first_iter_wall_s': round(first_wall, 4), 'first_iter_cpu_s': round(first_cpu, 4),
+               'threads': torch.get_num_threads()}
+    path = osp.join(opt['path']['experiments_root'], 'timing.json')
+    with open(f'{path}.tmp', 'w') as f:
+        json.dump(payload, f, indent=1)
+    os.replace(f'{path}.tmp', path)
+
+
 def _init_tb_logger(opt):
     if not opt['logger'].get('use_tb_logger') or opt['rank'] != 0:
         return None
@@ -186,7 +209,7 @@ def train_pipeline(argv=None, root_path=None):
 
     logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}, to iter {total_iter}')
     epoch = start_epoch
-    t_start = time.time()
+    t_start, cpu_start, start_iter, first_iter = time.time(), time.process_time(), current_iter, None  # timing.json
     window = {}  # sums of the logged scalars since the last log line (the line shows their means)
     while current_iter < total_iter:
         sampler.set_epoch(epoch, batches_done)
@@ -201,6 +224,8 @@ def train_pipeline(argv=None, root_path=None):
             model.feed_data(batch)
             model.optimize_parameters(current_iter)
             iter_time = time.time() - data_t
+            if first_iter is None:
+                first_iter = (time.time() - t_start, time.process_time() - cpu_start)
             for key, value in model.get_current_log().items():
                 total, count = window.get(key, (0.0, 0))
                 window[key] = (total + float(value), count + 1)
@@ -223,6 +248,7 @@ def train_pipeline(argv=None, root_path=None):
             continue
         break
 
+    _write_timing(opt, current_iter - start_iter, time.time() - t_start, time.process_time() - cpu_start, first_iter)
     if val_freq and current_iter % int(val_freq) != 0:
         run_validation()
     if current_iter % log_opt['save_checkpoint_freq'] != 0:

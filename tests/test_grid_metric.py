@@ -1,0 +1,163 @@
+"""The ``grid`` and ``chroma`` metrics, the up/down-samplers of the enhancer, and grayscale-stays-grayscale.
+
+The sampler tests are the regression tests of issue 10: the enhancer's default up-sampling must not stamp a
+period-2/4 pattern on a smooth input, freshly built and after a few training iterations; the old pixel-shuffle
+default must fail the same check (so the test can fail on the defect).
+"""
+import glob
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lowlight3d.archs import build_network
+from lowlight3d.archs.arch_util import Downsample2x, Upsample2x, icnr_init_
+from lowlight3d.metrics.grid_metric import chroma, grid, grid_ratios, luma_grid_ratios
+from lowlight3d.metrics.metric_util import MetricUnavailable, compute_metric
+from lowlight3d.utils.gray import is_gray, keep_gray
+
+
+def _smooth_face_like(size=96, seed=0):
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.random((size, size, 3)).astype(np.float64), (0, 0), 4)
+    img = (img - img.min()) / (img.max() - img.min())
+    return (img * 200 + 20).astype(np.uint8)
+
+
+# ------------------------------------------------------------------ grid metric
+def test_grid_is_about_one_for_smooth_and_noise_images():
+    assert grid(_smooth_face_like()) < 2.0
+    noise = (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8)
+    assert 0.7 < grid(noise) < 1.5
+
+
+@pytest.mark.parametrize('period, axis', [(2, 'x'), (2, 'y'), (4, 'x'), (4, 'y')])
+def test_grid_detects_each_line(period, axis):
+    img = _smooth_face_like(128).astype(np.float64)
+    pattern = np.zeros(img.shape[:2])
+    if axis == 'x':
+        pattern[:, ::period] = 1.0
+    else:
+        pattern[::period, :] = 1.0
+    bad = np.clip(img + 6 * pattern[..., None], 0, 255).astype(np.uint8)
+    ratios = grid_ratios(bad)
+    assert ratios[f'{axis}{period}'] > 10 * grid_ratios(img.astype(np.uint8))[f'{axis}{period}']
+    assert grid(bad) > 10
+
+
+def test_grid_hand_computed_line_ratio():
+    """A pure cosine at 1/4 cycles/pixel along x: all its high-passed energy is on the x4 line."""
+    x = np.arange(64)
+    luma = np.tile(0.5 + 0.1 * np.cos(2 * np.pi * x / 4), (64, 1)) + 1e-3 * np.random.default_rng(0).random((64, 64))
+    ratios = luma_grid_ratios(luma)
+    assert ratios['x4'] > 1e3 and ratios['y4'] < 10
+
+
+def test_grid_errors_and_registry():
+    with pytest.raises(MetricUnavailable, match='at least 32x32'):
+        grid(np.zeros((20, 40, 3), np.uint8))
+    with pytest.raises(MetricUnavailable, match='high-frequency'):
+        grid(np.full((64, 64, 3), 128, np.uint8))
+    img = _smooth_face_like()
+    assert compute_metric({'type': 'grid'}, img) == pytest.approx(grid(img))
+
+
+def test_grid_of_real_photos_is_low(shared_data):
+    files = sorted(glob.glob(osp.join(shared_data, 'faces_utk', 'images', '*')))[:10]
+    files += sorted(glob.glob(osp.join(shared_data, 'faces_yaleb', 'images', '*P00A+000E+00.png')))[:5]
+    scores = [grid(cv2.imread(f)) for f in files]
+    assert np.median(scores) < 2.0 and max(scores) < 4.0
+
+
+def test_chroma():
+    gray = np.repeat(_smooth_face_like()[..., :1], 3, axis=2)
+    assert chroma(gray) == 0.0
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[..., 2] = 30  # R = 30, G = B = 0 everywhere
+    img[0, 0] = (10, 20, 40)  # chroma 30 as well
+    assert chroma(img) == pytest.approx(30.0)
+
+
+# ------------------------------------------------------------------ samplers
+def test_icnr_makes_subpixel_filters_equal():
+    conv = torch.nn.Conv2d(5, 3 * 4, 1)
+    icnr_init_(conv.weight, 2, conv.bias)
+    y = torch.nn.functional.pixel_shuffle(conv(torch.randn(1, 5, 6, 6)), 2)
+    assert torch.allclose(y[..., 0::2, 0::2], y[..., 1::2, 1::2]) and torch.allclose(y[..., 0::2, 0::2], y[..., 0::2, 1::2])
+
+
+def test_samplers_shapes_and_bilinear_has_no_period_two():
+    x = torch.randn(2, 8, 10, 12)
+    for mode in ('pixel_shuffle', 'pixel_shuffle_icnr', 'bilinear'):
+        assert Upsample2x(8, 4, mode)(x).shape == (2, 4, 20, 24)
+    for mode in ('strided_conv', 'avgpool_conv'):
+        assert Downsample2x(8, 4, mode)(x).shape == (2, 4, 5, 6)
+    with pytest.raises(ValueError, match='mode must be one of'):
+        Upsample2x(8, 4, 'nearest')
+    # avgpool_conv: the gradient w.r.t. the input is the same on the 4 pixels of a 2x2 cell's pattern phase
+    down = Downsample2x(1, 1, 'avgpool_conv')
+    inp = torch.zeros(1, 1, 16, 16, requires_grad=True)
+    down(inp).sum().backward()
+    g = inp.grad[0, 0, 2:-2, 2:-2]
+    assert torch.allclose(g[0::2, 0::2], g[1::2, 1::2])
+
+
+def _residual_grid(net, img):
+    x = torch.from_numpy(img[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        res = (net(x) - x)[0].mean(0).double().numpy()
+    return max(luma_grid_ratios(res).values())
+
+
+def _enhancer(**kwargs):
+    return build_network({'type': 'PriorGuidedEnhancer', 'base_channels': 8, 'blocks_per_level': 1, **kwargs})
+
+
+def test_fresh_enhancer_has_no_grid_on_smooth_input():
+    img = _smooth_face_like(96)
+    torch.manual_seed(0)
+    assert _residual_grid(_enhancer(), img) < 3.0
+    torch.manual_seed(0)
+    assert _residual_grid(_enhancer(upsample='pixel_shuffle'), img) > 30.0  # the defect, as it was
+
+
+def test_enhancer_after_training_on_smooth_images_has_no_grid():
+    torch.manual_seed(0)
+    net = _enhancer()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gts = torch.stack([torch.from_numpy(_smooth_face_like(48, s)).permute(2, 0, 1).float() / 255 for s in range(4)])
+    for _ in range(15):
+        loss = torch.nn.functional.l1_loss(net(gts * 0.3), gts)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert _residual_grid(net, _smooth_face_like(96, 7)) < 3.0
+
+
+def test_legacy_checkpoint_keys_load():
+    net = _enhancer(upsample='pixel_shuffle')
+    state = net.state_dict()
+    legacy = {k.replace('downs.0.conv.', 'downs.0.').replace('ups.1.conv.', 'ups.1.0.'): v for k, v in state.items()}
+    assert 'downs.0.weight' in legacy and 'ups.1.0.weight' in legacy
+    fresh = _enhancer(upsample='pixel_shuffle')
+    fresh.load_state_dict(legacy)
+    assert torch.equal(fresh.downs[0].conv.weight, net.downs[0].conv.weight)
+
+
+# ------------------------------------------------------------------ grayscale stays grayscale
+def test_keep_gray():
+    gray_in = torch.rand(1, 1, 8, 8).expand(1, 3, 8, 8)
+    colour_in = torch.rand(1, 3, 8, 8)
+    lq = torch.cat([gray_in, colour_in])
+    result = torch.rand(2, 3, 8, 8)
+    assert is_gray(lq).tolist() == [True, False]
+    out = keep_gray(lq, result)
+    assert torch.equal(out[0, 0], out[0, 1]) and torch.equal(out[0, 1], out[0, 2])
+    expected = 0.299 * result[0, 0] + 0.587 * result[0, 1] + 0.114 * result[0, 2]
+    assert torch.allclose(out[0, 0], expected)
+    assert torch.equal(out[1], result[1])
+    assert torch.equal(keep_gray(lq, result, 'colour'), result)
+    with pytest.raises(ValueError, match='gray mode'):
+        keep_gray(lq, result, 'grey')
