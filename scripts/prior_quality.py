@@ -113,7 +113,6 @@ def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, fl
     lq = torch.stack([s['lq'] for s in samples])
     gt = torch.stack([s['gt'] for s in samples])
     cams = torch.stack([s['camera'] for s in samples])
-    keys = [s['lq_path'] for s in samples]
     rows = []
     objective = (opt.get('diffusion') or {}).get('objective', 'noise')
     gen = build_network(opt['network_generator'])
@@ -130,7 +129,7 @@ def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, fl
                                           variance='beta' if variance == '-' else variance, clip=clip)
         t0 = time.process_time()
         w0 = time.perf_counter()
-        out = ext.extract(lq, seed=seed, keys=keys)
+        out = ext.extract(lq, seed=seed)
         cpu_s, wall_s = (time.process_time() - t0) / n, (time.perf_counter() - w0) / n
         p = np.mean([psnr(_to_img(out['render'][i]), _to_img(t_img[i])) for i in range(n)])
         s = np.mean([ssim(_to_img(out['render'][i]), _to_img(t_img[i])) for i in range(n)])

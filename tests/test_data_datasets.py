@@ -153,14 +153,17 @@ def test_corrupt_file_raises_naming_it(gt_dir):
     ds[2]  # the others still work
 
 
-def test_skip_corrupt_warns_and_gives_valid_sample(gt_dir):
+def test_skip_corrupt_leaves_the_file_out_and_names_it(gt_dir):
     open(osp.join(gt_dir, 'img03.png'), 'wb').close()  # empty file
-    ds = _paired(gt_dir, phase='train', skip_corrupt=True)
+    full = len(_paired(gt_dir, phase='train', skip_corrupt=False))
     with pytest.warns(CorruptImageWarning, match='img03.png'):
-        sample = ds[3]
+        ds = _paired(gt_dir, phase='train', skip_corrupt=True)
+    assert len(ds) == full - 1 and [s['file'] for s in ds.skipped] == [osp.join(gt_dir, 'img03.png')]
+    paths = [ds[i]['gt_path'] for i in range(len(ds))]
+    assert len(set(paths)) == len(paths) and not any(p.endswith('img03.png') for p in paths)  # none twice
+    sample = ds[3]
     assert sample['gt_path'].endswith('img04.png') and sample['lq'].shape == (3, 16, 16)
     assert torch.isfinite(sample['lq']).all()
-    ds[3]  # known bad: skipped silently the second time
 
 
 def test_missing_meta_entry(gt_dir, tmp_path):

@@ -46,12 +46,11 @@ def test_prior_pyramid_shapes_and_ranges():
 def test_extraction_is_deterministic_and_batch_independent():
     ext = _extractor(sampler='paper')
     lq = torch.rand(3, 3, 32, 32) * 0.3
-    keys = ['a.png', 'b.png', 'c.png']
-    a = ext.extract(lq, seed=3, keys=keys)
-    b = ext.extract(lq, seed=3, keys=keys)
-    c = ext.extract(lq, seed=4, keys=keys)
+    a = ext.extract(lq, seed=3)
+    b = ext.extract(lq, seed=3)
+    c = ext.extract(lq, seed=4)
     assert torch.equal(a['render'], b['render']) and not torch.allclose(a['render'], c['render'])
-    single = ext.extract(lq[1:2], seed=3, keys=keys[1:2])
+    single = ext.extract(lq[1:2], seed=3)
     assert torch.allclose(single['render'][0], a['render'][1], atol=1e-3)  # float noise of batched convs
 
 
@@ -72,16 +71,20 @@ def test_cache_avoids_resampling_and_persists(tmp_path, monkeypatch):
     calls = []
     original = ext._compute
     monkeypatch.setattr(ext, '_compute', lambda *a: calls.append(a[0].shape[0]) or original(*a))
-    first = ext.extract(lq, seed=0, keys=['x', 'y'])
-    again = ext.extract(lq * 0.5, seed=0, keys=['x', 'y'])  # other degradation of the same images: cached
+    first = ext.extract(lq, seed=0)
+    again = ext.extract(lq, seed=0)
     assert calls == [2] and torch.equal(first['render'], again['render'])
-    flipped = ext.extract(lq.flip(-1), seed=0, keys=['x', 'y'], flips=[True, False])
-    assert calls == [2] and torch.equal(flipped['render'][0], first['render'][0].flip(-1))
+    flipped = ext.extract(lq.flip(-1), seed=0)  # a mirror is served from its image's entry, flipped
+    assert calls == [2] and torch.equal(flipped['render'], first['render'].flip(-1))
+    kept = ext.extract(lq * 0.5, seed=0, identity=lq)  # keyed by another tensor: that entry, whatever the input
+    assert calls == [2] and torch.equal(kept['render'], first['render'])
     assert len(list(tmp_path.glob('*.pt'))) == 2
     fresh = _extractor(cache_dir=str(tmp_path))
-    assert torch.equal(fresh.extract(lq, seed=0, keys=['x', 'y'])['render'], first['render'])
-    ext.extract(lq, seed=1, keys=['x', 'y'])  # another seed is another entry
-    assert calls == [2, 2]
+    assert torch.equal(fresh.extract(lq, seed=0)['render'], first['render'])
+    ext.extract(lq, seed=1)  # another seed is another entry
+    ext.extract(lq, seed=0, namespace='other')  # and another namespace
+    ext.extract(lq, seed=0, use_cache=False)
+    assert calls == [2, 2, 2, 2]
 
 
 def test_from_options_loads_checkpoints(tmp_path):
@@ -110,7 +113,7 @@ def test_regression_extractor_is_one_deterministic_pass_picked_from_the_options(
     calls = []
     original = ext.denoiser.denoise
     ext.denoiser.denoise = lambda x, t, f: calls.append((x.abs().max().item(), t.tolist())) or original(x, t, f)
-    a, b = ext.extract(lq, seed=0), ext.extract(lq, seed=7, keys=['p', 'q'])
+    a, b = ext.extract(lq, seed=0), ext.extract(lq, seed=7)
     assert calls == [(0.0, [0, 0]), (0.0, [0, 0])]  # one pass per extraction, on x = 0 at t = 0
     assert torch.equal(a['render'], b['render']) and torch.equal(a['depth'], b['depth'])
     assert a['render'].shape == (2, 3, 16, 16) and a['camera'].shape == (2, 25)

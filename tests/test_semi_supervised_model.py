@@ -172,9 +172,10 @@ def test_the_prior_is_sampled_once_per_image(setup, monkeypatch):
     original = model.prior._compute
     monkeypatch.setattr(model.prior, '_compute', lambda *a: calls.append(a[0].shape[0]) or original(*a))
     batch = _batch(opt)
-    model.feed_data(batch)
-    model.feed_data(batch)
-    assert calls == [2, 2]  # paired and unpaired images once each, then cached
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+    assert calls == [2, 2]  # paired (refresh: once) and unpaired images once each, then cached
 
 
 def test_the_full_model_reduces_its_supervised_loss(setup):
@@ -212,7 +213,7 @@ def test_the_disk_cache_folder_names_the_prior_and_its_settings(setup, tmp_path)
     again, seed = build_prior_extractor({**block, 'steps': 2, 'seed': 5})
     assert a.cache_dir != b.cache_dir and a.cache_dir == again.cache_dir and seed == 5
     assert osp.dirname(a.cache_dir) == str(tmp_path) and osp.isdir(a.cache_dir)
-    a.extract(torch.rand(1, 3, 32, 32), seed=0, keys=['img.png'])
+    a.extract(torch.rand(1, 3, 32, 32), seed=0)
     assert len(os.listdir(a.cache_dir)) == 1 and not os.listdir(b.cache_dir)
 
 

@@ -75,7 +75,7 @@ def test_a_folder_without_ground_truth_is_enhanced_at_its_own_size(tmp_path, tin
                                      'network_g.num_feat=8', f'path.pretrain_network_g={weights}'],
                                     root_path=str(tmp_path))
     assert list(summary) == ['my dark photos'] and summary['my dark photos']['num_images'] == 3
-    out = tmp_path / 'results' / 'folder_run' / 'visualization' / 'my dark photos'
+    out = tmp_path / 'results' / 'folder_run' / 'inputs' / 'my dark photos' / 'visualization' / 'my dark photos'
     assert sorted(os.listdir(out)) == ['000.png', '001.png', 'odd_000.png']
     assert cv2.imread(str(out / 'odd_000.png')).shape == (24, 24, 3)
     assert not (tmp_path / 'results' / 'folder_run' / 'paper_table.md').exists()

@@ -94,6 +94,8 @@ class EnlightenGANModel(BaseModel):
         opt (dict): Resolved options (see the module docstring).
     """
 
+    LOSS_BLOCKS = ('gan_global', 'gan_local', 'sfp', 'sfp_local')
+
     def __init__(self, opt):
         super().__init__(opt)
         self.add_network('net_g')

@@ -46,6 +46,8 @@ class ZeroIGModel(BaseModel):
         opt (dict): Resolved options (see the module docstring).
     """
 
+    LOSS_BLOCKS = ('zero_ig',)
+
     def __init__(self, opt):
         super().__init__(opt)
         net = self.add_network('net_g')
@@ -60,6 +62,8 @@ class ZeroIGModel(BaseModel):
         self.test_steps = int(test_opt.pop('steps', 0))
         if self.test_steps < 0:
             raise ValueError(f'test_opt.steps must be >= 0, got {self.test_steps}')
+        if self.test_steps > 0:  # zero-shot: every test image is optimised from the (seeded) initial weights
+            self.weights_not_required['net_g'] = f'zero-shot, {self.test_steps} steps on every test image'
         base_optim = {k: v for k, v in (train_opt.get('optim_g') or _ORIGINAL_OPTIM).items() if k != 'type'}
         self.test_clip = float(test_opt.pop('grad_clip', self.grad_clip) or 0)
         self.test_optim = {**_ORIGINAL_OPTIM, **base_optim, **test_opt}

@@ -213,6 +213,16 @@ class ImageSource:
         with self._open_env().begin(write=False) as txn:  # entries carry an extension, as in meta_info
             return [k.decode('utf-8') + '.png' for k, _ in txn.cursor()]
 
+    def drop(self, indices):
+        """Remove images ``indices`` from the list (e.g. unreadable ones); the others keep their order.
+
+        Args:
+            indices (Iterable[int]): Indices in ``[0, len)``.
+        """
+        gone = set(indices)
+        self.entries = [e for i, e in enumerate(self.entries) if i not in gone]
+        self.names = [n for i, n in enumerate(self.names) if i not in gone]
+
     def _open_env(self):
         """The LMDB environment of this process (see :func:`open_lmdb_env`)."""
         return open_lmdb_env(self.root)

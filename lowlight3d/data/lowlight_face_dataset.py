@@ -24,7 +24,9 @@ Common options (keys of the ``opt`` dict; defaults in brackets):
   not kept; area interpolation when shrinking, bicubic otherwise),
 * ``use_hflip`` [True]: random horizontal flip, train phase only,
 * ``seed`` [0], ``skip_corrupt`` [False]: an unreadable image raises :class:`ImageReadError` naming it, or, when
-  true, is replaced (with a :class:`CorruptImageWarning`) by the next readable image of the list.
+  true, every image is read once when the set is built and the unreadable ones are left out of it (the set
+  shrinks; one :class:`CorruptImageWarning` names them; ``dataset.skipped`` lists ``{file, reason}``, which
+  ``test.py`` reports).  No image is ever replaced by another one (that would score an image twice).
 
 Returned tensors are float32 ``C x H x W`` RGB in ``[0, 1]``.
 """
@@ -131,7 +133,29 @@ class _LowLightBase(data.Dataset):
                                   recursive=bool(self.opt.get('recursive', False)),
                                   skip_missing=self.skip_corrupt,
                                   option_name=f'{self.name}: {root_key}')
-        self._bad = set()
+        #: Files left out by ``skip_corrupt``: ``[{'file': path, 'reason': message}]``.
+        self.skipped = []
+        if self.skip_corrupt:
+            self._drop_unreadable()
+
+    def _drop_unreadable(self):
+        """Read every image once and leave the unreadable ones out of the set (``skip_corrupt``)."""
+        bad = []
+        for j in range(len(self.source)):
+            try:
+                self.source.read(j)
+            except ImageReadError as err:
+                bad.append(j)
+                self.skipped.append({'file': self.source.path(j), 'reason': str(err)})
+        if not bad:
+            return
+        if len(bad) == len(self.source):
+            raise ImageReadError(self.source.root, f'{self.name}: no readable image (all {len(bad)} failed)')
+        self.source.drop(bad)
+        msg = (f'{self.name}: left out {len(bad)} unreadable image(s) (skip_corrupt), the set has '
+               f"{len(self.source)}: {'; '.join(s['reason'] for s in self.skipped)}")
+        warnings.warn(msg, CorruptImageWarning, stacklevel=3)
+        logger.warning(msg)
 
     @property
     def is_train(self):
@@ -159,22 +183,9 @@ class _LowLightBase(data.Dataset):
         return eval_rng(self.seed, name, stream)
 
     def _load(self, i):
-        """Read image ``i`` (or, with ``skip_corrupt``, the next readable one): ``(index_used, image)``."""
-        n = len(self.source)
-        for step in range(n):
-            j = (i + step) % n
-            if j in self._bad:
-                continue
-            try:
-                return j, self.source.read(j)
-            except ImageReadError as err:
-                if not self.skip_corrupt:
-                    raise
-                self._bad.add(j)
-                msg = f'{self.name}: skipping unreadable image ({err}); using the next image instead'
-                warnings.warn(msg, CorruptImageWarning, stacklevel=3)
-                logger.warning(msg)
-        raise ImageReadError(self.source.root, f'{self.name}: no readable image left (all {n} failed)')
+        """Read image ``i``: ``(i, image)`` (unreadable images were left out at build time with ``skip_corrupt``;
+        one that became unreadable since raises :class:`ImageReadError` naming it, never another image instead)."""
+        return i, self.source.read(i)
 
     def _check_index(self, index):
         """Validate an index: ``(seed_index, index % len)``, where ``seed_index`` is the non-negative index."""

@@ -26,6 +26,10 @@ identity  full        lower     dlib ResNet face-recognition embeddings (128-D) 
                                 distance (same person below 0.6); set level ``identity_rank1`` (higher better)
 ========  ==========  ========  ===============================================================================
 
+``psnr_gtmean`` / ``ssim_gtmean`` (full reference, higher is better) are NOT part of the protocol: ``psnr`` /
+``ssim`` after scaling the prediction to the ground truth's gray mean, the "GT mean" of some papers
+(``gtmean_metric.py``); they are listed under their own names, apart from the raw values.
+
 ``crop_border`` pixels are removed on each side before any metric; images are never resized.
 
 Set-level metrics: a metric type registered with :func:`register_set_level` also has values over a whole set
@@ -58,6 +62,8 @@ class MetricUnavailable(RuntimeError):
 METRIC_INFO = {
     'psnr': {'reference': 'full', 'better': 'higher'},
     'ssim': {'reference': 'full', 'better': 'higher'},
+    'psnr_gtmean': {'reference': 'full', 'better': 'higher'},  # GT-mean rescaled: not our protocol
+    'ssim_gtmean': {'reference': 'full', 'better': 'higher'},  # (gtmean_metric.py), reported apart
     'lpips': {'reference': 'full', 'better': 'lower'},
     'niqe': {'reference': 'no', 'better': 'lower'},
     'brisque': {'reference': 'no', 'better': 'lower'},

@@ -31,7 +31,45 @@ from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_modu
 from lowlight3d.utils.dist import get_dist_info
 from lowlight3d.utils.rng import get_rng_state, set_rng_state
 
-__all__ = ['BaseModel']
+__all__ = ['BaseModel', 'load_weights_checked']
+
+
+def load_weights_checked(net, state, path, label, strict=True, max_keys=5):
+    """``net.load_state_dict(state)`` with a short error: the file and the first mismatching keys.
+
+    torch's own error lists every key (kilobytes for a wrong network); this one names ``path``, how many keys are
+    missing / unexpected / of another shape, and the first ``max_keys`` of each.
+
+    Args:
+        net (nn.Module): Network to load into. state (dict): Its state dict (no ``module.`` prefix).
+        path (str): The file, for messages. label (str): The network's label (``net_g``), for messages.
+        strict (bool): Raise on missing or unexpected keys (shape mismatches always raise).
+        max_keys (int): How many keys of each kind are named.
+
+    Returns:
+        tuple[list, list]: ``(missing, unexpected)`` keys (non-empty only when not ``strict``).
+
+    Raises:
+        RuntimeError: The checkpoint does not fit the network.
+    """
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
+              if k in state and hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(own[k].shape)]
+
+    def first(keys):
+        return f"{len(keys)} (first: {', '.join(map(str, keys[:max_keys]))}{', ...' if len(keys) > max_keys else ''})"
+
+    if shapes or (strict and (missing or unexpected)):
+        parts = [f'missing {first(missing)}' if missing else '',
+                 f'unexpected {first(unexpected)}' if unexpected else '',
+                 f'different shape {first(shapes)}' if shapes else '']
+        raise RuntimeError(f'{path} does not fit {label} ({type(net).__name__}, {len(own)} tensors; the file has '
+                           f"{len(state)}): {'; '.join(p for p in parts if p)}. Is it a checkpoint of another "
+                           'network or of other network options?')
+    net.load_state_dict(state, strict=False)
+    return missing, unexpected
 
 _OPTIMIZERS = {
     'Adam': torch.optim.Adam,
@@ -63,6 +101,10 @@ class BaseModel:
         opt (dict): Resolved options (see :func:`lowlight3d.utils.options.resolve_options`).
     """
 
+    #: Names (``train.<name>_opt`` without ``_opt``) of the loss blocks this model uses; any other block is an
+    #: error listing these.  ``None``: every block is used (a model that sums all of them).
+    LOSS_BLOCKS = None
+
     def __init__(self, opt):
         self.opt = opt
         if opt.get('device', 'cpu') == 'cuda':
@@ -77,6 +119,11 @@ class BaseModel:
         self.losses = OrderedDict()
         self.log_dict = OrderedDict()
         self.best_metric_results = {}
+        #: Where each network's weights came from (``label -> text``; missing = initial weights), see
+        #: :meth:`weights_report`.  Models add entries for networks loaded by other means (a frozen prior).
+        self.weight_sources = OrderedDict()
+        #: ``label -> reason`` for networks with parameters that legitimately run without trained weights.
+        self.weights_not_required = {}
         self.grad_norm_freq = parse_grad_norm_freq(opt) if self.is_train else 0
 
     # ------------------------------------------------------------------ networks
@@ -122,7 +169,10 @@ class BaseModel:
         if path:
             state = load_checkpoint(path, what=f'pretrained {source_label}')
             key = 'params_ema' if 'params_ema' in state else 'params'
-            ema.load_state_dict(strip_module_prefix(state[key]), strict=True)
+            load_weights_checked(ema, strip_module_prefix(state[key]), path, ema_label)
+            self.weight_sources[ema_label] = f'{path} ({key})'
+        else:
+            self.weight_sources[ema_label] = f'copy of {source_label}'
         self.nets[ema_label] = ema
         self.ema_sources[ema_label] = source_label
         return ema
@@ -155,17 +205,53 @@ class BaseModel:
                 raise KeyError(f"{path} has no '{param_key}' entry (keys: {list(state)}); set "
                                f'path.param_key_{label[4:]}')
             state = state[param_key]
-        missing, unexpected = net.load_state_dict(strip_module_prefix(state), strict=strict)
+        missing, unexpected = load_weights_checked(net, strip_module_prefix(state), path, label, strict=strict)
         if missing or unexpected:
             from basicsr.utils import get_root_logger
-            get_root_logger().warning(f'{label} from {path}: missing keys {missing}, unexpected keys {unexpected}')
+            get_root_logger().warning(f'{label} from {path} (strict_load off): {len(missing)} missing keys '
+                                      f'{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}')
+        self.weight_sources[label] = f'{path} ({param_key})' if param_key else path
+
+    def weights_report(self):
+        """Where the weights of every network come from: ``{label: text}``.
+
+        A network with parameters that was neither loaded nor declared in :attr:`weights_not_required` reads
+        ``INITIAL (untrained) weights``; see :meth:`untrained_networks`.
+        """
+        report = OrderedDict()
+        for label, net in self.nets.items():
+            count = sum(p.numel() for p in self.bare(net).parameters())
+            if label in self.weight_sources:
+                report[label] = self.weight_sources[label]
+            elif count == 0:
+                report[label] = 'no parameters (needs no weights)'
+            elif label in self.weights_not_required:
+                report[label] = f'initial weights ({self.weights_not_required[label]})'
+            elif self.is_train:
+                report[label] = 'initial weights (trained by this run)'
+            else:
+                report[label] = 'INITIAL (untrained) weights'
+        for label, source in self.weight_sources.items():
+            report.setdefault(label, source)
+        return report
+
+    def untrained_networks(self):
+        """Labels of the networks that would run with untrained initial weights at test time (should be none)."""
+        if self.is_train:
+            return []
+        return [label for label, text in self.weights_report().items() if text == 'INITIAL (untrained) weights']
 
     def print_networks(self, logger):
-        """Log each network's class and parameter count."""
+        """Log each network's class, parameter count and where its weights come from (:meth:`weights_report`)."""
+        report = self.weights_report()
         for label, net in self.nets.items():
             bare = self.bare(net)
             count = sum(p.numel() for p in bare.parameters())
-            logger.info(f'Network {label}: {type(bare).__name__}, {count:,} parameters ({count / 1e6:.3f} M)')
+            logger.info(f'Network {label}: {type(bare).__name__}, {count:,} parameters ({count / 1e6:.3f} M); '
+                        f'weights: {report[label]}')
+        for label, text in report.items():
+            if label not in self.nets:
+                logger.info(f'Weights of {label}: {text}')
 
     # ------------------------------------------------------------------ optimisation
     def add_optimizer(self, label, params, optim_opt):
@@ -189,11 +275,20 @@ class BaseModel:
         """Build every ``train.<name>_opt`` block as a loss (a loss is ON when its block is present).
 
         Optimiser blocks (``optim_*``) and the scheduler are not losses.  Returns ``{name: loss_module}`` with
-        ``name`` the block key without ``_opt`` (``pixel_opt`` -> ``pixel``).
+        ``name`` the block key without ``_opt`` (``pixel_opt`` -> ``pixel``).  A block whose name is not in
+        :attr:`LOSS_BLOCKS` (when the model declares them) is an error: a misspelt ``pixl_opt`` would otherwise be
+        built and never used.
         """
         for key, block in self.opt['train'].items():
             if not key.endswith('_opt') or key.startswith('optim') or key in exclude or block is None:
                 continue
+            if self.LOSS_BLOCKS is not None and key[:-4] not in self.LOSS_BLOCKS:
+                import difflib
+                close = difflib.get_close_matches(key, [n + '_opt' for n in self.LOSS_BLOCKS], n=2)
+                hint = f" Did you mean {' or '.join(close)}?" if close else ''
+                raise ValueError(f'train.{key}: {type(self).__name__} does not use this loss block.{hint} The loss '
+                               f"blocks it uses: {', '.join(n + '_opt' for n in self.LOSS_BLOCKS)} "
+                               '(set a block to ~ to switch it off).')
             self.losses[key[:-4]] = build_loss(block, where=f'train.{key}').to(self.device)
         return self.losses
 

@@ -7,9 +7,10 @@ triplane_ddpm_arch.TriplaneDDPM` (EMA weights when the checkpoint has them), the
 
 * ``T1`` = render (render size, paper 128), ``T2``/``T3`` = 2x2 / 4x4 average pools; ``D1..D3`` likewise from the
   depth guidance ``(far - depth) / (far - near) * opacity`` in ``[0, 1]`` (near = bright, background 0).
-* Determinism: the noise of sample ``i`` comes from its own generator seeded by ``(seed, keys[i])`` (or
-  ``(seed, i)`` without keys), so a prior does not depend on the batch it is computed in; the render is the
-  deterministic eval render.
+* Determinism: the noise of sample ``i`` comes from its own generator seeded by ``(seed, content digest of
+  identity[i])`` (:func:`content_digest`; the identity is the input itself unless the caller names another
+  tensor), so a prior depends on the image's pixels and the seed only: not on the batch it is computed in, the
+  file's name or the folder it lives in.  The render is the deterministic eval render.
 * Objective (``diffusion.objective`` of the option file, held by the schedule): ``'noise'`` networks are sampled
   (``ddim`` / ``paper``, ``variance`` ``'beta'`` or ``'posterior'`` for the latter); ``'regression'`` networks (paper
   ablation V6) give ``x0`` in one deterministic forward pass (sampler ``'regression'``; seeds are irrelevant).
@@ -20,12 +21,18 @@ triplane_ddpm_arch.TriplaneDDPM` (EMA weights when the checkpoint has them), the
   generator; its renderer renders the prior) or ``network_renderer`` + ``triplane_resolution`` (external EG3D-space
   tri-planes, :mod:`lowlight3d.data.external_triplanes`; only a renderer is needed, loaded by
   :func:`load_renderer_weights` from a toolkit checkpoint or from EG3D decoder weights).
-* Cache (``cache=True`` and/or ``cache_dir``): results are stored per ``(key, seed)`` (CPU tensors, optionally
-  ``.pt`` files), so a frozen prior is sampled once per image, not every epoch.  The key must name the image (its
-  path); the cached prior is that of the first input seen under the key (with training-time random degradations
-  the prior of a later epoch is *not* re-sampled; that is the point).  ``flips[i] = True`` says that input ``i`` is
-  the horizontal flip of the keyed image: the cache then stores/returns flipped tensors (exact with
-  ``flip_consistent``).
+* Cache (``cache=True``: in memory; ``cache_dir``: ``.pt`` files, loaded with ``weights_only=True``): entries are
+  keyed by ``sha256(fingerprint | namespace | seed | content digest of the identity)``.  :attr:`PriorExtractor.
+  fingerprint` hashes the denoiser and renderer weights and every sampling setting, so a changed image, other
+  weights or other settings never hit an old entry, and the same pixels under another name or folder do.  By
+  default the identity is the input itself (the cache then only saves time: results are the same with and
+  without it).  A caller may key by another tensor (``identity``, e.g. the clean face of a synthetic pair: then
+  the first prior computed for that face is kept, whatever later degradations look like; the training option
+  ``prior.refresh: once``) and separate such entries with a ``namespace``.
+* Mirrors: with ``flip_consistent`` the digest is symmetric (the same for an image and its mirror) and the prior
+  is computed on the canonical orientation (the one with the smaller one-sided digest) and flipped back for the
+  other, so ``prior(flip(I)) = flip(prior(I))`` holds through the cache too and one entry serves both.
+  Without ``flip_consistent`` each orientation is its own image.
 """
 import hashlib
 import os
@@ -41,7 +48,31 @@ from lowlight3d.data.external_triplanes import convert_eg3d_decoder, find_eg3d_d
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
 
 __all__ = ['PriorExtractor', 'sample_x0', 'seeded_generators', 'prior_pyramid', 'triplane_source',
-           'triplane_resolution', 'load_renderer_weights', 'build_renderer']
+           'triplane_resolution', 'load_renderer_weights', 'build_renderer', 'content_digest', 'tensor_digest']
+
+
+def tensor_digest(tensor):
+    """sha256 (hex) of a tensor's dtype, shape and exact bytes (CPU copy; any dtype)."""
+    t = tensor.detach().to('cpu').contiguous()
+    digest = hashlib.sha256(f'{t.dtype}|{tuple(t.shape)}|'.encode())
+    digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def content_digest(img, symmetric=False):
+    """Content identity of one image ``(C, H, W)``: ``(digest, mirrored)``.
+
+    ``symmetric=False``: the digest of the float32 pixels, ``mirrored`` False.  ``symmetric=True``: one digest for
+    the image and its horizontal mirror (hash of both one-sided digests, sorted); ``mirrored`` says the image is
+    the non-canonical orientation (its one-sided digest is the larger one).
+    """
+    img = img.detach().to('cpu', torch.float32)
+    own = tensor_digest(img)
+    if not symmetric:
+        return own, False
+    mirror = tensor_digest(img.flip(-1))
+    low, high = sorted((own, mirror))
+    return hashlib.sha256(f'{low}|{high}'.encode()).hexdigest(), own > mirror
 
 
 def triplane_source(opt, where='options'):
@@ -117,7 +148,7 @@ def build_renderer(renderer_opt, weights, where='network_renderer'):
 
 
 def seeded_generators(seed, count, keys=None):
-    """One ``torch.Generator`` per sample, seeded from ``(seed, keys[i])`` or ``(seed, i)``."""
+    """One ``torch.Generator`` per sample, seeded from ``(seed, keys[i])`` (content digests) or ``(seed, i)``."""
     gens = []
     for i in range(count):
         tag = f'{int(seed)}|{keys[i] if keys is not None else i}'
@@ -178,8 +209,8 @@ class PriorExtractor:
         clip (float, optional): Clamp of the standardised predicted ``x0`` in both samplers (default 5 standard
             deviations; None: off, i.e. the paper sampler is eq. 4 exactly).
         flip_consistent (bool): Average with the flipped prior of the flipped image (see module docstring).
-        cache (bool): Keep results in memory per ``(key, seed)``.
-        cache_dir (str, optional): Also keep them as ``.pt`` files there.
+        cache (bool): Keep results in memory (keyed by content, see the module docstring).
+        cache_dir (str, optional): Keep them as ``.pt`` files there (with or without ``cache``).
         device (str | torch.device): Device.
     """
 
@@ -199,8 +230,32 @@ class PriorExtractor:
         self.flip_consistent = bool(flip_consistent)
         self.cache = {} if cache else None
         self.cache_dir = cache_dir
+        self._fingerprint = None
         if cache_dir:
             os.makedirs(cache_dir, exist_ok=True)
+
+    @property
+    def has_cache(self):
+        """Whether results are cached (in memory or in ``cache_dir``)."""
+        return self.cache is not None or bool(self.cache_dir)
+
+    @property
+    def fingerprint(self):
+        """sha256 (hex) of the denoiser and renderer weights (every tensor of their state dicts), the schedule
+        and the sampling settings: two extractors share cache entries only when they compute the same prior."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for name, net in (('denoiser', self.denoiser), ('renderer', self.renderer)):
+                for key, value in sorted(net.state_dict().items()):
+                    digest.update(f'{name}.{key}:{tensor_digest(value)}'.encode())
+            schedule = {k: (tensor_digest(v) if torch.is_tensor(v) else repr(v))
+                        for k, v in sorted(vars(self.schedule).items())}
+            settings = {'steps': self.steps, 'sampler': self.sampler, 'eta': self.eta, 'clip': self.clip,
+                        'variance': self.variance, 'flip_consistent': self.flip_consistent,
+                        'image_size': self.image_size, 'schedule': schedule}
+            digest.update(repr(sorted(settings.items())).encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     @classmethod
     def from_options(cls, opt, denoiser_weights, generator_weights=None, renderer_weights=None, **kwargs):
@@ -260,7 +315,11 @@ class PriorExtractor:
         return cls(denoiser, renderer, schedule, int(plane_resolution) * 2**denoiser.image_downsample, **kwargs)
 
     def _cache_file(self, key):
-        return osp.join(self.cache_dir, hashlib.sha1(key.encode()).hexdigest() + '.pt') if self.cache_dir else None
+        return osp.join(self.cache_dir, key + '.pt') if self.cache_dir else None
+
+    def cache_key(self, digest, seed, namespace=''):
+        """Cache key of an image's content digest: ``sha256(fingerprint | namespace | seed | digest)``."""
+        return hashlib.sha256(f'{self.fingerprint}|{namespace}|{int(seed)}|{digest}'.encode()).hexdigest()
 
     @torch.no_grad()
     def _compute(self, lq, seed, keys):
@@ -284,40 +343,47 @@ class PriorExtractor:
         return {k: v.cpu() for k, v in result.items()}
 
     @torch.no_grad()
-    def extract(self, lq, seed=0, keys=None, flips=None):
+    def extract(self, lq, seed=0, identity=None, namespace='', use_cache=True):
         """The prior of a batch of low-light images.
 
         Args:
             lq (torch.Tensor): ``(B, 3, H, W)`` in ``[0, 1]``.
             seed (int): Sampling seed.
-            keys (list[str], optional): Image identities (paths) for per-image seeding and the cache.
-            flips (list[bool], optional): Input ``i`` is the horizontal flip of image ``keys[i]`` (cache only).
+            identity (torch.Tensor, optional): ``(B, ...)`` tensors whose content names each sample for the
+                per-image seed and the cache (default: ``lq`` itself).  Horizontally flipped together with
+                ``lq`` (e.g. the ground truth of a synthetic pair).
+            namespace (str): Separates cache entries of different meanings (e.g. one training set's
+                ``refresh: once`` entries).
+            use_cache (bool): Consult and fill the cache (when the extractor has one).
 
         Returns:
             dict: ``T`` and ``D`` (lists of 3 tensors, full, 1/2, 1/4 of the render size), ``render``
             ``(B, 3, R, R)``, ``depth`` (= ``D1``), ``ray_depth``, ``opacity``, ``camera`` ``(B, 25)`` (CPU tensors;
-            the camera of the un-flipped sample).
+            the camera of the canonical orientation's sample).
         """
         b = lq.shape[0]
-        if keys is not None and len(keys) != b:
-            raise ValueError(f'{len(keys)} keys for a batch of {b}')
-        flips = [False] * b if flips is None else [bool(f) for f in flips]
-        use_cache = keys is not None and (self.cache is not None or self.cache_dir)
+        identity = lq if identity is None else identity
+        if identity.shape[0] != b:
+            raise ValueError(f'{identity.shape[0]} identities for a batch of {b}')
+        ids = [content_digest(identity[i], symmetric=self.flip_consistent) for i in range(b)]
+        mirrored = [m for _, m in ids]
+        use_cache = use_cache and self.has_cache
+        keys = [self.cache_key(d, seed, namespace) for d, _ in ids] if use_cache else None
         results = [None] * b
         if use_cache:
             for i, key in enumerate(keys):
-                entry = self._lookup(f'{key}|{seed}')
+                entry = self._lookup(key)
                 if entry is not None:
-                    results[i] = _flip_entry(entry) if flips[i] else entry
+                    results[i] = _flip_entry(entry) if mirrored[i] else entry
         todo = [i for i in range(b) if results[i] is None]
         if todo:
-            sub_keys = [keys[i] for i in todo] if keys is not None else todo
-            fresh = self._compute(lq[todo], seed, sub_keys)
+            canonical = torch.stack([lq[i].flip(-1) if mirrored[i] else lq[i] for i in todo])
+            fresh = self._compute(canonical, seed, [ids[i][0] for i in todo])
             for j, i in enumerate(todo):
                 entry = {k: v[j:j + 1] for k, v in fresh.items()}
-                results[i] = entry
                 if use_cache:
-                    self._store(f'{keys[i]}|{seed}', _flip_entry(entry) if flips[i] else entry)
+                    self._store(keys[i], entry)
+                results[i] = _flip_entry(entry) if mirrored[i] else entry
         merged = {k: torch.cat([r[k] for r in results]) for k in results[0]}
         merged.update(prior_pyramid(merged['render'], merged['depth']))
         return merged
@@ -327,7 +393,7 @@ class PriorExtractor:
             return self.cache[key]
         path = self._cache_file(key)
         if path and osp.isfile(path):
-            entry = torch.load(path)
+            entry = load_checkpoint(path, what='prior cache entry')
             if self.cache is not None:
                 self.cache[key] = entry
             return entry

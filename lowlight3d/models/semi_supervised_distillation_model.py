@@ -7,9 +7,15 @@ Every iteration takes a paired batch (synthetic ``I_p``, ``I_p^gt``) and an unpa
   learns by backpropagation; the **teacher** ``net_g_ema`` is its exponential moving average (eq. 5,
   ``train.ema_decay`` = eta, paper reading 0.999) and its outputs carry no gradient;
 * the frozen **3D prior** (option block ``prior``, a :class:`~lowlight3d.models.prior_extractor.PriorExtractor`
-  of a trained tri-plane DDPM) supplies ``T_k, D_k`` to both networks; it is cached per image (the key is the
-  file path, the flip flag of the sample tells the cache it is a mirror), so a frozen prior is sampled once per
-  image, not once per epoch;
+  of a trained tri-plane DDPM) supplies ``T_k, D_k`` to both networks.  ``prior.refresh`` says which prior a
+  synthetic pair gets while its input is re-degraded every epoch: ``once`` (default) keeps the prior of the first
+  degraded input seen for that face (cache keyed by the clean face's content, so the prior is sampled once per
+  face: the cost of the prior is paid in the first epoch only), ``per_sample`` samples the prior of every
+  degraded input (keyed by the input's content; ``steps`` denoiser passes on 2x the batch, flip-consistent, every
+  iteration instead of the first epoch only).  Unpaired images and evaluation inputs are keyed by their own
+  content (cached when the cache is on).  ``prior.cache``: ``true`` (in memory, plus files when ``cache_dir`` is
+  set), ``disk`` (files in ``cache_dir`` only), ``false`` (no cache at all; needs ``refresh: per_sample`` in
+  training);
 * losses, each ON when its ``train.<name>_opt`` block is present (weights are the products of eq. 7-9):
 
   ======================  =============================================  ==================================
@@ -45,6 +51,7 @@ teacher), so ablation V1 (supervised only) is the full file with those blocks se
 is the full file with ``prior: ~``.  Inference, validation and testing use the **student** only.
 """
 import hashlib
+import json
 import os
 import os.path as osp
 
@@ -55,13 +62,15 @@ from lowlight3d.models.base_model import BaseModel
 from lowlight3d.models.loss_sum import LossSum
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
-__all__ = ['SemiSupervisedDistillationModel', 'build_prior_extractor', 'prior_fingerprint']
+__all__ = ['SemiSupervisedDistillationModel', 'build_prior_extractor', 'prior_fingerprint', 'prior_refresh']
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _UNPAIRED_LOSSES = ('intra', 'inter', 'gan', 'pseudo_label')
 _TEACHER_LOSSES = ('intra', 'inter', 'pseudo_label')
 _FEATURE_LOSSES = ('perceptual', 'intra', 'inter')
-_PRIOR_KEYS = ('ddpm_options', 'denoiser_weights', 'generator_weights', 'seed')
+_PRIOR_KEYS = ('ddpm_options', 'denoiser_weights', 'generator_weights', 'seed', 'refresh', 'cache', 'cache_dir')
+PRIOR_REFRESH = ('once', 'per_sample')
+PRIOR_CACHE = (True, False, 'disk')
 
 
 def _existing_file(path, what, where):
@@ -110,8 +119,10 @@ def build_prior_extractor(prior_opt, device='cpu', where='prior'):
         prior_opt (dict): ``ddpm_options`` (option file of the prior stage: the DDPM, or the V6 regressor),
             ``denoiser_weights`` (its ``net_g_*.pth``), ``generator_weights`` (optional; default that file's
             ``path.pretrain_network_generator``, or ``path.pretrain_network_renderer`` for a DDPM trained on
-            external tri-planes), ``seed`` (sampling seed, default 0) and any argument of the
-            extractor (``steps``, ``sampler``, ``eta``, ``clip``, ``flip_consistent``, ``cache``, ``cache_dir``).
+            external tri-planes), ``seed`` (sampling seed, default 0), ``cache`` (``true``: in memory, plus files
+            when ``cache_dir`` is set (default); ``disk``: files in ``cache_dir`` only; ``false``: no cache,
+            ``cache_dir`` must then be unset), ``cache_dir``, ``refresh`` (read by the model) and any argument of
+            the extractor (``steps``, ``sampler``, ``eta``, ``clip``, ``flip_consistent``).
         device (str | torch.device): Device of the prior networks.
         where (str): Option path for error messages.
 
@@ -137,12 +148,37 @@ def build_prior_extractor(prior_opt, device='cpu', where='prior'):
                              'path.pretrain_network_generator nor path.pretrain_network_renderer')
         generator = _existing_file(stage_paths[key], 'the generator/renderer weights', f'{ddpm_options}: path.{key}')
     kwargs = {k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS}
-    cache_dir = kwargs.pop('cache_dir', None)
-    extractor = PriorExtractor.from_options(ddpm_options, denoiser, generator, device=device, **kwargs)
+    cache, cache_dir = prior_opt.get('cache', True), prior_opt.get('cache_dir')
+    if cache is None:
+        cache = False
+    if cache not in PRIOR_CACHE or isinstance(cache, (int, float)) and not isinstance(cache, bool):
+        raise ValueError(f'{where}.cache must be true (in memory, plus files when cache_dir is set), disk (files in '
+                         f'cache_dir only) or false (no cache), got {cache!r}')
+    if cache is False and cache_dir:
+        raise ValueError(f'{where}.cache is false (no cache) but {where}.cache_dir is set: set cache: disk to keep '
+                         'priors in files only, cache: true for memory and files, or cache_dir: ~')
+    if cache == 'disk' and not cache_dir:
+        raise ValueError(f'{where}.cache: disk needs {where}.cache_dir')
+    extractor = PriorExtractor.from_options(ddpm_options, denoiser, generator, device=device, cache=cache is True,
+                                            cache_dir=None, **kwargs)
     if cache_dir:
         extractor.cache_dir = osp.join(cache_dir, prior_fingerprint(denoiser, generator, extractor))
         os.makedirs(extractor.cache_dir, exist_ok=True)
     return extractor, int(prior_opt.get('seed', 0))
+
+
+def prior_refresh(opt):
+    """``(refresh, namespace)`` of a model's options: ``prior.refresh`` (``once`` by default, or ``per_sample``)
+    and, for ``once``, a digest of the training data options and ``manual_seed`` that separates its cache entries
+    (the kept prior is that of the first degradation of *this* training set)."""
+    prior_opt = opt.get('prior') or {}
+    refresh = prior_opt.get('refresh', 'once')
+    if refresh not in PRIOR_REFRESH:
+        raise ValueError(f'prior.refresh must be one of {PRIOR_REFRESH} (once: the first prior of each training face '
+                         f'is kept; per_sample: every degraded input gets its own prior), got {refresh!r}')
+    train_data = {k: v for k, v in (opt.get('datasets') or {}).items() if k.startswith('train')}
+    tag = json.dumps({'data': train_data, 'seed': opt.get('manual_seed')}, sort_keys=True, default=str)
+    return refresh, ('once:' + hashlib.sha256(tag.encode()).hexdigest()[:16]) if refresh == 'once' else ''
 
 
 @register(MODEL_REGISTRY)
@@ -150,12 +186,15 @@ class SemiSupervisedDistillationModel(BaseModel):
     """Teacher-student training of a prior-guided enhancer on paired + unpaired low-light faces.
 
     Option keys: ``network_g`` (student = teacher architecture), ``network_d`` (when ``train.gan_opt`` is on),
-    ``prior`` (see :func:`build_prior_extractor`; ``~`` = no 3D prior), ``train.ema_decay`` (teacher momentum),
+    ``prior`` (see :func:`build_prior_extractor` and :func:`prior_refresh`; ``~`` = no 3D prior),
+    ``train.ema_decay`` (teacher momentum),
     ``train.feature_extractor`` (e.g. ``{type: FrozenVGGFeatureExtractor, arch: vgg19, layers: [...], weights: ~}``),
     ``train.optim_g``, ``train.optim_d``, ``train.scheduler``, the loss blocks and the GAN schedule
     (``train.gan_start_iter``, ``train.net_d_init_iters``, ``train.net_d_iters``) of the module docstring,
     ``logger.grad_norm_freq``.
     """
+
+    LOSS_BLOCKS = ('pixel', 'perceptual') + _UNPAIRED_LOSSES
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -163,9 +202,17 @@ class SemiSupervisedDistillationModel(BaseModel):
         self.prior, self.prior_seed = None, 0
         if opt.get('prior'):
             self.prior, self.prior_seed = build_prior_extractor(opt['prior'], self.device)
+            generator = opt['prior'].get('generator_weights') or f"from {opt['prior']['ddpm_options']}"
+            self.weight_sources['prior'] = (f"3D prior: denoiser {opt['prior']['denoiser_weights']}, "
+                                            f'generator {generator}')
         self.prior_p = self.prior_u = None
+        self.prior_refresh, self.prior_namespace = prior_refresh(opt)
         if not self.is_train:
             return
+        if self.prior is not None and self.prior_refresh == 'once' and not self.prior.has_cache:
+            raise ValueError("prior.refresh: once keeps the first prior of each training face in the cache, but "
+                             "prior.cache is false: set prior.cache: true (memory) or disk (with prior.cache_dir), "
+                             "or prior.refresh: per_sample (a new prior for every degraded input)")
         train_opt = opt['train']
         self.ema_decay = float(train_opt.get('ema_decay', 0.999))
         if not 0 < self.ema_decay < 1:
@@ -185,6 +232,9 @@ class SemiSupervisedDistillationModel(BaseModel):
                                  '(e.g. {type: FrozenVGGFeatureExtractor, arch: vgg19, layers: [relu1_1, relu2_1, '
                                  'relu3_1]})')
             self.features = build_network(train_opt['feature_extractor'], where='train.feature_extractor')
+            fe_weights = train_opt['feature_extractor'].get('weights')
+            self.weight_sources['feature_extractor'] = (f'frozen {type(self.features).__name__}, weights: '
+                                                        f"{fe_weights or 'the default pretrained file'}")
             self.features = self.features.to(self.device).eval()
             for p in self.features.parameters():
                 p.requires_grad_(False)
@@ -207,23 +257,40 @@ class SemiSupervisedDistillationModel(BaseModel):
         return bool(getattr(self.features, 'is_random_standin', False))
 
     # ------------------------------------------------------------------ data and prior
-    def _prior_of(self, img, paths, flips):
+    def _prior_of(self, img, identity=None, namespace='', use_cache=True):
         if self.prior is None:
             return None
-        keys = list(paths) if paths is not None else None
-        flips = [bool(f) for f in flips] if flips is not None else None
-        out = self.prior.extract(img, seed=self.prior_seed, keys=keys, flips=flips)
+        out = self.prior.extract(img, seed=self.prior_seed, identity=identity, namespace=namespace,
+                                 use_cache=use_cache)
         return {'T': [t.to(self.device) for t in out['T']], 'D': [d.to(self.device) for d in out['D']]}
 
     def feed_data(self, data):
-        """Take ``lq`` (+ ``gt``; + ``lq_unpaired`` when the unpaired branch is on) and their 3D priors."""
+        """Take ``lq`` (+ ``gt``; + ``lq_unpaired`` when the unpaired branch is on).
+
+        The 3D priors are computed when they are used: by :meth:`optimize_parameters` with the ``prior.refresh``
+        rule for synthetic pairs, by :meth:`test` from the input's content.
+        """
         self.lq = data['lq'].to(self.device)
         self.gt = data['gt'].to(self.device) if 'gt' in data else None
-        self.prior_p = self._prior_of(self.lq, data.get('lq_path'), data.get('hflip'))
-        self.lq_u = self.prior_u = None
+        self.prior_p = self.prior_u = self.lq_u = None
         if self.is_train and getattr(self, 'use_unpaired', False) and 'lq_unpaired' in data:
             self.lq_u = data['lq_unpaired'].to(self.device)
-            self.prior_u = self._prior_of(self.lq_u, data.get('lq_unpaired_path'), data.get('lq_unpaired_hflip'))
+
+    def training_priors(self):
+        """The priors of the fed training batch (``prior_p``, ``prior_u``) by the ``prior.refresh`` rule.
+
+        ``once``: a pair's prior is cached under its clean face's content (``gt``, flip-aware) in the namespace of
+        the training data options, so the first degraded input seen decides it.  ``per_sample``: the prior of
+        this very input, not cached (a re-degraded input never repeats).  Unpaired inputs: their own content.
+        """
+        if self.prior is None:
+            return
+        if self.prior_refresh == 'once' and self.gt is not None:
+            self.prior_p = self._prior_of(self.lq, identity=self.gt, namespace=self.prior_namespace)
+        else:
+            self.prior_p = self._prior_of(self.lq, use_cache=False)
+        if self.lq_u is not None:
+            self.prior_u = self._prior_of(self.lq_u)
 
     # ------------------------------------------------------------------ training
     def _phi(self, img):
@@ -258,6 +325,7 @@ class SemiSupervisedDistillationModel(BaseModel):
         (:mod:`lowlight3d.models.grad_norms`).
         """
         student, losses = self.nets['net_g'], self.losses
+        self.training_priors()
         if self.use_unpaired and self.lq_u is None:
             raise KeyError('The unpaired losses (intra/inter/gan/pseudo_label) need lq_unpaired in every training '
                            'batch: use SemiSupervisedLowLightDataset for datasets.train')
@@ -361,6 +429,7 @@ class SemiSupervisedDistillationModel(BaseModel):
         net = self.test_network()
         was_training = net.training
         net.eval()
+        self.prior_p = self._prior_of(self.lq)
         self.output = net(self.lq, self.prior_p)
         net.train(was_training)
 

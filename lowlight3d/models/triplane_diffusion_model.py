@@ -74,6 +74,7 @@ class TriplaneDiffusionModel(BaseModel):
             self.generator = None
             self.renderer = build_renderer(opt['network_renderer'], opt['path']['pretrain_network_renderer'])
             self.renderer = self.nets['net_renderer'] = self.renderer.to(self.device)
+            self.weight_sources['net_renderer'] = opt['path']['pretrain_network_renderer']
             plane_res = triplane_resolution(opt, 'TriplaneDiffusionModel')
         self.plane_resolution = plane_res
         self._check_dataset_axes()
@@ -187,8 +188,7 @@ class TriplaneDiffusionModel(BaseModel):
         """Sample the prior of the fed ``lq`` and render the target tri-planes from the true camera."""
         net = self.test_network()
         was_training = net.training
-        prior = self.prior_extractor().extract(self.lq, seed=int((self.opt.get('val') or {}).get('seed', 0)),
-                                               keys=list(self.lq_path) if self.lq_path is not None else None)
+        prior = self.prior_extractor().extract(self.lq, seed=int((self.opt.get('val') or {}).get('seed', 0)))
         net.train(was_training)
         self.output, self.output_depth = prior['render'], prior['depth']
         target = self.renderer(self.target_planes, self.camera, deterministic=True)

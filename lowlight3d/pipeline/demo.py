@@ -3,6 +3,12 @@
 Every step is resumable and safe to re-run: the demo data is generated once (complete sets are reused), the
 training continues from its newest checkpoint (``--auto_resume``; a finished run only re-validates), and
 testing overwrites its results.
+
+Reproducibility: torch's CPU convolutions and reductions split their sums over the intra-op threads, so the
+thread count changes the last bits of every step, and a training amplifies them into different final numbers
+(``tests/test_reliability_prior_checkpoints.py`` shows the first).  The demo therefore pins it (``DEMO_THREADS``,
+option ``num_threads`` of every stage, ``--threads``), whatever ``OMP_NUM_THREADS`` says: the same command on the
+same software and CPU type gives bit-identical weights and metrics.
 """
 import argparse
 import hashlib
@@ -10,12 +16,17 @@ import os
 import os.path as osp
 import time
 
+import torch
+
 from lowlight3d.data.image_source import scan_images
 from lowlight3d.pipeline.option_loading import training_overrides
 from lowlight3d.pipeline.test_pipeline import test_pipeline
 from lowlight3d.pipeline.train_pipeline import train_pipeline
 
-__all__ = ['DEMO_STAGES', 'prepare_user_faces', 'run_demo', 'main']
+__all__ = ['DEMO_STAGES', 'DEMO_THREADS', 'prepare_user_faces', 'run_demo', 'main']
+
+#: torch intra-op threads of every demo stage (results depend on the thread count; 2 = the documented machine).
+DEMO_THREADS = 2
 
 DEMO_ROOT = osp.join('datasets', 'demo_faces')
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -75,7 +86,7 @@ def _user_overrides(faces_dir, metas, layout):
     return overrides
 
 
-def run_demo(faces=None, root='.', demo_data_kwargs=None, extra_overrides=()):
+def run_demo(faces=None, root='.', demo_data_kwargs=None, extra_overrides=(), threads=DEMO_THREADS):
     """Run every demo stage; returns ``{experiment name: test summary}``.
 
     Args:
@@ -85,13 +96,22 @@ def run_demo(faces=None, root='.', demo_data_kwargs=None, extra_overrides=()):
             of the option files are relative to it).
         demo_data_kwargs (dict, optional): Arguments of ``generate_demo_dataset`` (counts, size).
         extra_overrides (Sequence[str]): ``--cfg-options`` added to every stage (tests use tiny budgets).
+        threads (int): torch intra-op threads for every step (option ``num_threads`` of each stage); 0 or None
+            leaves torch's default (``OMP_NUM_THREADS`` or the core count), whose numbers differ per count.
     """
-    cwd = os.getcwd()
+    cwd, before = os.getcwd(), torch.get_num_threads()
     os.chdir(root)
+    overrides = list(extra_overrides)
+    if threads:
+        torch.set_num_threads(int(threads))
+        overrides = [f'+num_threads={int(threads)}'] + overrides
+    print(f'[demo] {torch.get_num_threads()} torch threads ('
+          f"{'pinned' if threads else 'not pinned: numbers depend on the thread count'})", flush=True)
     try:
-        return _run_stages(faces, demo_data_kwargs or {}, list(extra_overrides))
+        return _run_stages(faces, demo_data_kwargs or {}, overrides)
     finally:
         os.chdir(cwd)
+        torch.set_num_threads(before)
 
 
 def _run_stages(faces, demo_data_kwargs, extra_overrides):
@@ -131,5 +151,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='Run the lowlight3d demo end to end on CPU.')
     parser.add_argument('--faces', default=None, help='Folder of your own normal-light face photos (optional).')
     parser.add_argument('--root', default='.', help='Working folder (datasets/, experiments/, results/).')
+    parser.add_argument('--threads', type=int, default=DEMO_THREADS,
+                        help=f'torch threads of every stage (default {DEMO_THREADS}; the numbers depend on it; '
+                             '0 = torch\'s default).')
     args = parser.parse_args(argv)
-    return run_demo(args.faces, args.root)
+    return run_demo(args.faces, args.root, threads=args.threads)

@@ -15,8 +15,18 @@ metrics are ``n/a (no ground truth)`` on sets without ground truth), then write
 * ``val.paper_table``: a list of ``{dataset, metrics}``; prints one row in the layout of the paper's Table 1 (e.g.
   PSNR/SSIM/LPIPS on the synthetic pairs, NIQE/BRISQUE on the real set) and writes ``paper_table.md``.
 * ``--input DIR``: enhance every image of a folder of low-light faces without ground truth instead of the option
-  file's test sets (any size, kept); the enhanced images go to ``results/<name>/visualization/<folder name>/``.
-  No-reference metrics are computed unless ``--no-metrics``.
+  file's test sets (any size, kept).  Everything goes to the folder's own place,
+  ``results/<name>/inputs/<folder name>/`` (``visualization/<folder name>/``, ``metrics.csv``, ``metrics.json``,
+  ``options.yml``, the log): a test run's results in ``results/<name>/`` are never touched.  An unreadable file
+  is left out and reported by name; the others are enhanced.  No-reference metrics are computed unless
+  ``--no-metrics``.
+* Untrained networks are refused: a network with parameters and no loaded weights (``path.pretrain_network_*``
+  unset) is an error before anything is written, unless ``--allow-untrained`` (debugging), which writes to
+  ``results/<name>_UNTRAINED/`` and labels ``metrics.json`` (``untrained_networks``).  Parameter-free networks
+  (``IdentityEnhancer``, ``GammaCurveEnhancer``) and zero-shot methods need no weights.  The log and
+  ``metrics.json`` (``weights``) say where every network's weights came from.
+* ``skip_corrupt: true`` in a test set leaves unreadable images out: the count and the means are over the readable
+  images, and ``metrics.json`` (``skipped``), the log and the printed report name the files left out.
 * Grayscale stays grayscale: ``--gray keep`` (the default with ``--input``; ``val.gray: keep`` in an option file)
   makes the result of every grayscale input (equal channels) gray, its luma on all channels; ``colour`` (the
   default for test sets, so the benchmark scores the network as it is) keeps the network's result.
@@ -34,13 +44,17 @@ from lowlight3d.metrics.metric_util import format_metric, mean_of_rows
 from lowlight3d.models.validation import evaluate_loader
 from lowlight3d.pipeline.data_loading import build_eval_loader
 from lowlight3d.pipeline.option_loading import load_options
-from lowlight3d.utils.logger import environment_info, setup_logger
+from lowlight3d.utils.logger import buffer_logger, environment_info, setup_logger
 from lowlight3d.utils.options import dump_options
 from lowlight3d.utils.results_table import format_table, write_rows_csv
 from lowlight3d.utils.gray import GRAY_MODES
 
 __all__ = ['parse_test_args', 'test_pipeline', 'metric_protocol', 'metrics_of_set', 'input_folder_datasets',
-           'paper_table_row']
+           'paper_table_row', 'UntrainedNetworkError']
+
+
+class UntrainedNetworkError(RuntimeError):
+    """A network with parameters would be tested with its untrained initial weights."""
 
 
 def parse_test_args(argv=None):
@@ -54,6 +68,9 @@ def parse_test_args(argv=None):
     parser.add_argument('--input', default=None, metavar='DIR',
                         help='Enhance this folder of low-light images (no ground truth) instead of the test sets.')
     parser.add_argument('--no-metrics', action='store_true', help='Only write the enhanced images.')
+    parser.add_argument('--allow-untrained', action='store_true',
+                        help='Debugging only: test networks that have no trained weights; the results go to '
+                             'results/<name>_UNTRAINED/ and are labelled.')
     parser.add_argument('--gray', choices=GRAY_MODES, default=None,
                         help="keep: a grayscale input (equal channels) gives a grayscale result; colour: the "
                              "network's result as it is. Default: keep with --input, else val.gray (default colour).")
@@ -67,7 +84,28 @@ def input_folder_datasets(folder):
         raise FileNotFoundError(f'--input {folder}: not a folder (give a folder of low-light images)')
     name = osp.basename(folder.rstrip('/')) or 'input'
     return {'test_input': {'name': name, 'type': 'UnpairedLowLightDataset', 'dataroot_lq': folder, 'phase': 'test',
-                           'io_backend': {'type': 'disk'}, 'gt_size': None, 'recursive': True}}
+                           'io_backend': {'type': 'disk'}, 'gt_size': None, 'recursive': True,
+                           'skip_corrupt': True}}
+
+
+def _set_results_root(opt, root):
+    """Point ``path.results_root``, ``path.log`` and ``path.visualization`` at ``root``."""
+    opt['path'].update(results_root=root, log=root, visualization=osp.join(root, 'visualization'))
+
+
+def _refuse_untrained(model, opt, allow):
+    """Raise :class:`UntrainedNetworkError` when a network would run untrained (unless ``allow``); returns them."""
+    untrained = model.untrained_networks()
+    if untrained and not allow:
+        keys = ', '.join(f'path.pretrain_network_{label[4:]}' for label in untrained if label.startswith('net_'))
+        details = '; '.join(f'{label} ({type(model.bare(model.nets[label])).__name__}, '
+                            f'{sum(p.numel() for p in model.nets[label].parameters()):,} parameters)'
+                            for label in untrained)
+        raise UntrainedNetworkError(
+            f"{opt['opt_path']}: refusing to test untrained networks: {details}. Set {keys or 'their weights'} "
+            '(e.g. experiments/<name>/models/net_g_latest.pth). --allow-untrained runs them anyway for debugging; '
+            f"the results then go to results/{opt['name']}_UNTRAINED/ and are labelled.")
+    return untrained
 
 
 _NO_REFERENCE = ('niqe', 'brisque')
@@ -164,13 +202,22 @@ def test_pipeline(argv=None, root_path=None):
     gray = args.gray or ('keep' if args.input else val_opt.get('gray', 'colour'))
     if gray not in GRAY_MODES:
         raise ValueError(f'{args.opt}: val.gray must be one of {GRAY_MODES}, got {gray!r}')
-    results_root = opt['path']['results_root']
+    buffer = buffer_logger()
+    model = build_model(opt)  # built (and checked) before anything is written
+    untrained = _refuse_untrained(model, opt, args.allow_untrained)
+    results_root = opt['path']['results_root'] + ('_UNTRAINED' if untrained else '')
+    if args.input:
+        results_root = osp.join(results_root, 'inputs', opt['datasets']['test_input']['name'])
+    _set_results_root(opt, results_root)
     os.makedirs(results_root, exist_ok=True)
-    logger = setup_logger(osp.join(results_root, f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log"))
+    logger = setup_logger(osp.join(results_root, f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log"),
+                          replay=buffer)
     logger.info(environment_info())
     dump_options(opt, osp.join(results_root, 'options.yml'))
-    model = build_model(opt)
     model.print_networks(logger)
+    if untrained:
+        logger.warning(f'!!! UNTRAINED networks {untrained} (--allow-untrained): these results are not a trained '
+                       f'model; written to {results_root}')
     metrics_opt = (opt.get('val') or {}).get('metrics') or {}
     suffix = (opt.get('val') or {}).get('suffix')
 
@@ -182,6 +229,10 @@ def test_pipeline(argv=None, root_path=None):
             continue
         dataset, loader = build_eval_loader(dataset_opt, opt, where=f'datasets.{phase}')
         name = dataset_opt['name']
+        skipped = _skipped_files(dataset)
+        if skipped:
+            logger.warning(f'{name}: {len(skipped)} unreadable file(s) left out (skip_corrupt): ' + '; '.join(
+                f"{s['file']} ({s['reason']})" for s in skipped))
         vis = osp.join(opt['path']['visualization'], name)
         save_fn = (lambda img, vis=vis: osp.join(vis, f'{img}_{suffix}.png' if suffix else f'{img}.png'))
         if not val_opt.get('save_img', True) and not args.input:
@@ -201,6 +252,8 @@ def test_pipeline(argv=None, root_path=None):
         seconds = time.time() - t0
         means = mean_of_rows(rows, list(set_metrics))
         summary[name] = {'num_images': len(rows), 'seconds': round(seconds, 3), 'metrics': means}
+        if skipped:
+            summary[name]['skipped'] = [s['file'] for s in skipped]
         all_rows += [{'dataset': name, **row} for row in rows]
         all_rows.append({'dataset': name, 'image': 'mean', **means})
         logger.info(f'{name}: {len(rows)} images in {seconds:.1f} s, results in {vis}')
@@ -211,8 +264,11 @@ def test_pipeline(argv=None, root_path=None):
     as_json = {name: {**entry, 'metrics': {k: v if isinstance(v, float) else format_metric(v)
                                            for k, v in entry['metrics'].items()}} for name, entry in summary.items()}
     payload = {'name': opt['name'], 'model_type': opt['model_type'],
-               'pretrain_network_g': opt['path'].get('pretrain_network_g'), 'gray': gray, 'datasets': as_json,
-               'protocol': metric_protocol(metrics_opt)}
+               'pretrain_network_g': opt['path'].get('pretrain_network_g'), 'weights': dict(model.weights_report()),
+               'gray': gray, 'datasets': as_json, 'protocol': metric_protocol(metrics_opt)}
+    if untrained:
+        payload['untrained_networks'] = untrained
+        payload['label'] = 'UNTRAINED (--allow-untrained): not a result of a trained model'
     tmp = osp.join(results_root, 'metrics.json.tmp')
     with open(tmp, 'w') as f:
         json.dump(payload, f, indent=2)
@@ -220,6 +276,12 @@ def test_pipeline(argv=None, root_path=None):
     table = format_table([{'dataset': k, 'images': v['num_images'], **v['metrics']} for k, v in summary.items()])
     logger.info(f"Results of {opt['name']}:\n{table}\nWritten: {results_root}/metrics.csv, metrics.json")
     print(table, flush=True)
+    for name, entry in summary.items():
+        if entry.get('skipped'):
+            print(f"{name}: left out {len(entry['skipped'])} unreadable file(s): {', '.join(entry['skipped'])}",
+                  flush=True)
+    if untrained:
+        print(f'!!! UNTRAINED networks {untrained}: debugging output, not a result', flush=True)
     if val_opt.get('paper_table'):
         paper = format_table([paper_table_row(opt['name'], summary, val_opt['paper_table'])])
         with open(osp.join(results_root, 'paper_table.md'), 'w', encoding='utf-8') as f:
@@ -227,6 +289,14 @@ def test_pipeline(argv=None, root_path=None):
         logger.info(f'Paper layout (Table 1):\n{paper}')
         print(paper, flush=True)
     return summary
+
+
+def _skipped_files(dataset):
+    """``[{file, reason}]`` of the images a data set left out (``skip_corrupt``), its parts' included."""
+    skipped = list(getattr(dataset, 'skipped', []) or [])
+    for part in ('paired', 'unpaired', 'low', 'normal'):
+        skipped += list(getattr(getattr(dataset, part, None), 'skipped', []) or [])
+    return skipped
 
 
 def _grid_writer(folder, method, overview, max_rows):

@@ -7,12 +7,19 @@ seconds of the training loop of the last run).  Tensorboard goes to
 ``tb_logger/<name>``.
 
 An existing experiment folder is never silently reused: ``--auto_resume`` continues it, ``--force`` archives
-it (loudly) and starts again, anything else is an error.
+it (loudly) and starts again, anything else is an error.  The options are validated and the data loaders and the
+model are built *before* the folder is created, so a failed start (a wrong value, an unknown arch, an empty data
+folder) leaves nothing behind; a folder that holds no checkpoint (a run killed before its first one) is a failed
+start too and is reused with a warning.  Orphan ``*.tmp<pid>`` files of a save interrupted by a kill are removed.
+``logger.save_checkpoint_freq: 0`` saves only at the end.
 """
 import argparse
+import glob
 import json
+import logging
 import os
 import os.path as osp
+import re
 import shlex
 import sys
 import time
@@ -24,7 +31,7 @@ from lowlight3d.pipeline.data_loading import build_eval_loader, build_train_load
 from lowlight3d.pipeline.option_loading import load_options
 from lowlight3d.utils.checkpoint import load_checkpoint
 from lowlight3d.utils.dist import barrier, broadcast_object
-from lowlight3d.utils.logger import environment_info, setup_logger
+from lowlight3d.utils.logger import LOGGER_NAME, buffer_logger, environment_info, setup_logger
 from lowlight3d.utils.options import dump_options, yaml_dump
 from lowlight3d.utils.plot import plot_training_curves
 from lowlight3d.utils.rng import set_random_seed
@@ -64,10 +71,44 @@ def find_resume_state(opt, auto_resume):
     return None
 
 
-def _prepare_experiment_folder(opt, resuming, force, logger_prefix=''):
-    """Create the experiment folders; refuse (or, with ``force``, archive) an existing one unless resuming."""
+def _has_checkpoint(opt):
+    """Whether the experiment folder holds a training state or network weights (a run that started training)."""
+    return bool(glob.glob(osp.join(opt['path']['training_states'], '*.state'))
+                or glob.glob(osp.join(opt['path']['models'], '*.pth')))
+
+
+def _check_experiment_folder(opt, resuming, force):
+    """Refuse an existing experiment folder with checkpoints unless resuming or ``force`` (nothing is changed)."""
     root = opt['path']['experiments_root']
-    if osp.isdir(root) and os.listdir(root) and not resuming:
+    if osp.isdir(root) and os.listdir(root) and not resuming and not force and _has_checkpoint(opt):
+        raise FileExistsError(f"Experiment folder {root} already exists. Use --auto_resume to continue it, "
+                              '--force to archive it and start again, or change `name` in the option file.')
+
+
+def _remove_orphan_tmp_files(opt):
+    """Delete ``*.tmp<pid>`` files a kill during an atomic save left behind; returns their paths."""
+    removed = []
+    for key in ('experiments_root', 'models', 'training_states'):
+        folder = opt['path'][key]
+        if not osp.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if re.search(r'\.tmp\d*$', name) and osp.isfile(osp.join(folder, name)):
+                os.remove(osp.join(folder, name))
+                removed.append(osp.join(folder, name))
+    return removed
+
+
+def _prepare_experiment_folder(opt, resuming, force, logger_prefix=''):
+    """Create the experiment folders; refuse (or, with ``force``, archive) an existing one unless resuming.
+
+    A folder without any checkpoint (a failed or killed start) is reused, with a printed warning.
+    """
+    root = opt['path']['experiments_root']
+    if osp.isdir(root) and os.listdir(root) and not resuming and not _has_checkpoint(opt) and not force:
+        print(f'{logger_prefix}Experiment folder {root} holds no checkpoint (a failed or interrupted start): '
+              'starting afresh in it', flush=True)
+    elif osp.isdir(root) and os.listdir(root) and not resuming:
         if not force:
             raise FileExistsError(f"Experiment folder {root} already exists. Use --auto_resume to continue it, "
                                   '--force to archive it and start again, or change `name` in the option file.')
@@ -152,29 +193,39 @@ def train_pipeline(argv=None, root_path=None):
 
     resume_path = find_resume_state(opt, args.auto_resume)
     if rank == 0:
+        _check_experiment_folder(opt, resume_path is not None, args.force)
+    # Build everything that can fail on the options before the experiment folder exists (a failed start
+    # leaves nothing behind that would block the fixed rerun).
+    buffer = buffer_logger(rank)
+    train_set, sampler, train_loader, val_loaders = _create_loaders(opt, logging.getLogger(LOGGER_NAME))
+    model = build_model(opt)
+    removed = []
+    if rank == 0:
         _prepare_experiment_folder(opt, resume_path is not None, args.force)
+        removed = _remove_orphan_tmp_files(opt)
     barrier()
     log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log")
-    logger = setup_logger(log_file, rank)
+    logger = setup_logger(log_file, rank, replay=buffer)
     logger.info(environment_info())
+    if rank == 0 and removed:
+        logger.warning(f'Removed {len(removed)} orphan temporary file(s) of an interrupted save: {removed}')
     command = ' '.join(shlex.quote(a) for a in [sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))
     if rank == 0:
         dump_options(opt, osp.join(opt['path']['experiments_root'], 'options.yml'), command)
     logger.info('Command: ' + command + '\nResolved options:\n' + yaml_dump(opt))
     tb_logger = _init_tb_logger(opt)
-
-    train_set, sampler, train_loader, val_loaders = _create_loaders(opt, logger)
-    model = build_model(opt)
     model.print_networks(logger)
 
     start_epoch, current_iter, batches_done = 0, 0, 0
     history = {'losses': [], 'metrics': []}
+    window = {}  # sums of the logged scalars since the last log line (the line shows their means)
     if resume_path:
         state = load_checkpoint(resume_path, what='training state')
         model.resume_training(state)
         start_epoch, current_iter = state['epoch'], state['iter']
         batches_done = state['pipeline'].get('batches_done', 0)
         history = state['pipeline'].get('history', history)
+        window = {k: tuple(v) for k, v in state['pipeline'].get('log_window', {}).items()}
         logger.info(f'Resumed from {resume_path}: epoch {start_epoch}, iter {current_iter}')
 
     total_iter = int(opt['train']['total_iter'])
@@ -204,13 +255,14 @@ def train_pipeline(argv=None, root_path=None):
 
     def save_checkpoint(epoch, batches):
         model.save_networks(current_iter)
-        model.save_training_state(epoch, current_iter, {'batches_done': batches, 'history': history})
+        model.save_training_state(epoch, current_iter, {'batches_done': batches, 'history': history,
+                                                        'log_window': dict(window)})
         logger.info(f'Saved checkpoint at iter {current_iter}')
 
     logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}, to iter {total_iter}')
     epoch = start_epoch
     t_start, cpu_start, start_iter, first_iter = time.time(), time.process_time(), current_iter, None  # timing.json
-    window = {}  # sums of the logged scalars since the last log line (the line shows their means)
+    ckpt_freq = int(log_opt['save_checkpoint_freq'])  # 0: only at the end
     while current_iter < total_iter:
         sampler.set_epoch(epoch, batches_done)
         if hasattr(train_set, 'set_epoch'):
@@ -237,7 +289,7 @@ def train_pipeline(argv=None, root_path=None):
                             'time': iter_time, 'data_time': data_time, **logs})
             if val_freq and current_iter % int(val_freq) == 0:
                 run_validation()
-            if current_iter % log_opt['save_checkpoint_freq'] == 0:
+            if ckpt_freq and current_iter % ckpt_freq == 0:
                 save_checkpoint(epoch, batches_done)
             data_t = time.time()
             if current_iter >= total_iter:
@@ -251,15 +303,20 @@ def train_pipeline(argv=None, root_path=None):
     _write_timing(opt, current_iter - start_iter, time.time() - t_start, time.process_time() - cpu_start, first_iter)
     if val_freq and current_iter % int(val_freq) != 0:
         run_validation()
-    if current_iter % log_opt['save_checkpoint_freq'] != 0:
+    if not ckpt_freq or current_iter % ckpt_freq != 0:
         save_checkpoint(epoch, batches_done)
     model.save_networks('latest')
     if rank == 0:
         plot_training_curves(history, curves_path, opt['name'])
         with open(osp.join(opt['path']['experiments_root'], 'history.json'), 'w') as f:
             json.dump(history, f, indent=1)
-    logger.info(f'End of training: {current_iter} iterations in {time.time() - t_start:.1f} s. '
-                f"Models in {opt['path']['models']}")
+    seconds = time.time() - t_start
+    if start_iter:  # the time is that of this run only: say how many iterations it trained
+        done = (f'{current_iter} iterations, of which {current_iter - start_iter} in {seconds:.1f} s by this run '
+                f'(resumed at iteration {start_iter})')
+    else:
+        done = f'{current_iter} iterations in {seconds:.1f} s'
+    logger.info(f"End of training: {done}. Models in {opt['path']['models']}")
     if tb_logger is not None:
         tb_logger.close()
     barrier()

@@ -13,7 +13,7 @@ Patches (each is idempotent and recorded in :data:`APPLIED_PATCHES`):
    ``torchvision.transforms.functional.rgb_to_grayscale`` (identical for tensors).
 2. CPU resume.  ``basicsr.train.load_resume_state`` maps the state to ``torch.cuda.current_device()``, which
    raises on a machine without CUDA.  We replace it by a copy that loads to CPU (the model moves tensors to its
-   own device afterwards).
+   own device afterwards) with ``weights_only=True`` (no code runs from the file).
 3. Integer JPEG quality.  ``basicsr.data.degradations.add_jpg_compression`` passes a float quality to
    ``cv2.imencode``; OpenCV >= 4.12 rejects it (``Can't parse 'params'``).  We round it to ``int``.
 4. LMDB parent folder.  ``basicsr.utils.lmdb_util.make_lmdb_from_imgs`` fails with ``FileNotFoundError`` on
@@ -61,7 +61,7 @@ def _cpu_safe_load_resume_state(opt):
         resume_state_path = opt['path']['resume_state']
     if resume_state_path is None:
         return None
-    resume_state = torch.load(resume_state_path, map_location='cpu')
+    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
     check_resume(opt, resume_state['iter'])
     return resume_state
 

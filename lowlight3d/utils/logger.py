@@ -5,13 +5,35 @@ import os.path as osp
 import platform
 import subprocess
 
-__all__ = ['setup_logger', 'environment_info']
+__all__ = ['setup_logger', 'environment_info', 'RecordBuffer', 'buffer_logger']
 
 LOGGER_NAME = 'basicsr'  # BasicSR's get_root_logger() returns this same logger, so its messages land in our file
 _FORMAT = '%(asctime)s %(levelname)s: %(message)s'
 
 
-def setup_logger(log_file=None, rank=0, level=logging.INFO):
+class RecordBuffer(logging.Handler):
+    """Keeps the records logged before the run's log file exists (the folder is created only once the run has
+    been validated and built), so that :func:`setup_logger` can write them into the file afterwards."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        """Keep ``record``."""
+        self.records.append(record)
+
+
+def buffer_logger(rank=0, level=logging.INFO):
+    """Console logging now, and a :class:`RecordBuffer` to replay into the log file later (``setup_logger(...,
+    replay=buffer)``)."""
+    logger = setup_logger(None, rank, level)
+    buffer = RecordBuffer()
+    logger.addHandler(buffer)
+    return buffer
+
+
+def setup_logger(log_file=None, rank=0, level=logging.INFO, replay=None):
     """(Re)configure the root logger of the run: console on rank 0, plus ``log_file`` if given.
 
     Safe to call once per run in the same process (tests run several): old handlers are replaced.
@@ -20,6 +42,7 @@ def setup_logger(log_file=None, rank=0, level=logging.INFO):
         log_file (str, optional): File receiving the log (rank 0 only).
         rank (int): Process rank; other ranks log errors only.
         level (int): Logging level on rank 0.
+        replay (RecordBuffer, optional): Records logged earlier (see :func:`buffer_logger`), written to the file.
 
     Returns:
         logging.Logger: The configured logger.
@@ -42,6 +65,8 @@ def setup_logger(log_file=None, rank=0, level=logging.INFO):
             file_handler = logging.FileHandler(log_file, 'a')
             file_handler.setFormatter(logging.Formatter(_FORMAT))
             logger.addHandler(file_handler)
+            for record in (replay.records if replay is not None else []):
+                file_handler.handle(record)
     bsr_logger.initialized_logger[LOGGER_NAME] = True
     return logger
 
@@ -62,4 +87,5 @@ def environment_info():
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f'CPU ({os.cpu_count()} cores)'
     return (f'lowlight3d {__version__} (git {sha}) | Python {platform.python_version()} | torch {torch.__version__} | '
             f'torchvision {torchvision.__version__} | basicsr {basicsr.__version__} | numpy {numpy.__version__} | '
-            f'device {device}')
+            f'device {device} | torch threads {torch.get_num_threads()} (results depend on it; option num_threads) | '
+            f'deterministic algorithms {torch.are_deterministic_algorithms_enabled()}')

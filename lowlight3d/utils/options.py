@@ -9,6 +9,9 @@ Rules (the same as mmengine's ``Config`` for dicts and lists, implemented here f
   dict instead of merging into it.
 * ``--cfg-options a.b=1 c.0.d=x``: each value is parsed as YAML (``1e-4`` -> float, ``[1, 2]`` -> list).  The
   key must already exist (a typo fails with close matches); prefix ``+`` to add a new key (``+a.b=1``).
+* The top-level keys of an option file are checked against :data:`KNOWN_TOP_LEVEL_KEYS` (plus ``network_*``), as
+  the command line is: a misspelt key (``trian:``) is an error with close matches instead of being ignored.  Add
+  custom keys with ``custom_keys: [my_key]`` in the file, or :func:`register_option_keys` in a plug-in.
 """
 import copy
 import difflib
@@ -21,9 +24,58 @@ import time
 import yaml
 
 __all__ = [
-    'OptionError', 'yaml_load', 'yaml_loads', 'yaml_dump', 'load_config', 'merge_dicts', 'apply_cfg_options', 'resolve_options',
-    'dump_options'
+    'OptionError', 'yaml_load', 'yaml_loads', 'yaml_dump', 'load_config', 'merge_dicts', 'apply_cfg_options',
+    'resolve_options', 'dump_options', 'KNOWN_TOP_LEVEL_KEYS', 'register_option_keys', 'check_top_level_keys'
 ]
+
+#: Top-level keys a training/testing option file may hold (``network_*`` blocks are always allowed).  The keys that
+#: :func:`resolve_options` writes (``opt_path``, ``is_train``, ``rank``, ``world_size``, ``dist``, ``device``) are
+#: included so that a resolved ``options.yml`` can be loaded again.
+KNOWN_TOP_LEVEL_KEYS = {
+    'name', 'model_type', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger', 'dist_params',
+    'find_unused_parameters', 'deterministic', 'num_threads', 'custom_imports', 'custom_keys', 'prior', 'diffusion',
+    'triplane_resolution', 'test_opt', 'paper_table3', 'notes', 'scale', 'opt_path', 'is_train', 'rank',
+    'world_size', 'dist', 'device', 'auto_resume'
+}
+
+
+def register_option_keys(*keys):
+    """Allow extra top-level option keys (for plug-ins whose models read their own blocks).
+
+    Args:
+        *keys (str): Key names, e.g. ``register_option_keys('my_block')``.
+    """
+    KNOWN_TOP_LEVEL_KEYS.update(keys)
+
+
+def check_top_level_keys(opt, opt_path=None, keys=None):
+    """Reject top-level keys that no part of the toolkit reads (a misspelt ``trian:`` is otherwise ignored).
+
+    Known: :data:`KNOWN_TOP_LEVEL_KEYS`, any ``network_*`` block, the file's own ``custom_keys`` list and keys
+    registered with :func:`register_option_keys`.
+
+    Args:
+        opt (dict): Merged options of the file.
+        opt_path (str, optional): The option file, for the message.
+        keys (Iterable[str], optional): The keys to check (default: all of ``opt``).
+
+    Raises:
+        OptionError: Naming each unknown key, its close matches and how to declare a custom key.
+    """
+    custom = opt.get('custom_keys') or []
+    if isinstance(custom, str):
+        custom = [custom]
+    known = KNOWN_TOP_LEVEL_KEYS | set(custom)
+    unknown = [k for k in (opt if keys is None else keys)
+               if k not in known and not str(k).startswith('network_')]
+    if unknown:
+        parts = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), sorted(known), n=3)
+            parts.append(f"'{key}'" + (f" (did you mean {', '.join(close)}?)" if close else ''))
+        raise OptionError(f"Option file {opt_path}: unknown top-level key(s) {', '.join(parts)}. Known keys: "
+                          f"{', '.join(sorted(known))}, network_*. A custom key must be declared: "
+                          "custom_keys: [my_key] in the file (or register_option_keys('my_key') in a plug-in).")
 
 
 class OptionError(ValueError):
@@ -198,6 +250,21 @@ def _parse_num_gpu(value):
     return value
 
 
+def _check_int(block, key, where, minimum, opt_path, optional=False, meaning=''):
+    """``block[key]`` must be an integer ``>= minimum`` (``None``/absent allowed when ``optional``); else an
+    :class:`OptionError` naming ``<where>.<key>``, the value and the file.  A float with an integer value
+    (``1e4``) is converted to ``int`` in place."""
+    value = block.get(key)
+    if value is None and optional:
+        return
+    if isinstance(value, float) and value.is_integer():
+        value = block[key] = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        extra = f' ({meaning})' if meaning else ''
+        raise OptionError(f'Option file {opt_path}: {where}.{key} must be an integer >= {minimum}{extra}, '
+                          f'got {value!r}')
+
+
 def resolve_options(opt, is_train, root_path='.', rank=0, world_size=1, debug=False, opt_path=None):
     """Fill in what BasicSR derives from an option file: phases, paths, device, seed, debug settings.
 
@@ -262,6 +329,13 @@ def resolve_options(opt, is_train, root_path='.', rank=0, world_size=1, debug=Fa
         opt['logger'].setdefault('print_freq', 100)
         opt['logger'].setdefault('save_checkpoint_freq', 5000)
         opt['logger'].setdefault('use_tb_logger', False)
+        _check_int(opt['train'], 'total_iter', 'train', 1, opt_path)
+        _check_int(opt['train'], 'warmup_iter', 'train', -1, opt_path, optional=True)
+        _check_int(opt['logger'], 'print_freq', 'logger', 1, opt_path)
+        _check_int(opt['logger'], 'save_checkpoint_freq', 'logger', 0, opt_path,
+                   meaning='0 = only at the end of training')
+        _check_int(opt['logger'], 'max_keep_ckpts', 'logger', 0, opt_path, optional=True)
+        _check_int(opt.get('val') or {}, 'val_freq', 'val', 0, opt_path, optional=True)
     else:
         res = osp.join(root, 'results', opt['name'])
         path['results_root'] = res
