@@ -136,14 +136,42 @@ def test_enhancer_after_training_on_smooth_images_has_no_grid():
     assert _residual_grid(net, _smooth_face_like(96, 7)) < 3.0
 
 
-def test_legacy_checkpoint_keys_load():
-    net = _enhancer(upsample='pixel_shuffle')
-    state = net.state_dict()
-    legacy = {k.replace('downs.0.conv.', 'downs.0.').replace('ups.1.conv.', 'ups.1.0.'): v for k, v in state.items()}
-    assert 'downs.0.weight' in legacy and 'ups.1.0.weight' in legacy
-    fresh = _enhancer(upsample='pixel_shuffle')
-    fresh.load_state_dict(legacy)
-    assert torch.equal(fresh.downs[0].conv.weight, net.downs[0].conv.weight)
+def _legacy_checkpoint(tmp_path, net_type, **kwargs):
+    """A pre-issue-10 checkpoint (``downs.k.*``, ``ups.k.0.*``) of a pixel-shuffle network, and the network."""
+    net = build_network({'type': net_type, **kwargs, 'upsample': 'pixel_shuffle'})
+    legacy = {}
+    for key, value in net.state_dict().items():
+        for k in range(4):
+            key = key.replace(f'ups.{k}.conv.', f'ups.{k}.0.')
+            if net_type == 'PriorGuidedEnhancer':
+                key = key.replace(f'downs.{k}.conv.', f'downs.{k}.')
+        legacy[key] = value
+    assert 'ups.1.0.weight' in legacy and 'ups.1.conv.weight' not in legacy
+    path = str(tmp_path / f'{net_type}_legacy.pth')
+    torch.save({'params': legacy}, path)
+    return net, path
+
+
+def _model_loading(path, net_opt):
+    """The model path of test.py: ``BaseModel.add_network`` with ``path.pretrain_network_g``."""
+    from lowlight3d.models.base_model import BaseModel
+    model = BaseModel({'is_train': False, 'device': 'cpu', 'network_g': net_opt,
+                       'path': {'pretrain_network_g': path}})
+    return model.add_network('net_g', trainable=False)
+
+
+@pytest.mark.parametrize('net_type,kwargs', [
+    ('PriorGuidedEnhancer', {'base_channels': 8, 'blocks_per_level': 1}),
+    ('LowLightUNet', {'num_feat': 8, 'num_blocks': 1}),
+])
+def test_legacy_checkpoint_keys_load(tmp_path, net_type, kwargs):
+    net, path = _legacy_checkpoint(tmp_path, net_type, **kwargs)
+    loaded = _model_loading(path, {'type': net_type, **kwargs, 'upsample': 'pixel_shuffle'})
+    for (key, want), (_, got) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(want, got), key
+    with pytest.raises(RuntimeError, match='trained before the bilinear up-sampling: set network_g.upsample: '
+                                           'pixel_shuffle'):
+        _model_loading(path, {'type': net_type, **kwargs})
 
 
 # ------------------------------------------------------------------ grayscale stays grayscale
@@ -161,3 +189,32 @@ def test_keep_gray():
     assert torch.equal(keep_gray(lq, result, 'colour'), result)
     with pytest.raises(ValueError, match='gray mode'):
         keep_gray(lq, result, 'grey')
+
+
+def test_validation_applies_the_sets_metrics_list_and_val_gray():
+    """Validation during training scores what test.py scores: the set's ``metrics:`` list and ``val.gray``."""
+    from lowlight3d.models.validation import validate
+
+    class FakeModel:
+        def __init__(self, gray):
+            self.opt = {'val': {'gray': gray, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0},
+                                                          'chroma': {'type': 'chroma'}}}}
+            self.best_metric_results = {}
+
+        def feed_data(self, data):
+            self.data = data
+
+        def test(self):
+            pass
+
+        def get_current_visuals(self):
+            lq = torch.full((1, 3, 16, 16), 0.2)  # a grayscale input
+            result = torch.stack([torch.full((16, 16), v) for v in (0.3, 0.5, 0.7)])[None]  # painted in colour
+            return {'lq': lq, 'result': result, 'gt': torch.full((1, 3, 16, 16), 0.5)}
+
+    dataset = type('Set', (), {'opt': {'name': 'gray_faces', 'metrics': ['chroma']}})()
+    loader = type('Loader', (list, ), {'dataset': dataset})([{'lq_path': ['a.png']}])
+    kept, _ = validate(FakeModel('keep'), loader, current_iter=1)
+    coloured, _ = validate(FakeModel('colour'), loader, current_iter=1)
+    assert list(kept) == ['chroma'] and list(coloured) == ['chroma']
+    assert kept['chroma'] < 1e-6 < coloured['chroma']

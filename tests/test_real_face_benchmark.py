@@ -5,6 +5,7 @@ without it; the photos are only linked into temporary folders, never copied.
 """
 import csv
 import json
+import math
 import os
 import os.path as osp
 
@@ -18,8 +19,8 @@ from lowlight3d.archs.identity_enhancer_arch import IdentityEnhancer
 from lowlight3d.data import build_dataset
 from lowlight3d.data.preparation.real_face_benchmark import (DARK_CONDITIONS, REFERENCE_CONDITION, prepare_real_faces,
                                                              utk_split, yaleb_sets, yaleb_subject_split)
+from lowlight3d.metrics.metric_util import metrics_of_set
 from lowlight3d.pipeline.benchmark import _schedule_overrides, load_benchmark_list, run_benchmark
-from lowlight3d.pipeline.test_pipeline import metrics_of_set
 from lowlight3d.utils.img_io import read_image
 from lowlight3d.utils.options import load_config
 
@@ -272,7 +273,7 @@ face_grids: {{sets: {{UTKFace_test: 2}}}}
     monkeypatch.chdir(tmp_path)
     rows = run_benchmark(str(listing), out_dir='out')
     probe = json.load(open(tmp_path / 'experiments' / 'real_LowLightUNet_probe' / 'probe.json'))
-    iters = max(1, int(0.3 // probe['cpu_s_per_iter']))
+    iters = max(1, math.floor(0.3 / max(probe['cpu_s_per_iter'], 1e-9)))  # the formula of plan_iterations
     assert rows[1]['train_iter'] == f'{iters} (budget)' and rows[1]['budget_cpu_s'] == '0.3'
     assert rows[0]['train_iter'] == 'no training' and rows[0]['params_M'] == '0.0000'
     states = os.listdir(tmp_path / 'experiments' / 'real_LowLightUNet_seed0' / 'training_states')
@@ -288,3 +289,73 @@ face_grids: {{sets: {{UTKFace_test: 2}}}}
     rows_again = run_benchmark(str(listing), out_dir='out')
     assert rows_again[1]['train_iter'] == rows[1]['train_iter']
     assert os.path.getmtime(tmp_path / 'experiments' / 'real_LowLightUNet_probe' / 'probe.json') == mtime
+
+
+def _fake_training(monkeypatch, calls):
+    """``train_pipeline`` / ``test_pipeline`` stand-ins: record the mode, save ``<total_iter>.state`` + options."""
+    import lowlight3d.pipeline.test_pipeline as testing
+    import lowlight3d.pipeline.train_pipeline as training
+    from lowlight3d.utils.options import dump_options
+
+    def train(args):
+        name = next(a[len('name='):] for a in args if a.startswith('name='))
+        total = int(next(a.split('=')[1] for a in args if a.startswith('train.total_iter=')))
+        mode = '--force' if '--force' in args else '--auto_resume'
+        calls.append((mode, total))
+        exp = osp.join('experiments', name)
+        if mode == '--force' and osp.isdir(exp):
+            import shutil
+            shutil.rmtree(exp)
+        os.makedirs(osp.join(exp, 'training_states'), exist_ok=True)
+        open(osp.join(exp, 'training_states', f'{total}.state'), 'w').close()
+        dump_options({'name': name, 'train': {'total_iter': total}}, osp.join(exp, 'options.yml'))
+        return {'path': {'models': osp.join(exp, 'models')}}
+
+    monkeypatch.setattr(training, 'train_pipeline', train)
+    monkeypatch.setattr(testing, 'test_pipeline', lambda args: {})
+
+
+def test_a_run_planned_for_other_iterations_is_retrained_not_resumed(tmp_path, monkeypatch, capsys):
+    from lowlight3d.pipeline.benchmark import run_stage
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    _fake_training(monkeypatch, calls)
+    stage = {'label': 'UNet', 'train': 'options/real/train_LowLightUNet_real.yml',
+             'test': 'options/real/test_Identity_real.yml'}
+    run_stage(stage, 0, 5)
+    run_stage(stage, 0, 5)  # the same plan: resumed (a finished or interrupted run goes on)
+    assert calls == [('--auto_resume', 5), ('--auto_resume', 5)]
+    run_stage(stage, 0, 7)  # a new budget measurement: from scratch
+    assert calls[-1] == ('--force', 7) and 'planned for 5 iterations, now 7' in capsys.readouterr().out
+    assert os.listdir(tmp_path / 'experiments' / 'real_LowLightUNet_seed0' / 'training_states') == ['7.state']
+
+
+def test_probe_cache_is_keyed_by_threads_and_cpu(tmp_path, monkeypatch):
+    import lowlight3d.pipeline.benchmark as benchmark
+    import lowlight3d.pipeline.train_pipeline as training
+    monkeypatch.chdir(tmp_path)
+    probes = []
+
+    def train(args):
+        probes.append(torch.get_num_threads())
+        name = next(a[len('name='):] for a in args if a.startswith('name='))
+        os.makedirs(osp.join('experiments', name), exist_ok=True)
+        with open(osp.join('experiments', name, 'timing.json'), 'w') as f:
+            json.dump({'iterations': 3, 'cpu_s': 3.0, 'first_iter_cpu_s': 1.0, 'wall_s': 3.0,
+                       'first_iter_wall_s': 1.0, 'threads': torch.get_num_threads()}, f)
+
+    monkeypatch.setattr(training, 'train_pipeline', train)
+    stage = {'label': 'UNet', 'train': 'options/real/train_LowLightUNet_real.yml'}
+    threads = torch.get_num_threads()
+    try:
+        first = benchmark.probe_stage(stage, 0, 3)
+        assert benchmark.probe_stage(stage, 0, 3) == first and len(probes) == 1  # cached
+        assert first['key']['threads'] == threads and first['key']['cpu']
+        torch.set_num_threads(threads + 1)
+        benchmark.probe_stage(stage, 0, 3)
+        assert len(probes) == 2  # another thread count: measured anew
+        monkeypatch.setattr(benchmark.platform, 'processor', lambda: 'another CPU')
+        benchmark.probe_stage(stage, 0, 3)
+        assert len(probes) == 3  # another CPU model: measured anew
+    finally:
+        torch.set_num_threads(threads)

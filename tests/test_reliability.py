@@ -144,10 +144,11 @@ def test_point5_input_folder_never_touches_a_test_runs_results(tmp_path, tiny_im
     testing.test_pipeline(['-opt', TEST_OPT, '--input', str(photos), '--cfg-options', *overrides],
                           root_path=str(tmp_path))
     assert {f: (res / f).read_bytes() for f in before} == before
-    own = res / 'inputs' / 'photos'
-    assert sorted(os.listdir(own / 'visualization' / 'photos')) == ['000.png', '001.png']
-    assert json.load(open(own / 'metrics.json'))['datasets']['photos']['num_images'] == 2
-    assert not (res / 'visualization' / 'photos').exists()
+    name = testing.input_folder_datasets(str(photos))['test_input']['name']
+    own = res / 'inputs' / name
+    assert sorted(os.listdir(own / 'visualization' / name)) == ['000.png', '001.png']
+    assert json.load(open(own / 'metrics.json'))['datasets'][name]['num_images'] == 2
+    assert not (res / 'visualization' / name).exists()
 
 
 # ---------------------------------------------------------------- 6. skipped files are skipped
@@ -180,7 +181,8 @@ def test_point6_input_folder_with_a_corrupt_file_goes_on(tmp_path, trained, caps
     summary = testing.test_pipeline(['-opt', TEST_OPT, '--input', str(photos), '--no-metrics', '--cfg-options',
                                      'name=goes_on', 'network_g.num_feat=8', f'path.pretrain_network_g={weights}'],
                                     root_path=str(tmp_path))
-    assert summary['dark']['num_images'] == 2 and summary['dark']['skipped'] == [str(photos / 'corrupt.jpg')]
+    entry = summary[testing.input_folder_datasets(str(photos))['test_input']['name']]
+    assert entry['num_images'] == 2 and entry['skipped'] == [str(photos / 'corrupt.jpg')]
     assert 'corrupt.jpg' in capsys.readouterr().out
 
 

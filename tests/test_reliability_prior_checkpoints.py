@@ -216,9 +216,10 @@ def test_7_prior_disk_cache_entries_load_with_weights_only(setup, tmp_path):
 
 # ---------------------------------------------------------------- item 9: same command, same numbers
 
-def test_9_thread_count_changes_cpu_results():
-    """The cause (reproduced): torch splits CPU convolution/reduction sums over its intra-op threads, so a few
-    training steps with 1 and 2 threads end with different weights, and a longer training amplifies it."""
+def test_9_same_thread_count_repeats_cpu_results():
+    """The cause: torch may split CPU convolution/reduction sums over its intra-op threads, so 1 and 2 threads can
+    end with different weights (whether they do depends on the CPU and its oneDNN kernels, so it is not asserted);
+    the same thread count, set again, repeats the bits."""
     before = torch.get_num_threads()
     results = []
     try:
@@ -236,8 +237,7 @@ def test_9_thread_count_changes_cpu_results():
             results.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(results[0], results[2])  # same count: bit-identical
-    assert not torch.equal(results[0], results[1])  # other count: other bits
+    assert torch.equal(results[0], results[2])  # same count: bit-identical (1 vs 2 threads: CPU-dependent)
 
 
 _RUN = """
@@ -256,7 +256,7 @@ def _fresh_process_run(root, sets, name, threads):
             f'+num_threads={threads}']
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONHASHSEED': 'random'}
     out = subprocess.run([sys.executable, '-c', _RUN, json.dumps(argv), str(root)], capture_output=True, text=True,
-                         env=env, timeout=300, cwd=REPO)
+                         env=env, timeout=900, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f'THREADS {threads}' in out.stdout
     exp = osp.join(str(root), 'experiments', name)
@@ -295,3 +295,35 @@ def test_9_demo_pins_the_thread_count(monkeypatch, tmp_path):
     assert len(seen) == len(demo.DEMO_STAGES) + 1
     for kind, argv, threads in seen:
         assert f'+num_threads={demo.DEMO_THREADS}' in argv and threads == demo.DEMO_THREADS, (kind, argv)
+
+
+def test_prior_once_namespace_depends_only_on_the_degradation():
+    """``prior.refresh: once`` keeps the prior of a face's first degradation: moving the data, another batch size
+    or worker count keeps the cache entries; another degradation, crop, flip or seed does not."""
+    from lowlight3d.models.semi_supervised_distillation_model import prior_refresh
+    base = {'manual_seed': 0, 'datasets': {
+        'train': {'type': 'SemiSupervisedLowLightDataset', 'gt_size': 64, 'use_hflip': True,
+                  'batch_size_per_gpu': 4, 'num_worker_per_gpu': 2,
+                  'paired': {'dataroot_gt': '/a/ffhq', 'degradation': {'gamma': [2, 3]}},
+                  'unpaired': {'dataroot_lq': '/a/celebv'}},
+        'val': {'dataroot_gt': '/a/val', 'gt_size': 32}}}
+
+    def namespace(**changes):
+        opt = json.loads(json.dumps(base))
+        for path, value in changes.items():
+            *parents, key = path.split('__')
+            block = opt
+            for parent in parents:
+                block = block[parent]
+            block[key] = value
+        return prior_refresh(opt)[1]
+
+    same = namespace()
+    assert same.startswith('once:')
+    for unchanged in ({'datasets__train__paired__dataroot_gt': '/b/ffhq'}, {'datasets__train__batch_size_per_gpu': 8},
+                      {'datasets__train__num_worker_per_gpu': 0}, {'datasets__train__unpaired__dataroot_lq': '/b/x'},
+                      {'datasets__val__gt_size': 48}):
+        assert namespace(**unchanged) == same, unchanged
+    for changed in ({'datasets__train__paired__degradation': {'gamma': [2, 4]}}, {'datasets__train__gt_size': 32},
+                    {'datasets__train__use_hflip': False}, {'manual_seed': 1}, {'datasets__train__seed': 5}):
+        assert namespace(**changed) != same, changed

@@ -74,8 +74,25 @@ def test_a_folder_without_ground_truth_is_enhanced_at_its_own_size(tmp_path, tin
                                      str(photos), '--no-metrics', '--cfg-options', 'name=folder_run',
                                      'network_g.num_feat=8', f'path.pretrain_network_g={weights}'],
                                     root_path=str(tmp_path))
-    assert list(summary) == ['my dark photos'] and summary['my dark photos']['num_images'] == 3
-    out = tmp_path / 'results' / 'folder_run' / 'inputs' / 'my dark photos' / 'visualization' / 'my dark photos'
+    name = testing.input_folder_datasets(str(photos))['test_input']['name']
+    assert name.startswith('my dark photos_') and len(name) == len('my dark photos_') + 8
+    assert list(summary) == [name] and summary[name]['num_images'] == 3
+    out = tmp_path / 'results' / 'folder_run' / 'inputs' / name / 'visualization' / name
     assert sorted(os.listdir(out)) == ['000.png', '001.png', 'odd_000.png']
     assert cv2.imread(str(out / 'odd_000.png')).shape == (24, 24, 3)
     assert not (tmp_path / 'results' / 'folder_run' / 'paper_table.md').exists()
+
+
+def test_input_folders_with_the_same_basename_get_their_own_names(tmp_path):
+    (tmp_path / 'a' / 'photos').mkdir(parents=True)
+    (tmp_path / 'b' / 'photos').mkdir(parents=True)
+    first = testing.input_folder_datasets(str(tmp_path / 'a' / 'photos'))['test_input']['name']
+    second = testing.input_folder_datasets(str(tmp_path / 'b' / 'photos') + '/')['test_input']['name']
+    assert first.startswith('photos_') and second.startswith('photos_') and first != second
+    assert testing.input_folder_datasets(str(tmp_path / 'a' / 'photos/'))['test_input']['name'] == first
+
+
+def test_input_folder_keeps_every_no_reference_metric():
+    metrics = {'psnr': {'type': 'calculate_psnr'}, 'niqe': {'type': 'niqe'}, 'brisque': {}, 'grid': {'type': 'grid'},
+               'my_chroma': {'type': 'chroma'}, 'lpips': {'type': 'lpips'}, 'identity': {'type': 'identity'}}
+    assert list(testing.no_reference_metrics(metrics)) == ['niqe', 'brisque', 'grid', 'my_chroma']

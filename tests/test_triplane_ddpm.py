@@ -282,3 +282,11 @@ def test_regression_objective_trains_and_samples_in_one_pass(tiny_setup):
     assert model.output.shape == (8, 3, 16, 16) and model.output_depth.shape == (8, 1, 16, 16)
     with pytest.raises(ValueError, match='objective'):
         model.prior_extractor(sampler='ddim')
+
+
+def test_a_misspelt_loss_block_is_rejected(tiny_setup):
+    import copy
+    opt = copy.deepcopy(tiny_setup[1])
+    opt['train']['nosie_opt'] = opt['train'].pop('noise_opt')
+    with pytest.raises(ValueError, match='train.nosie_opt: TriplaneDiffusionModel does not use.*noise_opt'):
+        build_model(opt)

@@ -118,3 +118,10 @@ def test_generator_training_lowers_the_loss(tiny_faces, tmp_path):
     assert vis['result'].shape == vis['gt'].shape == (4, 3, 16, 16)
     model.save_networks('latest')
     assert osp.isfile(osp.join(str(tmp_path), 'net_generator_latest.pth'))
+
+
+def test_a_misspelt_loss_block_is_rejected(tiny_faces, tmp_path):
+    opt = _generator_opt(tiny_faces, tmp_path, 2)
+    opt['train']['mirorr_opt'] = opt['train'].pop('mirror_opt')
+    with pytest.raises(ValueError, match='train.mirorr_opt: TriplaneGeneratorModel does not use.*mirror_opt'):
+        build_model(opt)

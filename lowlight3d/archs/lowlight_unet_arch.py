@@ -43,12 +43,16 @@ class LowLightUNet(nn.Module):
         self.downs = nn.ModuleList(nn.Conv2d(chans[k], chans[k + 1], 4, 2, 1) for k in range(num_levels - 1))
         self.ups = nn.ModuleList(Upsample2x(chans[k + 1], chans[k], upsample) for k in range(num_levels - 1))
         self._register_load_state_dict_pre_hook(
-            lambda state_dict, prefix, *args: rename_legacy_keys(
-                state_dict, prefix, [(f'ups.{k}.0.', f'ups.{k}.conv.') for k in range(num_levels - 1)]))
+            lambda state_dict, prefix, *args: rename_legacy_keys(state_dict, prefix, self.legacy_renames()))
         self.fuses = nn.ModuleList(nn.Conv2d(chans[k] * 2, chans[k], 1) for k in range(num_levels - 1))
         self.decoders = nn.ModuleList(
             residual_blocks(chans[k], num_blocks) for k in range(num_levels - 1))
         self.tail = nn.Conv2d(chans[0], out_channels, 3, 1, 1)
+
+    def legacy_renames(self):
+        """``(old, new)`` key prefixes of checkpoints written before :class:`Upsample2x` (``ups.k.0.*``); applied
+        by ``load_state_dict`` and by :func:`lowlight3d.models.base_model.load_weights_checked`."""
+        return [(f'ups.{k}.0.', f'ups.{k}.conv.') for k in range(self.num_levels - 1)]
 
     def forward(self, x):
         """Enhance ``x`` (N, C, H, W) in [0, 1]; returns a tensor of the same spatial size."""

@@ -111,13 +111,16 @@ class PriorGuidedEnhancer(nn.Module):
         self.fusions = nn.ModuleList(
             fusion_cls(c, prior_image_channels, prior_depth_channels, **(fusion_kwargs or {})) for c in chans)
         self.tail = nn.Conv2d(chans[0], out_channels, 3, 1, 1)
-        self._register_load_state_dict_pre_hook(self._rename_legacy_keys)
+        self._register_load_state_dict_pre_hook(
+            lambda state_dict, prefix, *args: rename_legacy_keys(state_dict, prefix, self.legacy_renames()))
 
     @staticmethod
-    def _rename_legacy_keys(state_dict, prefix, *args):
-        """Checkpoints written before the sampler options (``downs.k.weight``, ``ups.k.0.weight``) still load."""
+    def legacy_renames():
+        """``(old, new)`` key prefixes of checkpoints written before the sampler options (``downs.k.weight``,
+        ``ups.k.0.weight``); applied by ``load_state_dict`` and by
+        :func:`lowlight3d.models.base_model.load_weights_checked` before it compares keys."""
         renames = [(f'downs.{k}.{p}', f'downs.{k}.conv.{p}') for k in range(NUM_LEVELS - 1) for p in ('weight', 'bias')]
-        rename_legacy_keys(state_dict, prefix, renames + [(f'ups.{k}.0.', f'ups.{k}.conv.') for k in range(NUM_LEVELS - 1)])
+        return renames + [(f'ups.{k}.0.', f'ups.{k}.conv.') for k in range(NUM_LEVELS - 1)]
 
     # ------------------------------------------------------------------ prior handling
     def _prior_levels(self, prior, x):

@@ -43,7 +43,8 @@ import copy
 import math
 
 __all__ = [
-    'MetricUnavailable', 'METRIC_INFO', 'metric_info', 'is_full_reference', 'compute_metric', 'try_compute_metric', 'mean_of_rows',
+    'MetricUnavailable', 'METRIC_INFO', 'metric_info', 'is_full_reference', 'metrics_of_set',
+    'compute_metric', 'try_compute_metric', 'mean_of_rows',
     'format_metric', 'describe_protocol', 'check_image', 'crop_image', 'SetLevelMetric', 'SET_LEVEL_METRICS',
     'register_set_level', 'build_set_level_metrics', 'finish_set_level', 'MetricRows'
 ]
@@ -92,6 +93,34 @@ def metric_info(name):
         full-reference and higher-is-better (BasicSR's default).
     """
     return dict(METRIC_INFO.get(name, {'reference': 'full', 'better': 'higher'}))
+
+
+def metrics_of_set(metrics_opt, dataset_opt, where='datasets.test'):
+    """The ``val.metrics`` blocks scored on one test set: those its ``metrics`` list names, else all.
+
+    A test set may restrict the metrics to the ones that make sense for it, e.g. ``metrics: [psnr, ssim]`` on
+    synthetic pairs and ``metrics: [niqe, brisque, identity]`` on real photos whose reference is another photo.
+
+    Args:
+        metrics_opt (dict): ``val.metrics``. dataset_opt (dict): The set's option block.
+        where (str): Option path of the set, for errors.
+
+    Returns:
+        dict: ``{name: block}`` in the order of ``val.metrics``.
+
+    Raises:
+        ValueError: The list names a metric that ``val.metrics`` does not define.
+    """
+    wanted = dataset_opt.get('metrics')
+    if wanted is None:
+        return dict(metrics_opt or {})
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    unknown = [m for m in wanted if m not in (metrics_opt or {})]
+    if unknown:
+        raise ValueError(f'{where}.metrics names {unknown}, which val.metrics does not define (defined: '
+                         f'{list(metrics_opt or {})}); add a block for it to val.metrics or remove it from the list')
+    return {k: v for k, v in metrics_opt.items() if k in wanted}
 
 
 def is_full_reference(name):

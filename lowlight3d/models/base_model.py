@@ -25,13 +25,47 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lowlight3d.archs import build_network
+from lowlight3d.archs.arch_util import rename_legacy_keys
 from lowlight3d.losses import build_loss
 from lowlight3d.models.grad_norms import loss_term_grad_norms, parse_grad_norm_freq
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
 from lowlight3d.utils.dist import get_dist_info
 from lowlight3d.utils.rng import get_rng_state, set_rng_state
 
-__all__ = ['BaseModel', 'load_weights_checked']
+__all__ = ['BaseModel', 'apply_legacy_renames', 'load_weights_checked']
+
+
+def apply_legacy_renames(net, state):
+    """A copy of ``state`` with the old key names of every sub-module that declares ``legacy_renames()``.
+
+    Architectures rename old keys in a ``load_state_dict`` pre-hook; :func:`load_weights_checked` compares keys
+    before ``load_state_dict`` runs, so it applies the same renames (declared once, by the architecture) first.
+    """
+    state = OrderedDict(state)
+    for prefix, module in net.named_modules():
+        renames = getattr(module, 'legacy_renames', None)
+        if callable(renames):
+            rename_legacy_keys(state, f'{prefix}.' if prefix else '', renames())
+    return state
+
+
+def _upsample_hint(net, state, label):
+    """A hint when ``ups.*.conv.weight`` differs by a factor 4 in output channels: the other up-sampling mode."""
+    own = net.state_dict()
+    block = 'network_' + label[4:].replace('_ema', '') if label.startswith('net_') else label
+    for key, value in own.items():
+        parts = key.split('.')
+        if len(parts) < 4 or parts[-4] != 'ups' or parts[-2:] != ['conv', 'weight']:
+            continue
+        theirs = state.get(key)
+        if theirs is None or not hasattr(theirs, 'shape') or theirs.shape[1:] != value.shape[1:]:
+            continue
+        if theirs.shape[0] == 4 * value.shape[0]:
+            return (f'The checkpoint was trained before the bilinear up-sampling: set {block}.upsample: '
+                    'pixel_shuffle.')
+        if 4 * theirs.shape[0] == value.shape[0]:
+            return f'The checkpoint uses the bilinear up-sampling: set {block}.upsample: bilinear.'
+    return ''
 
 
 def load_weights_checked(net, state, path, label, strict=True, max_keys=5):
@@ -52,6 +86,7 @@ def load_weights_checked(net, state, path, label, strict=True, max_keys=5):
     Raises:
         RuntimeError: The checkpoint does not fit the network.
     """
+    state = apply_legacy_renames(net, state)
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -65,9 +100,9 @@ def load_weights_checked(net, state, path, label, strict=True, max_keys=5):
         parts = [f'missing {first(missing)}' if missing else '',
                  f'unexpected {first(unexpected)}' if unexpected else '',
                  f'different shape {first(shapes)}' if shapes else '']
+        hint = _upsample_hint(net, state, label) or 'Is it a checkpoint of another network or of other network options?'
         raise RuntimeError(f'{path} does not fit {label} ({type(net).__name__}, {len(own)} tensors; the file has '
-                           f"{len(state)}): {'; '.join(p for p in parts if p)}. Is it a checkpoint of another "
-                           'network or of other network options?')
+                           f"{len(state)}): {'; '.join(p for p in parts if p)}. {hint}")
     net.load_state_dict(state, strict=False)
     return missing, unexpected
 

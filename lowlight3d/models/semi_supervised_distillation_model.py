@@ -167,16 +167,34 @@ def build_prior_extractor(prior_opt, device='cpu', where='prior'):
     return extractor, int(prior_opt.get('seed', 0))
 
 
+#: Keys of a training dataset block (and of its ``paired``/``unpaired`` blocks) that decide the degradation of a
+#: training sample: the degradation itself, the crop and flip, and the per-sample seeding, which draws from
+#: ``(seed, epoch, index)`` (:mod:`lowlight3d.data.seeding`) with indices up to ``len * dataset_enlarge_ratio``.
+#: Paths, batch size, workers and the I/O backend do not change a sample and are left out of the namespace.
+_DEGRADATION_KEYS = ('type', 'degradation', 'gt_size', 'use_hflip', 'seed', 'dataset_enlarge_ratio')
+
+
+def _degradation_options(block):
+    """The part of a dataset option block that decides what a training sample looks like."""
+    block = block or {}
+    picked = {k: block[k] for k in _DEGRADATION_KEYS if k in block}
+    for sub in ('paired', 'unpaired'):
+        if isinstance(block.get(sub), dict):
+            picked[sub] = _degradation_options(block[sub])
+    return picked
+
+
 def prior_refresh(opt):
     """``(refresh, namespace)`` of a model's options: ``prior.refresh`` (``once`` by default, or ``per_sample``)
-    and, for ``once``, a digest of the training data options and ``manual_seed`` that separates its cache entries
-    (the kept prior is that of the first degradation of *this* training set)."""
+    and, for ``once``, a digest of what decides the degradation of a training sample (``datasets.train*``'s
+    :data:`_DEGRADATION_KEYS`) and ``manual_seed`` that separates its cache entries (the kept prior is that of the
+    first degradation of *this* training set; moving the data or changing the batch size keeps it)."""
     prior_opt = opt.get('prior') or {}
     refresh = prior_opt.get('refresh', 'once')
     if refresh not in PRIOR_REFRESH:
         raise ValueError(f'prior.refresh must be one of {PRIOR_REFRESH} (once: the first prior of each training face '
                          f'is kept; per_sample: every degraded input gets its own prior), got {refresh!r}')
-    train_data = {k: v for k, v in (opt.get('datasets') or {}).items() if k.startswith('train')}
+    train_data = {k: _degradation_options(v) for k, v in (opt.get('datasets') or {}).items() if k.startswith('train')}
     tag = json.dumps({'data': train_data, 'seed': opt.get('manual_seed')}, sort_keys=True, default=str)
     return refresh, ('once:' + hashlib.sha256(tag.encode()).hexdigest()[:16]) if refresh == 'once' else ''
 

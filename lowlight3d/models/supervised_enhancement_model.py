@@ -21,7 +21,8 @@ class SupervisedEnhancementModel(BaseModel):
 
     Testing without ``path.pretrain_network_g``: a network with no parameters (a fixed curve such as
     ``IdentityEnhancer`` or ``GammaCurveEnhancer``) needs no checkpoint, and the log says so; a network with
-    parameters is tested with its untrained initial weights and the log warns about it.
+    parameters is untrained: the log warns, and ``test.py`` refuses to test it unless ``--allow-untrained`` (then
+    its results go to ``results/<name>_UNTRAINED/``).
     """
 
     def __init__(self, opt):
@@ -42,7 +43,8 @@ class SupervisedEnhancementModel(BaseModel):
             self.setup_schedulers()
 
     def _log_missing_weights(self):
-        """Test time without ``path.pretrain_network_g``: say whether the network needs weights at all."""
+        """Test time without ``path.pretrain_network_g``: say whether the network needs weights at all (refusing an
+        untrained one is ``test.py``'s job, see :meth:`BaseModel.untrained_networks`)."""
         from basicsr.utils import get_root_logger
         net = self.bare(self.nets['net_g'])
         count = sum(p.numel() for p in net.parameters())
@@ -52,7 +54,8 @@ class SupervisedEnhancementModel(BaseModel):
                                    'path.pretrain_network_g is not required')
         else:
             get_root_logger().warning(f'net_g ({kind}) has {count:,} parameters but path.pretrain_network_g is not '
-                                      'set: testing the UNTRAINED initial weights. Set path.pretrain_network_g '
+                                      'set: its weights are UNTRAINED (test.py refuses them unless '
+                                      '--allow-untrained). Set path.pretrain_network_g '
                                       '(e.g. experiments/<name>/models/net_g_latest.pth) to test a trained model.')
 
     def _has_ema(self):

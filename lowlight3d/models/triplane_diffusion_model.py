@@ -52,6 +52,8 @@ class TriplaneDiffusionModel(BaseModel):
     ``prior`` (defaults of the extractor).
     """
 
+    LOSS_BLOCKS = ('noise', )
+
     depth_error_unit = '(depth guidance of sampled vs target render, [0, 1])'
 
     def __init__(self, opt):
@@ -91,7 +93,7 @@ class TriplaneDiffusionModel(BaseModel):
         self._depth_errors = None
         if self.is_train:
             self.nets['net_g'].train()
-            self.build_losses()
+            self.build_losses()  # rejects a block other than noise_opt before building it
             if set(self.losses) != {'noise'}:
                 raise KeyError(f'TriplaneDiffusionModel uses exactly one loss block, train.noise_opt (eq. 6; also the '
                                f'loss of objective regression); got '

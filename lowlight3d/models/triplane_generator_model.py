@@ -66,6 +66,7 @@ class TriplaneGeneratorModel(BaseModel):
     """
 
     depth_error_unit = '(z-depth inside the mask, world units)'
+    LOSS_BLOCKS = _LOSS_NAMES
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -77,11 +78,7 @@ class TriplaneGeneratorModel(BaseModel):
         self._depth_errors = None
         if self.is_train:
             self.nets['net_generator'].train()
-            self.build_losses()
-            unknown = sorted(set(self.losses) - set(_LOSS_NAMES))
-            if unknown:
-                raise KeyError(f'{type(self).__name__} does not know the loss blocks {[u + "_opt" for u in unknown]}; '
-                               f'use {[n + "_opt" for n in _LOSS_NAMES]}')
+            self.build_losses()  # rejects a block not in LOSS_BLOCKS before building it
             if 'rgb' not in self.losses:
                 raise ValueError('TriplaneGeneratorModel needs train.rgb_opt (the reconstruction loss)')
             self.add_optimizer('optim_generator', self.nets['net_generator'].parameters(), train_opt['optim_generator'])

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 
 from lowlight3d.metrics.metric_util import (METRIC_INFO, build_set_level_metrics, finish_set_level, format_metric,
-                                            mean_of_rows, try_compute_metric)
+                                            mean_of_rows, metrics_of_set, try_compute_metric)
 from lowlight3d.utils.gray import keep_gray
 
 __all__ = ['evaluate_loader', 'validate', 'metric_better']
@@ -82,6 +82,10 @@ def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=Fals
 def validate(model, dataloader, current_iter, tb_logger=None, save_img=False):
     """Validation during training: means of ``val.metrics``, best-value tracking, logging.
 
+    As in ``test.py``, a set's own ``metrics:`` list restricts the metrics scored on it
+    (:func:`~lowlight3d.metrics.metric_util.metrics_of_set`) and ``val.gray`` applies (``'keep'``: grayscale inputs
+    give grayscale results; default ``'colour'``).
+
     Args:
         model: The training model (uses ``model.best_metric_results``).
         dataloader: Validation loader; its dataset's ``opt['name']`` names the set.
@@ -94,12 +98,15 @@ def validate(model, dataloader, current_iter, tb_logger=None, save_img=False):
         was reached at this iteration.
     """
     dataset_name = dataloader.dataset.opt['name']
-    metrics_opt = model.opt.get('val', {}).get('metrics') or {}
+    val_opt = model.opt.get('val') or {}
+    metrics_opt = metrics_of_set(val_opt.get('metrics') or {}, dataloader.dataset.opt,
+                                 f'datasets ({dataset_name})')
     save_fn = None
     if save_img:
         vis = model.opt['path']['visualization']
         save_fn = lambda name: osp.join(vis, name, f'{name}_{current_iter}.png')  # noqa: E731
-    rows = evaluate_loader(model, dataloader, metrics_opt, save_fn, pbar=model.opt['val'].get('pbar', False))
+    rows = evaluate_loader(model, dataloader, metrics_opt, save_fn, pbar=val_opt.get('pbar', False),
+                           gray=val_opt.get('gray', 'colour'))
     means = mean_of_rows(rows, list(metrics_opt))
     best = model.best_metric_results.setdefault(dataset_name, {})
     improved = set()

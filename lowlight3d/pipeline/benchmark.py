@@ -51,11 +51,14 @@ import json
 import math
 import os
 import os.path as osp
+import platform
 import re
 import shutil
 import statistics
 import time
 from collections import OrderedDict
+
+import torch
 
 from lowlight3d.pipeline.option_loading import training_overrides
 from lowlight3d.utils.options import OptionError, apply_cfg_options, load_config, yaml_load
@@ -222,7 +225,7 @@ def probe_stage(stage, seed, probe_iter, extra_overrides=(), schedule=False, rep
 
     Trains ``probe_iter`` iterations as ``experiments/<name>_probe`` (a previous probe folder is deleted) and reads
     its ``timing.json``: ``(cpu_s - first_iter_cpu_s) / (iterations - 1)``.  The result is cached in
-    ``probe.json`` there, keyed by the settings, and reused unless ``reprobe``.
+    ``probe.json`` there, keyed by the settings, the thread count and the CPU model, and reused unless ``reprobe``.
 
     Returns:
         dict: ``{'cpu_s_per_iter', 'wall_s_per_iter', 'probe_iter', 'threads', 'key'}``.
@@ -232,7 +235,8 @@ def probe_stage(stage, seed, probe_iter, extra_overrides=(), schedule=False, rep
     exp = osp.join('experiments', name)
     cache = osp.join(exp, 'probe.json')
     key = {'train': stage['train'], 'probe_iter': probe_iter, 'seed': seed, 'schedule': bool(schedule),
-           'train_cfg': list(stage.get('train_cfg') or []), 'overrides': list(extra_overrides)}
+           'train_cfg': list(stage.get('train_cfg') or []), 'overrides': list(extra_overrides),
+           'threads': torch.get_num_threads(), 'cpu': platform.processor() or platform.machine()}
     if not reprobe and osp.isfile(cache):
         cached = _read_json(cache)
         if cached.get('key') == key:
@@ -288,7 +292,8 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False, schedule
         seed (int): ``manual_seed``; the experiment is named ``<name of the training (else test) file>_seed<seed>``.
         total_iter (int): Training iterations.
         extra_overrides (Sequence[str]): ``--cfg-options`` for both training and testing.
-        force (bool): Retrain from scratch (``--force``) instead of resuming a finished run.
+        force (bool): Retrain from scratch (``--force``) instead of resuming a finished run.  A saved run planned
+            for another ``total_iter`` is always retrained from scratch (and the output says so).
         schedule (bool): Fit a one-period scheduler to ``total_iter`` (see :func:`_schedule_overrides`).
 
     Returns:
@@ -304,9 +309,14 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False, schedule
     seconds_per_iter, timing_loop = None, None
     test_overrides = list(common) + list(stage.get('test_cfg') or [])
     if stage.get('train'):
+        exp = osp.join('experiments', name)
+        planned = None if force else _planned_total_iter(exp)
+        if planned is not None and planned != int(total_iter):
+            print(f"[benchmark] {stage['label']}: {exp} was planned for {planned} iterations, now {total_iter}: "
+                  'retraining from scratch instead of resuming', flush=True)
+            force = True
         train_args = _train_args(stage, name, seed, total_iter, extra_overrides, schedule,
                                  '--force' if force else '--auto_resume')
-        exp = osp.join('experiments', name)
         timing = osp.join(exp, 'benchmark_timing.json')
         finished = not force and osp.isfile(osp.join(exp, 'training_states', f'{total_iter}.state'))
         t0 = time.time()
@@ -328,6 +338,21 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False, schedule
     summary = test_pipeline(['-opt', test_options, '--cfg-options', *test_overrides])
     return {'summary': summary, 'seconds_per_iter': seconds_per_iter, 'name': name, 'timing': timing_loop,
             'test_options': test_options, 'test_overrides': test_overrides, 'results': osp.join('results', name)}
+
+
+def _planned_total_iter(exp):
+    """``train.total_iter`` of the run saved in ``exp`` (its ``options.yml``), or None without a saved state.
+
+    A run planned for another number of iterations (e.g. a CPU budget measured anew) is not resumed: resuming
+    would mix two schedules.  An interrupted run of the same plan is resumed.
+    """
+    states, options = osp.join(exp, 'training_states'), osp.join(exp, 'options.yml')
+    if not (osp.isdir(states) and any(f.endswith('.state') for f in os.listdir(states)) and osp.isfile(options)):
+        return None
+    try:
+        return int(((yaml_load(options) or {}).get('train') or {})['total_iter'])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _remove_unstarted(exp):

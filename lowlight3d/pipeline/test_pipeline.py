@@ -16,7 +16,8 @@ metrics are ``n/a (no ground truth)`` on sets without ground truth), then write
   PSNR/SSIM/LPIPS on the synthetic pairs, NIQE/BRISQUE on the real set) and writes ``paper_table.md``.
 * ``--input DIR``: enhance every image of a folder of low-light faces without ground truth instead of the option
   file's test sets (any size, kept).  Everything goes to the folder's own place,
-  ``results/<name>/inputs/<folder name>/`` (``visualization/<folder name>/``, ``metrics.csv``, ``metrics.json``,
+  ``results/<name>/inputs/<folder name>_<hash>/`` (``visualization/<folder name>_<hash>/``, the hash of
+  the absolute path keeping same-named folders apart, ``metrics.csv``, ``metrics.json``,
   ``options.yml``, the log): a test run's results in ``results/<name>/`` are never touched.  An unreadable file
   is left out and reported by name; the others are enhanced.  No-reference metrics are computed unless
   ``--no-metrics``.
@@ -32,6 +33,7 @@ metrics are ``n/a (no ground truth)`` on sets without ground truth), then write
   default for test sets, so the benchmark scores the network as it is) keeps the network's result.
 """
 import argparse
+import hashlib
 import json
 import os
 import os.path as osp
@@ -40,7 +42,7 @@ import time
 from basicsr.utils import imwrite
 
 from lowlight3d.models import build_model
-from lowlight3d.metrics.metric_util import format_metric, mean_of_rows
+from lowlight3d.metrics.metric_util import format_metric, is_full_reference, mean_of_rows, metrics_of_set
 from lowlight3d.models.validation import evaluate_loader
 from lowlight3d.pipeline.data_loading import build_eval_loader
 from lowlight3d.pipeline.option_loading import load_options
@@ -50,6 +52,7 @@ from lowlight3d.utils.results_table import format_table, write_rows_csv
 from lowlight3d.utils.gray import GRAY_MODES
 
 __all__ = ['parse_test_args', 'test_pipeline', 'metric_protocol', 'metrics_of_set', 'input_folder_datasets',
+           'no_reference_metrics',
            'paper_table_row', 'UntrainedNetworkError']
 
 
@@ -78,14 +81,25 @@ def parse_test_args(argv=None):
 
 
 def input_folder_datasets(folder):
-    """``datasets`` block that tests a folder of low-light images at their own size (no ground truth)."""
+    """``datasets`` block that tests a folder of low-light images at their own size (no ground truth).
+
+    The set is named ``<basename>_<8 hex digits of the absolute path's SHA-1>``: readable, and two folders with
+    the same basename (``/a/photos``, ``/b/photos``) get results folders of their own.
+    """
     folder = osp.abspath(folder)
     if not osp.isdir(folder):
         raise FileNotFoundError(f'--input {folder}: not a folder (give a folder of low-light images)')
-    name = osp.basename(folder.rstrip('/')) or 'input'
+    folder = folder.rstrip('/') or '/'
+    digest = hashlib.sha1(folder.encode('utf-8')).hexdigest()[:8]
+    name = f"{osp.basename(folder) or 'input'}_{digest}"
     return {'test_input': {'name': name, 'type': 'UnpairedLowLightDataset', 'dataroot_lq': folder, 'phase': 'test',
                            'io_backend': {'type': 'disk'}, 'gt_size': None, 'recursive': True,
                            'skip_corrupt': True}}
+
+
+def no_reference_metrics(metrics_opt):
+    """The blocks of ``val.metrics`` that need no ground truth (``--input``): see ``METRIC_INFO``."""
+    return {k: v for k, v in (metrics_opt or {}).items() if not is_full_reference(v.get('type', k))}
 
 
 def _set_results_root(opt, root):
@@ -106,9 +120,6 @@ def _refuse_untrained(model, opt, allow):
             '(e.g. experiments/<name>/models/net_g_latest.pth). --allow-untrained runs them anyway for debugging; '
             f"the results then go to results/{opt['name']}_UNTRAINED/ and are labelled.")
     return untrained
-
-
-_NO_REFERENCE = ('niqe', 'brisque')
 
 
 def paper_table_row(method, summary, spec):
@@ -139,34 +150,6 @@ def paper_table_row(method, summary, spec):
     return row
 
 
-def metrics_of_set(metrics_opt, dataset_opt, where='datasets.test'):
-    """The ``val.metrics`` blocks scored on one test set: those its ``metrics`` list names, else all.
-
-    A test set may restrict the metrics to the ones that make sense for it, e.g. ``metrics: [psnr, ssim]`` on
-    synthetic pairs and ``metrics: [niqe, brisque, identity]`` on real photos whose reference is another photo.
-
-    Args:
-        metrics_opt (dict): ``val.metrics``. dataset_opt (dict): The set's option block.
-        where (str): Option path of the set, for errors.
-
-    Returns:
-        dict: ``{name: block}`` in the order of ``val.metrics``.
-
-    Raises:
-        ValueError: The list names a metric that ``val.metrics`` does not define.
-    """
-    wanted = dataset_opt.get('metrics')
-    if wanted is None:
-        return dict(metrics_opt or {})
-    if isinstance(wanted, str):
-        wanted = [wanted]
-    unknown = [m for m in wanted if m not in (metrics_opt or {})]
-    if unknown:
-        raise ValueError(f'{where}.metrics names {unknown}, which val.metrics does not define (defined: '
-                         f'{list(metrics_opt or {})}); add a block for it to val.metrics or remove it from the list')
-    return {k: v for k, v in metrics_opt.items() if k in wanted}
-
-
 def metric_protocol(metrics_opt):
     """Human-readable protocol of each metric (what is compared, on which channels, with which crop)."""
     protocol = {}
@@ -195,8 +178,7 @@ def test_pipeline(argv=None, root_path=None):
         opt['datasets'] = input_folder_datasets(args.input)
         val_opt.pop('paper_table', None)
         val_opt['save_grid'] = False
-        val_opt['metrics'] = {} if args.no_metrics else \
-            {k: v for k, v in (val_opt.get('metrics') or {}).items() if v.get('type', k) in _NO_REFERENCE}
+        val_opt['metrics'] = {} if args.no_metrics else no_reference_metrics(val_opt.get('metrics'))
     elif args.no_metrics:
         val_opt['metrics'] = {}
     gray = args.gray or ('keep' if args.input else val_opt.get('gray', 'colour'))
