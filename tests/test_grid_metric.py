@@ -218,3 +218,17 @@ def test_validation_applies_the_sets_metrics_list_and_val_gray():
     coloured, _ = validate(FakeModel('colour'), loader, current_iter=1)
     assert list(kept) == ['chroma'] and list(coloured) == ['chroma']
     assert kept['chroma'] < 1e-6 < coloured['chroma']
+
+
+def test_long_grid_labels_are_shrunk_or_wrapped_not_cut():
+    from lowlight3d.utils.comparison_grid import labelled_tile
+    img = np.zeros((256, 256, 3), np.uint8)
+    short = labelled_tile(img, 'input')
+    long = labelled_tile(img, 'EnlightenGAN (random VGG16 stand-in, NOT the method)')
+    assert short.shape == long.shape
+    bar = long.shape[0] - 256
+    ink = (long[:bar] < 128).any(axis=2)
+    assert ink[:bar // 2].any() and ink[bar // 2:].any()  # two lines of text
+    medium = labelled_tile(img, 'ours (demo, random VGG19)')
+    cols = np.where((medium[:bar] < 128).any(axis=2).any(axis=0))[0]
+    assert cols.max() > 200  # drawn across the tile, not cut after "ours (demo"

@@ -14,7 +14,7 @@ def labelled_tile(img, label, bar_height=None):
 
     Args:
         img (np.ndarray): uint8 ``H x W x 3``.
-        label (str): Text (ASCII).
+        label (str): Text (ASCII). Never cut: a long label is drawn smaller, on two lines if needed.
         bar_height (int, optional): Bar height in pixels (default ``max(14, H // 12)``).
 
     Returns:
@@ -26,11 +26,27 @@ def labelled_tile(img, label, bar_height=None):
     bar = int(bar_height or max(14, h // 12))
     canvas = np.full((h + bar, w, 3), 255, np.uint8)
     canvas[bar:] = img
+    font = cv2.FONT_HERSHEY_SIMPLEX
     scale = bar / 30.0
-    text = label
-    while text and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > w - 4:
-        text = text[:-1]
-    cv2.putText(canvas, text, (2, int(bar * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    width = cv2.getTextSize(label, font, scale, 1)[0][0]
+    if width <= w - 4:
+        lines = [label]
+    elif scale * (w - 4) / width >= 0.6 * scale:  # shrink the font, never cut the label
+        scale *= (w - 4) / width
+        lines = [label]
+    else:  # two lines at half the bar height each, shrunk to fit
+        words, best = label.split(' '), None
+        for cut in range(1, len(words)):
+            pair = [' '.join(words[:cut]), ' '.join(words[cut:])]
+            longest = max(cv2.getTextSize(t, font, 1.0, 1)[0][0] for t in pair)
+            if best is None or longest < best[0]:
+                best = (longest, pair)
+        lines = best[1] if best else [label[:len(label) // 2], label[len(label) // 2:]]
+        longest = max(cv2.getTextSize(t, font, 1.0, 1)[0][0] for t in lines)
+        scale = min(bar / 60.0, (w - 4) / max(longest, 1))
+    step = bar / len(lines)
+    for i, text in enumerate(lines):
+        cv2.putText(canvas, text, (2, int(step * (i + 0.75))), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
 
 
