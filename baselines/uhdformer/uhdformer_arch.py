@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight3d.archs.prior_fusion_arch import LayerNorm2d
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = [
@@ -49,23 +50,16 @@ def pad_to_multiple(x, multiple):
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), h, w
 
 
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channels of each pixel of an ``N x C x H x W`` map (Restormer's "WithBias" variant).
+class ChannelLayerNorm(LayerNorm2d):
+    """LayerNorm over the channels of each pixel of an ``N x C x H x W`` map (Restormer's "WithBias" variant):
+    the toolkit's :class:`~lowlight3d.archs.prior_fusion_arch.LayerNorm2d` with the original's eps 1e-5.
 
     Args:
         channels (int): Number of channels. eps (float): Added to the (biased) variance.
     """
 
     def __init__(self, channels, eps=1e-5):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x):
-        """Normalise every pixel's channel vector, then scale and shift."""
-        y = F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias, self.eps)
-        return y.permute(0, 3, 1, 2)
+        super().__init__(channels, eps)
 
 
 class ConvNeXtLikeBlock(nn.Module):
