@@ -33,9 +33,8 @@ from lowlight3d.data import build_dataset  # noqa: E402
 from lowlight3d.metrics.psnr_ssim_metric import psnr, ssim  # noqa: E402
 from lowlight3d.archs.diffusion_schedule import SAMPLERS, VARIANCES  # noqa: E402
 from lowlight3d.archs.triplane_renderer_arch import depth_guidance  # noqa: E402
-from lowlight3d.models.prior_extractor import PriorExtractor, _load  # noqa: E402
+from lowlight3d.models.prior_extractor import PriorExtractor, _load, random_extractor  # noqa: E402
 from lowlight3d.pipeline.complexity import count_flops, count_parameters  # noqa: E402
-from lowlight3d.utils.camera import canonical_label  # noqa: E402
 from lowlight3d.utils.options import load_config  # noqa: E402
 from lowlight3d.utils.results_table import format_table  # noqa: E402
 
@@ -137,29 +136,6 @@ def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, fl
         rows.append({'sampler': sampler, 'steps': steps, 'variance': variance, 'clip': clip, 'PSNR': p, 'SSIM': s, 'depth_MAE': d,
                      'cpu_s_per_image': cpu_s, 'wall_s_per_image': wall_s})
     return rows
-
-
-def random_extractor(opt_path, sampler='ddim', seed=0, **kwargs):
-    """A :class:`PriorExtractor` with randomly initialised networks built from an option file (timing only).
-
-    The denoiser's standardisation statistics are set from random tri-planes and canonical cameras, and its output
-    layer gets small random weights (the zero-initialised one would make every sample the start noise).
-
-    Returns:
-        tuple: ``(extractor, input image size)``.
-    """
-    opt = load_config(opt_path)
-    torch.manual_seed(seed)
-    diffusion = dict(opt.get('diffusion') or {})
-    diffusion['objective'] = 'regression' if sampler == 'regression' else 'noise'
-    den = build_network(opt['network_g']).eval()
-    gen = build_network(opt['network_generator']).eval()
-    r = gen.encoder.plane_resolution(gen.input_size)
-    with torch.no_grad():
-        den.out[-1].weight.normal_(0, 0.02)
-        planes = torch.randn(2, 3, den.plane_channels, r, r) * 0.1
-        den.set_statistics(den.make_x0(planes, canonical_label(2)))
-    return PriorExtractor.from_networks(den, gen, diffusion, sampler=sampler, **kwargs), gen.input_size
 
 
 def timing_rows(scales, steps_list, batches, flips, samplers=('ddim', ), repeat=1):

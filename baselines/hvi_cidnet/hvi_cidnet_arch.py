@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight3d.archs.prior_fusion_arch import LayerNorm2d
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = [
@@ -115,26 +116,14 @@ def hsv_to_rgb(hue, sat, value):
     return torch.stack(channels, dim=1)
 
 
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channels of ``N x C x H x W`` tensors (eps 1e-6, affine), as in the original.
+class ChannelLayerNorm(LayerNorm2d):
+    """LayerNorm over the channels of ``N x C x H x W`` tensors (eps 1e-6, affine), as in the original: the
+    toolkit's :class:`~lowlight3d.archs.prior_fusion_arch.LayerNorm2d` (same ``weight``/``bias`` keys).
 
     Args:
         channels (int): Number of channels.
         eps (float): Added to the variance.
     """
-
-    def __init__(self, channels, eps=1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x):
-        """Normalise each pixel's channel vector, then scale and shift."""
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
 class CrossAttentionBlock(nn.Module):

@@ -18,7 +18,6 @@ import math
 
 import torch
 
-from lowlight3d.models.loss_sum import LossSum
 from lowlight3d.models.supervised_enhancement_model import SupervisedEnhancementModel
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
@@ -88,24 +87,14 @@ class CIDNetModel(SupervisedEnhancementModel):
         else:
             super().setup_schedulers()
 
-    def loss_terms(self, output, target):
-        """Like the parent's, but ``HVICIDNet.CIDLoss`` blocks get the network's ``hvit`` and log every term."""
+    def add_loss_terms(self, terms, name, loss_fn, output, target):
+        """``HVICIDNet.CIDLoss`` blocks get the network's ``hvit`` and log every term; other losses as the parent."""
         from baselines.hvi_cidnet.hvi_cidnet_loss import HVICIDNetLoss
-        terms = LossSum()
+        if not isinstance(loss_fn, HVICIDNetLoss):
+            return super().add_loss_terms(terms, name, loss_fn, output, target)
         hvit = getattr(self.bare(self.nets['net_g']), 'hvit', None)  # None: CIDLoss then asks for hvi_weight: 0
-        for name, loss_fn in self.losses.items():
-            if isinstance(loss_fn, HVICIDNetLoss):
-                for term, value in loss_fn.terms(output, target, hvit).items():
-                    terms.add(f'{name}_{term}', value)
-                continue
-            value = loss_fn(output, target)
-            if isinstance(value, tuple):
-                for suffix, v in zip(('', '_style'), value):
-                    if v is not None:
-                        terms.add(f'{name}{suffix}', v)
-            else:
-                terms.add(name, value)
-        return terms
+        for term, value in loss_fn.terms(output, target, hvit).items():
+            terms.add(f'{name}_{term}', value)
 
     def optimize_parameters(self, current_iter):
         """One step (with the optional random-gamma input augmentation)."""

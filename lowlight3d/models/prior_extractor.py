@@ -45,9 +45,11 @@ from lowlight3d.archs import build_network
 from lowlight3d.archs.diffusion_schedule import VARIANCES, DiffusionSchedule, sampler_for
 from lowlight3d.archs.triplane_renderer_arch import depth_guidance
 from lowlight3d.data.external_triplanes import convert_eg3d_decoder, find_eg3d_decoder
+from lowlight3d.utils.camera import canonical_label
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
+from lowlight3d.utils.options import load_config
 
-__all__ = ['PriorExtractor', 'sample_x0', 'seeded_generators', 'prior_pyramid', 'triplane_source',
+__all__ = ['PriorExtractor', 'random_extractor', 'sample_x0', 'seeded_generators', 'prior_pyramid', 'triplane_source',
            'triplane_resolution', 'load_renderer_weights', 'build_renderer', 'content_digest', 'tensor_digest']
 
 
@@ -418,3 +420,26 @@ def _load(net, path, what):
     if key not in state:
         raise KeyError(f'{path} has no params/params_ema entry (keys: {list(state)})')
     net.load_state_dict(strip_module_prefix(state[key]), strict=True)
+
+
+def random_extractor(opt_path, sampler='ddim', seed=0, **kwargs):
+    """A :class:`PriorExtractor` with randomly initialised networks built from an option file (timing only).
+
+    The denoiser's standardisation statistics are set from random tri-planes and canonical cameras, and its output
+    layer gets small random weights (the zero-initialised one would make every sample the start noise).
+
+    Returns:
+        tuple: ``(extractor, input image size)``.
+    """
+    opt = load_config(opt_path)
+    torch.manual_seed(seed)
+    diffusion = dict(opt.get('diffusion') or {})
+    diffusion['objective'] = 'regression' if sampler == 'regression' else 'noise'
+    den = build_network(opt['network_g']).eval()
+    gen = build_network(opt['network_generator']).eval()
+    r = gen.encoder.plane_resolution(gen.input_size)
+    with torch.no_grad():
+        den.out[-1].weight.normal_(0, 0.02)
+        planes = torch.randn(2, 3, den.plane_channels, r, r) * 0.1
+        den.set_statistics(den.make_x0(planes, canonical_label(2)))
+    return PriorExtractor.from_networks(den, gen, diffusion, sampler=sampler, **kwargs), gen.input_size

@@ -73,14 +73,18 @@ class SupervisedEnhancementModel(BaseModel):
         """The configured losses as ``LossSum`` (BasicSR's ``(perceptual, style)`` tuples become two terms)."""
         terms = LossSum()
         for name, loss_fn in self.losses.items():
-            value = loss_fn(output, target)
-            if isinstance(value, tuple):  # BasicSR's PerceptualLoss returns (perceptual, style)
-                for suffix, v in zip(('', '_style'), value):
-                    if v is not None:
-                        terms.add(f'{name}{suffix}', v)
-            else:
-                terms.add(name, value)
+            self.add_loss_terms(terms, name, loss_fn, output, target)
         return terms
+
+    def add_loss_terms(self, terms, name, loss_fn, output, target):
+        """Add the term(s) of one configured loss to ``terms`` (a subclass may give a loss more inputs here)."""
+        value = loss_fn(output, target)
+        if isinstance(value, tuple):  # BasicSR's PerceptualLoss returns (perceptual, style)
+            for suffix, v in zip(('', '_style'), value):
+                if v is not None:
+                    terms.add(f'{name}{suffix}', v)
+        else:
+            terms.add(name, value)
 
     def compute_losses(self, output, target):
         """Sum of the configured losses; returns ``(total, {'l_<name>': value})``."""

@@ -10,7 +10,7 @@ Protocol (``scripts/inference_speed.py``):
   enhancer plus the extraction of its 3D prior (:meth:`~lowlight3d.models.prior_extractor.PriorExtractor.extract`,
   no cache) with the sampling settings the model would use (the prior stage's ``prior`` block, overridden by the
   method's own); the prior networks are built with random weights from the prior stage's option file by
-  ``random_extractor`` of ``scripts/prior_quality.py``;
+  ``random_extractor`` of :mod:`lowlight3d.models.prior_extractor`;
 * a ZERO-IG option file (``ZeroIG.ZeroIGModel``) with ``test_opt.steps > 0`` (or ``zero_shot_steps``) adds a row
   for its test-time procedure (:meth:`~baselines.zero_ig.zero_ig_model.ZeroIGModel.zero_shot`: that many
   optimisation steps on the image, then the forward pass); its plain forward row is always given;
@@ -21,7 +21,6 @@ Protocol (``scripts/inference_speed.py``):
 """
 import argparse
 import contextlib
-import importlib.util
 import os
 import os.path as osp
 import statistics
@@ -33,6 +32,7 @@ import warnings
 import torch
 
 from lowlight3d.archs import build_network
+from lowlight3d.models.prior_extractor import random_extractor
 from lowlight3d.pipeline.complexity import count_parameters, example_inputs
 from lowlight3d.utils.options import load_config
 from lowlight3d.utils.registry import import_custom_modules, load_plugins
@@ -77,17 +77,6 @@ def _existing(path):
         return candidate
     raise FileNotFoundError(f'option file {path!r} not found (relative paths are taken from the working folder, then '
                             f'from the repository root {REPO})')
-
-
-def _prior_quality_module():
-    """``scripts/prior_quality.py`` as a module (its ``random_extractor`` builds random-weight priors)."""
-    name = 'lowlight3d_scripts_prior_quality'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'scripts', 'prior_quality.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def prior_settings(prior_opt):
@@ -176,7 +165,7 @@ def timed_calls_from_options(opt_path, size=256, zero_shot_steps=None, seed=0, w
     if isinstance(prior_opt, dict) and prior_opt:
         ddpm_path, settings = prior_settings(prior_opt)
         sampler = settings.pop('sampler', 'ddim')
-        ext, _ = _prior_quality_module().random_extractor(ddpm_path, sampler=sampler, seed=seed, **settings)
+        ext, _ = random_extractor(ddpm_path, sampler=sampler, seed=seed, **settings)
         lq = inputs[0]
 
         def with_prior():
