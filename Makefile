@@ -28,6 +28,7 @@ $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install -q -c requirements.txt torch torchvision numpy 'setuptools>=70.1,<82' wheel cython
 	$(PY) -m pip install -q --no-build-isolation -r requirements.txt
+	$(PY) -m pip install -q --no-deps mediapipe==0.10.14
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) scripts/build_iqa_models.py
 	touch $(STAMP)
