@@ -10,13 +10,14 @@ export LOWLIGHT3D_TEST_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 FACES ?=
 
-.PHONY: venv demo test benchmark-demo benchmark-real clean-demo help
+.PHONY: venv demo test benchmark-demo benchmark-real benchmark-paper clean-demo help
 
 help:
 	@echo "make demo [FACES=dir]   generate demo faces (or use yours), train, test, print the metric table"
-	@echo "make test               run the test suite (CPU)"
+	@echo "make test               lint (ruff) and run the test suite (CPU)"
 	@echo "make benchmark-demo     train+test every method of options/demo/benchmark_demo.yml over 2 seeds, one table"
 	@echo "make benchmark-real     same on real faces (UTKFace, Yale B of LOWLIGHT3D_TEST_DATA), equal CPU budget"
+	@echo "make benchmark-paper    Table 1 + Table 2 at paper scale (GPU machine, prepared FFHQ/CelebV-Low, real VGG weights)"
 	@echo "make venv               (re)create the virtual environment $(VENV) if requirements changed"
 
 venv: $(STAMP)
@@ -47,7 +48,13 @@ benchmark-real: venv
 	$(PY) scripts/prepare_real_faces.py
 	$(PY) scripts/benchmark_demo.py --list options/real/benchmark_real.yml --out results/benchmark_real
 
+# Paper scale: every stage trains its own option file's iterations (options/benchmark_paper.yml); needs a GPU machine.
+benchmark-paper: venv
+	$(PY) scripts/benchmark_demo.py --list options/benchmark_paper.yml --out results/benchmark_paper
+
+# Lint first (ruff.toml: pyflakes, pycodestyle, import order, 120 columns), then the suite.
 test: venv
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -ra tests
 
 clean-demo:

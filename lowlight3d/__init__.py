@@ -5,8 +5,11 @@ and registers every arch, loss, dataset, metric and model of the toolkit into Ba
 Baselines and user plug-ins register when an option file is loaded (entry point ``lowlight3d.plugins`` and
 ``custom_imports``).
 """
+# The compat patches must run before anything imports basicsr: keep this order.
+# isort: off
 from lowlight3d.version import __version__
-from lowlight3d.utils import basicsr_compat  # noqa: F401  (must run before anything imports basicsr)
+from lowlight3d.utils import basicsr_compat  # noqa: F401
 from lowlight3d import archs, data, losses, metrics, models  # noqa: F401,E402  (registration side effects)
+# isort: on
 
 __all__ = ['__version__']

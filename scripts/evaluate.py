@@ -24,7 +24,8 @@ from lowlight3d.metrics.folder_evaluation import (
     describe_protocol,  # noqa: E402
     evaluate_folders,
     format_table,
-    write_metrics_csv)
+    write_metrics_csv,
+)
 
 FULL_DEFAULT = 'psnr,ssim,lpips,niqe,brisque'
 NO_REF_DEFAULT = 'niqe,brisque'

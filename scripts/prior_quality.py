@@ -9,6 +9,8 @@ Usage (after ``make demo`` trained the generator and the DDPM stages)::
     python scripts/prior_quality.py --complexity-only                 # paper-scale params / FLOPs only
     python scripts/prior_quality.py --timing-only --timing-scales paper --timing-steps 10 20 --timing-flip off on
 
+The measurements live in :mod:`lowlight3d.pipeline.prior_quality`; this script is its command line.
+
 Quality: PSNR/SSIM of the render from sampled tri-planes against the render of the generator's tri-planes of the
 normal-light image (true camera), and the mean absolute difference of the depth guidance maps (``[0, 1]``).
 Complexity (paper-scale option file, 256x256 input): parameters of the denoiser (condition extractor included),
@@ -18,206 +20,13 @@ Timing: CPU seconds (``time.process_time``, all threads summed) and wall seconds
 ``PriorExtractor.extract`` (condition extractor + S denoiser steps + render, resize and pyramid included) at demo
 and paper scale, batch 1 and 8, with **randomly initialised** networks (the cost does not depend on the weights).
 """
-import argparse
 import os.path as osp
 import sys
-import time
-
-import numpy as np
-import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from lowlight3d.archs import build_network  # noqa: E402
-from lowlight3d.data import build_dataset  # noqa: E402
-from lowlight3d.metrics.psnr_ssim_metric import psnr, ssim  # noqa: E402
-from lowlight3d.archs.diffusion_schedule import SAMPLERS, VARIANCES  # noqa: E402
-from lowlight3d.archs.triplane_renderer_arch import depth_guidance  # noqa: E402
-from lowlight3d.models.prior_extractor import PriorExtractor, _load, random_extractor  # noqa: E402
-from lowlight3d.pipeline.complexity import count_flops, count_parameters  # noqa: E402
-from lowlight3d.utils.options import load_config  # noqa: E402
-from lowlight3d.utils.results_table import format_table  # noqa: E402
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def complexity_rows(opt_path, size=256, steps=(1, 10, 20, 50, 1000)):
-    """Params and FLOPs of the paper-scale denoiser, extractor and renderer; rows for full sampling."""
-    opt = load_config(opt_path)
-    den = build_network(opt['network_g']).eval()
-    gen_opt = opt['network_generator']
-    renderer = build_network({'type': 'TriplaneRenderer', 'plane_channels': gen_opt['encoder']['plane_channels'],
-                              **gen_opt['renderer']}).eval()
-    x, t, img = den.example_inputs(size)
-    with torch.no_grad():
-        feats = den.condition(img)
-    step = count_flops(_Denoise(den, feats), (x, t))
-    cond = count_flops(den.cond, (img, ))
-    r = x.shape[-1]
-    render = count_flops(renderer, (torch.zeros(1, 3, renderer.plane_channels, r, r), den.split_x0(x)[1]))
-    params = count_parameters(den)
-    rows = [{'what': 'denoiser step (U-Net + fusion)', 'params_M': (params - count_parameters(den.cond)) / 1e6,
-             'GFLOPs': step / 1e9, 'GMACs': step / 2e9},
-            {'what': 'condition extractor (once)', 'params_M': count_parameters(den.cond) / 1e6, 'GFLOPs': cond / 1e9,
-             'GMACs': cond / 2e9},
-            {'what': f'render {renderer.resolution}^2', 'params_M': count_parameters(renderer) / 1e6,
-             'GFLOPs': render / 1e9, 'GMACs': render / 2e9}]
-    for s in steps:
-        total = cond + s * step + render
-        rows.append({'what': f'full sampling S={s}', 'params_M': (params + count_parameters(renderer)) / 1e6,
-                     'GFLOPs': total / 1e9, 'GMACs': total / 2e9})
-    return rows
-
-
-class _Denoise(torch.nn.Module):
-    """One denoiser step with fixed condition features (for FLOP counting)."""
-
-    def __init__(self, den, feats):
-        super().__init__()
-        self.den, self.feats = den, feats
-
-    def forward(self, x, t):
-        return self.den.denoise(x, t, self.feats)
-
-
-def _to_img(t):
-    return (t.clamp(0, 1).permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round().astype(np.uint8)
-
-
-def _settings(objective, samplers, steps_list, variances):
-    """(sampler, steps, variance) combinations that make sense for the objective."""
-    if objective == 'regression':
-        return [('regression', 1, '-')]
-    out = []
-    for sampler in samplers:
-        for steps in steps_list:
-            for variance in (variances if sampler == 'paper' else ['-']):
-                out.append((sampler, steps, variance))
-    return out
-
-
-def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, flip_consistent=False,
-                 variances=('beta', ), clips=(5.0, )):
-    """Rows of PSNR/SSIM/depth error/seconds per image for each sampler, number of steps and (paper) variance.
-
-    A regression network (``diffusion.objective: regression``, ablation V6) gives one row (one forward pass).
-    ``clips``: clamps of the predicted standardised ``x0`` (``None``: off; the paper sampler is then eq. 4 exactly).
-    """
-    opt = load_config(opt_path)
-    val_opt = dict(opt['datasets']['val'])
-    val_opt['phase'] = 'val'
-    dataset = build_dataset(val_opt)
-    n = min(len(dataset), max_images)
-    samples = [dataset[i] for i in range(n)]
-    lq = torch.stack([s['lq'] for s in samples])
-    gt = torch.stack([s['gt'] for s in samples])
-    cams = torch.stack([s['camera'] for s in samples])
-    rows = []
-    objective = (opt.get('diffusion') or {}).get('objective', 'noise')
-    gen = build_network(opt['network_generator'])
-    _load(gen, opt['path']['pretrain_network_generator'], 'generator')
-    gen.eval()
-    with torch.no_grad():
-        target = gen.render(gen(gt), cams, deterministic=True)
-    t_img = target['image']
-    t_depth = depth_guidance(target['depth'], target['opacity'], gen.renderer.ray_start, gen.renderer.ray_end)
-    settings = [(*st, clip) for st in _settings(objective, samplers, steps_list, variances)
-                for clip in (clips if st[0] != 'regression' else [None])]
-    for sampler, steps, variance, clip in settings:
-        ext = PriorExtractor.from_options(opt, weights, steps=steps, sampler=sampler, flip_consistent=flip_consistent,
-                                          variance='beta' if variance == '-' else variance, clip=clip)
-        t0 = time.process_time()
-        w0 = time.perf_counter()
-        out = ext.extract(lq, seed=seed)
-        cpu_s, wall_s = (time.process_time() - t0) / n, (time.perf_counter() - w0) / n
-        p = np.mean([psnr(_to_img(out['render'][i]), _to_img(t_img[i])) for i in range(n)])
-        s = np.mean([ssim(_to_img(out['render'][i]), _to_img(t_img[i])) for i in range(n)])
-        d = (out['depth'] - t_depth).abs().mean().item()
-        rows.append({'sampler': sampler, 'steps': steps, 'variance': variance, 'clip': clip, 'PSNR': p, 'SSIM': s, 'depth_MAE': d,
-                     'cpu_s_per_image': cpu_s, 'wall_s_per_image': wall_s})
-    return rows
-
-
-def timing_rows(scales, steps_list, batches, flips, samplers=('ddim', ), repeat=1):
-    """CPU and wall seconds per image of ``PriorExtractor.extract`` with random weights.
-
-    Args:
-        scales (dict): ``name -> option file``.
-        steps_list (list[int]): Sampling steps (one row for the ``'regression'`` sampler).
-        batches (list[int]): Batch sizes.
-        flips (list[bool]): ``flip_consistent`` settings.
-        samplers (list[str]): ``'ddim'``, ``'paper'`` or ``'regression'``.
-        repeat (int): Timed calls per setting (the minimum is reported).
-
-    Returns:
-        list[dict]: One row per setting.
-    """
-    rows = []
-    for scale, opt_path in scales.items():
-        for sampler in samplers:
-            for steps in ([1] if sampler == 'regression' else steps_list):
-                for flip in flips:
-                    ext, size = random_extractor(opt_path, sampler, steps=steps, flip_consistent=flip)
-                    ext.extract(torch.rand(1, 3, size, size), seed=0)  # warm-up (allocator, kernels)
-                    for b in batches:
-                        lq = torch.rand(b, 3, size, size) * 0.2
-                        cpu, wall = [], []
-                        for _ in range(repeat):
-                            t0, w0 = time.process_time(), time.perf_counter()
-                            ext.extract(lq, seed=0)
-                            cpu.append((time.process_time() - t0) / b)
-                            wall.append((time.perf_counter() - w0) / b)
-                        rows.append({'scale': scale, 'input': f'{size}^2', 'sampler': sampler, 'steps': steps,
-                                     'flip_consistent': flip, 'batch': b, 'cpu_s_per_image': min(cpu),
-                                     'wall_s_per_image': min(wall)})
-                        print(f'  timed {rows[-1]}', flush=True)
-    return rows
-
-
-def main(argv=None):
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--opt', default=osp.join(REPO, 'options/demo/train_TriplaneDDPM_demo.yml'))
-    parser.add_argument('--weights', default='experiments/demo_TriplaneDDPM/models/net_g_latest.pth')
-    parser.add_argument('--paper-opt', default=osp.join(REPO, 'options/train/LowLight3D/train_TriplaneDDPM_FFHQ.yml'))
-    parser.add_argument('--steps', type=int, nargs='+', default=[1, 2, 5, 10, 20, 50])
-    parser.add_argument('--samplers', nargs='+', default=['ddim', 'paper'])
-    parser.add_argument('--variances', nargs='+', default=['beta', 'posterior'], choices=VARIANCES,
-                        help="Variances of the paper sampler: 'beta' (eq. 4) and/or 'posterior' (beta~).")
-    parser.add_argument('--clips', nargs='+', default=['5'],
-                        help="Clamps of the standardised x0 in both samplers ('none': off, paper sampler = eq. 4).")
-    parser.add_argument('--max-images', type=int, default=24)
-    parser.add_argument('--flip-consistent', action='store_true', help='Average with the flipped prior (2x cost).')
-    parser.add_argument('--complexity-only', action='store_true')
-    parser.add_argument('--timing-only', action='store_true', help='Only the CPU timing table (random weights).')
-    parser.add_argument('--no-timing', action='store_true')
-    parser.add_argument('--timing-scales', nargs='+', default=['demo', 'paper'], choices=['demo', 'paper'])
-    parser.add_argument('--timing-steps', type=int, nargs='+', default=[20])
-    parser.add_argument('--timing-batches', type=int, nargs='+', default=[1, 8])
-    parser.add_argument('--timing-flip', nargs='+', default=['off'], choices=['off', 'on'])
-    parser.add_argument('--timing-samplers', nargs='+', default=['ddim'], choices=list(SAMPLERS))
-    parser.add_argument('--timing-repeat', type=int, default=1)
-    args = parser.parse_args(argv)
-    if not args.timing_only:
-        print(f'Complexity at 256x256 ({osp.relpath(args.paper_opt, REPO)}; torch FlopCounterMode, 1 MAC = 2 FLOPs; '
-              'paper: 9.29 M params / 411.86 G for the whole method)')
-        print(format_table(complexity_rows(args.paper_opt), digits=3))
-        if args.complexity_only:
-            return
-    if not args.no_timing:
-        scales = {'demo': osp.join(REPO, 'options/demo/train_TriplaneDDPM_demo.yml'), 'paper': args.paper_opt}
-        print(f'\nCPU time per prior extraction (RANDOM WEIGHTS: timing only, quality meaningless; '
-              f'{torch.get_num_threads()} CPU threads; cpu_s = process CPU seconds summed over threads)')
-        print(format_table(timing_rows({k: scales[k] for k in args.timing_scales}, args.timing_steps,
-                                       args.timing_batches, [f == 'on' for f in args.timing_flip],
-                                       args.timing_samplers, args.timing_repeat), digits=3))
-    if args.timing_only:
-        return
-    print(f'\nPrior quality vs sampling steps ({osp.relpath(args.opt, REPO)}, {torch.get_num_threads()} CPU threads)')
-    print(format_table(quality_rows(args.opt, args.weights, args.steps, args.samplers, args.max_images,
-                                    flip_consistent=args.flip_consistent, variances=args.variances,
-                                    clips=[None if c.lower() == 'none' else float(c) for c in args.clips]), digits=4))
-
+import lowlight3d  # noqa: E402,F401
+from lowlight3d.pipeline.prior_quality import complexity_rows, main, quality_rows, timing_rows  # noqa: E402,F401
 
 if __name__ == '__main__':
     main()

@@ -8,17 +8,21 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import write_smooth_images
 
 import baselines  # noqa: F401  (registrations)
-from baselines.enlightengan.enlightengan_arch import (EnlightenGANDiscriminator, EnlightenGANGenerator,
-                                                      attention_map)
-from baselines.enlightengan.enlightengan_loss import (VGG16_FILENAME, EnlightenGANLSGANLoss,
-                                                      EnlightenGANRelativisticLSGANLoss,
-                                                      EnlightenGANSelfFeaturePreservingLoss, RandomVGGWarning)
+from baselines.enlightengan.enlightengan_arch import EnlightenGANDiscriminator, EnlightenGANGenerator, attention_map
+from baselines.enlightengan.enlightengan_loss import (
+    VGG16_FILENAME,
+    EnlightenGANLSGANLoss,
+    EnlightenGANRelativisticLSGANLoss,
+    EnlightenGANSelfFeaturePreservingLoss,
+    RandomVGGWarning,
+)
 from baselines.enlightengan.enlightengan_model import LinearDecayAfter, random_darken, random_patch_boxes
 from lowlight3d.data import build_dataset
 from lowlight3d.utils.weights import WeightsNotFoundError
+
+from conftest import write_smooth_images
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_OPT = osp.join(REPO, 'options', 'demo', 'train_EnlightenGAN_randomVGG_demo.yml')

@@ -14,8 +14,13 @@ import torch.nn.functional as F
 
 import baselines  # noqa: F401  (registrations)
 from baselines.hvi_cidnet.hvi_cidnet_arch import CIDNet, HVITransform
-from baselines.hvi_cidnet.hvi_cidnet_loss import (HVICIDNetLoss, edge_loss, gaussian_window, laplacian_residual,
-                                                  ssim_index)
+from baselines.hvi_cidnet.hvi_cidnet_loss import (
+    HVICIDNetLoss,
+    edge_loss,
+    gaussian_window,
+    laplacian_residual,
+    ssim_index,
+)
 from baselines.hvi_cidnet.hvi_cidnet_model import WarmupCosine
 from lowlight3d.archs.vgg_feature_extractor_arch import RandomVGGWarning
 

@@ -91,7 +91,7 @@ def test_fft_loss_by_hand():
     def rfft2_by_hand(img):  # X[k, l] = sum_{m,n} x[m, n] exp(-2 pi i (k m / 2 + l n / 3)), l = 0, 1 (W // 2 + 1)
         out = []
         for k in range(2):
-            for l in range(2):
+            for l in range(2):  # noqa: E741 (the DFT's index name)
                 re = im = 0.0
                 for m in range(2):
                     for n in range(3):

@@ -9,8 +9,16 @@ import torch
 
 import baselines  # noqa: F401  (registrations)
 from baselines.zero_ig.zero_ig_arch import EPS, ZeroIGNetwork, pair_downsample
-from baselines.zero_ig.zero_ig_loss import (DEFAULT_WEIGHTS, ZeroIGLoss, edge_aware_smoothness, local_variance, luma,
-                                            near_box_gaussian_kernel, texture_similarity_mask, total_variation)
+from baselines.zero_ig.zero_ig_loss import (
+    DEFAULT_WEIGHTS,
+    ZeroIGLoss,
+    edge_aware_smoothness,
+    local_variance,
+    luma,
+    near_box_gaussian_kernel,
+    texture_similarity_mask,
+    total_variation,
+)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_OPT = osp.join(REPO, 'options', 'demo', 'train_ZeroIG_demo.yml')

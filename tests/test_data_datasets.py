@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from lowlight3d.data.lowlight_face_dataset import (CorruptImageWarning, PairedLowLightFaceDataset,
-                                                   SemiSupervisedLowLightDataset, UnpairedLowLightDataset)
+from lowlight3d.data.lowlight_face_dataset import (
+    CorruptImageWarning,
+    PairedLowLightFaceDataset,
+    SemiSupervisedLowLightDataset,
+    UnpairedLowLightDataset,
+)
 from lowlight3d.utils.img_io import ImageReadError
 from lowlight3d.utils.registry import DATASET_REGISTRY
 

@@ -6,11 +6,21 @@ import cv2
 import numpy as np
 import pytest
 
-from lowlight3d.data.preparation.face_alignment import (FFHQ_TEMPLATE_512, align_face, ffhq_quad, five_landmarks)
-from lowlight3d.data.preparation.face_detection import (FaceDetection, HaarFaceDetector, brighten_for_detection,
-                                                        build_face_detector)
-from lowlight3d.data.preparation.frame_quality import (NearDuplicateFilter, blur_score, exposure_clipping,
-                                                       face_thumbnail, noise_sigma, relative_noise)
+from lowlight3d.data.preparation.face_alignment import FFHQ_TEMPLATE_512, align_face, ffhq_quad, five_landmarks
+from lowlight3d.data.preparation.face_detection import (
+    FaceDetection,
+    HaarFaceDetector,
+    brighten_for_detection,
+    build_face_detector,
+)
+from lowlight3d.data.preparation.frame_quality import (
+    NearDuplicateFilter,
+    blur_score,
+    exposure_clipping,
+    face_thumbnail,
+    noise_sigma,
+    relative_noise,
+)
 from lowlight3d.utils.img_io import read_image
 
 

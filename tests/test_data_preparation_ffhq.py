@@ -12,6 +12,7 @@ from lowlight3d.data import build_dataset
 from lowlight3d.data.image_source import ImageSource
 from lowlight3d.data.preparation.ffhq_preparation import prepare_ffhq, select_ffhq_split
 from lowlight3d.utils.img_io import read_image
+
 from conftest import write_smooth_images
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -5,8 +5,13 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from lowlight3d.data.lowlight_degradation import (DEFAULT_DEGRADATION, LowLightDegradation, linear_to_srgb,
-                                                  mean_brightness, srgb_to_linear)
+from lowlight3d.data.lowlight_degradation import (
+    DEFAULT_DEGRADATION,
+    LowLightDegradation,
+    linear_to_srgb,
+    mean_brightness,
+    srgb_to_linear,
+)
 
 
 def _face_like(h=48, w=40, seed=0):

@@ -7,9 +7,9 @@ import json
 import os
 import os.path as osp
 
-from conftest import write_smooth_images
-
 from lowlight3d.pipeline.demo import DEMO_STAGES, prepare_user_faces, run_demo
+
+from conftest import write_smooth_images
 
 TINY_DATA = dict(num_train=8, num_val=2, num_test=2, num_unpaired=3, size=64)
 TINY_RUN = ['train.total_iter=2', 'train.scheduler.periods=[2]', 'datasets.train.batch_size_per_gpu=2',
@@ -19,9 +19,9 @@ TINY_RUN = ['train.total_iter=2', 'train.scheduler.periods=[2]', 'datasets.train
 
 def test_demo_runs_end_to_end(tmp_path):
     summaries = run_demo(root=str(tmp_path), demo_data_kwargs=TINY_DATA, extra_overrides=TINY_RUN)
-    assert [s['name'] for s in DEMO_STAGES][:2] == ['demo_TriplaneGenerator', 'demo_TriplaneDDPM']
+    assert [s['name'] for s in DEMO_STAGES][:2] == ['demo_TriplaneGenerator', 'demo_TriplaneDDPM_v']
     assert list(summaries) == ['demo_LowLight3D_randomVGG']
-    for stage in ('demo_TriplaneGenerator', 'demo_TriplaneDDPM'):  # the prior stages were trained first
+    for stage in ('demo_TriplaneGenerator', 'demo_TriplaneDDPM_v'):  # the prior stages were trained first
         assert osp.isdir(tmp_path / 'experiments' / stage / 'models')
     result = tmp_path / 'results' / 'demo_LowLight3D_randomVGG'
     payload = json.load(open(result / 'metrics.json'))

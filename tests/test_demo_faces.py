@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lowlight3d.data import demo_faces as df
+from lowlight3d.data.demo_faces import dataset_writer
 
 SIZE = 64
 
@@ -284,7 +285,7 @@ def test_generate_demo_dataset_interrupted_is_incomplete_and_resumes(tmp_path, m
     kw = dict(num_train=3, num_val=1, num_test=1, num_unpaired=1, size=32, seed=5)
     ref = _files(df.generate_demo_dataset(str(tmp_path / 'ref'), num_workers=1, **kw)['root'])
     root = str(tmp_path / 'demo')
-    real_write, calls = df._write_png, []
+    real_write, calls = dataset_writer._write_png, []
 
     def failing_write(path, img):
         calls.append(path)
@@ -292,10 +293,10 @@ def test_generate_demo_dataset_interrupted_is_incomplete_and_resumes(tmp_path, m
             raise KeyboardInterrupt('simulated interruption')
         real_write(path, img)
 
-    monkeypatch.setattr(df, '_write_png', failing_write)
+    monkeypatch.setattr(dataset_writer, '_write_png', failing_write)
     with pytest.raises(KeyboardInterrupt):
         df.generate_demo_dataset(root, num_workers=1, **kw)
-    monkeypatch.setattr(df, '_write_png', real_write)
+    monkeypatch.setattr(dataset_writer, '_write_png', real_write)
     assert not osp.exists(osp.join(root, 'meta.json'))
     assert not df.is_demo_dataset_complete(root, **kw)
     assert not [n for n in os.listdir(osp.join(root, 'train', 'gt')) if 'tmp' in n]  # atomic writes
@@ -310,3 +311,15 @@ def test_generate_demo_dataset_independent_of_workers(tmp_path):
     b = _files(df.generate_demo_dataset(str(tmp_path / 'b'), num_workers=2, **kw)['root'])
     assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
     assert 'val' not in {k.split(os.sep)[0] for k in a}
+
+
+def test_package_keeps_the_public_names_of_the_former_module():
+    # lowlight3d/data/demo_faces.py became a sub-package: every old public name still imports from it
+    old = ['GENERATOR_VERSION', 'CAMERA_RADIUS', 'FOCAL', 'FOV_DEG', 'SKIN_TONES_SRGB', 'camera_from_angles',
+           'camera_label', 'camera_from_label', 'intrinsics_matrix', 'generate_rays', 'zdepth_to_ray_distance',
+           'sphere_trace', 'render_sdf', 'FaceModel', 'sample_face_params', 'sample_lowlight_params',
+           'mirror_params', 'face_params_for', 'render_face', 'make_demo_face', 'depth_to_vis', 'demo_dataset_meta',
+           'is_demo_dataset_complete', 'write_unpaired_split', 'generate_demo_dataset']
+    assert sorted(df.__all__) == sorted(old)
+    assert all(getattr(df, name) is not None for name in old + ['RAY_NEAR', 'RAY_FAR'])
+    assert df.generate_demo_dataset is dataset_writer.generate_demo_dataset

@@ -10,8 +10,13 @@ import pytest
 import torch
 
 from lowlight3d.archs import build_network
-from lowlight3d.archs.vgg_feature_extractor_arch import (RANDOM_VGG, RandomVGGWarning, VGGFeatureExtractor,
-                                                         load_vgg_features, vgg_layer_names)
+from lowlight3d.archs.vgg_feature_extractor_arch import (
+    RANDOM_VGG,
+    RandomVGGWarning,
+    VGGFeatureExtractor,
+    load_vgg_features,
+    vgg_layer_names,
+)
 from lowlight3d.losses import build_loss
 from lowlight3d.losses.feature_perceptual_loss import FeaturePerceptualLoss
 from lowlight3d.losses.inter_consistency_loss import InterConsistencyLoss
@@ -77,7 +82,7 @@ def _gram(x, normalize):
     for xb in x:
         c, hw = len(xb), len(xb[0]) * len(xb[0][0])
         flat = [[v for row in ch for v in row] for ch in xb]
-        g = [[sum(flat[k][n] * flat[l][n] for n in range(hw)) for l in range(c)] for k in range(c)]
+        g = [[sum(flat[k][n] * flat[m][n] for n in range(hw)) for m in range(c)] for k in range(c)]
         out.append([[v / (c * hw) if normalize else v for v in row] for row in g])
     return out
 

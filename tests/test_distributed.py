@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import torch
+
 from conftest import tiny_train_overrides
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -13,8 +13,13 @@ import numpy as np
 import pytest
 
 from lowlight3d.metrics import iqa_model_files as imf
-from lowlight3d.metrics.folder_evaluation import (ImageSizeError, PairingError, evaluate_folders, format_table,
-                                                  write_metrics_csv)
+from lowlight3d.metrics.folder_evaluation import (
+    ImageSizeError,
+    PairingError,
+    evaluate_folders,
+    format_table,
+    write_metrics_csv,
+)
 from lowlight3d.metrics.metric_util import MetricUnavailable, compute_metric
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -13,14 +13,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import write_smooth_images
+from lowlight3d.archs.eg3d_conversion import convert_eg3d_decoder
 from lowlight3d.archs.triplane_renderer_arch import TriplaneRenderer, mirror_triplane, sample_triplane
-from lowlight3d.data.external_triplanes import convert_eg3d_decoder, mirror_planes, read_triplane_file
+from lowlight3d.data.external_triplanes import mirror_planes, read_triplane_file
 from lowlight3d.data.face_depth_dataset import FaceDepthDataset
 from lowlight3d.models import build_model
 from lowlight3d.models.prior_extractor import PriorExtractor, load_renderer_weights
 from lowlight3d.pipeline.train_pipeline import train_pipeline
 from lowlight3d.utils.camera import look_at_label, mirror_label
+
+from conftest import write_smooth_images
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EXTERNAL_OPT = osp.join(REPO, 'options', 'train', 'LowLight3D', 'train_TriplaneDDPM_external_FFHQ.yml')

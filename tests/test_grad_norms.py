@@ -12,10 +12,11 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_train_overrides
 
 from lowlight3d.models.grad_norms import loss_term_grad_norms, parse_grad_norm_freq
 from lowlight3d.pipeline.train_pipeline import train_pipeline
+
+from conftest import tiny_train_overrides
 
 TRAIN_OPT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'options', 'demo',
                      'train_LowLightUNet_demo.yml')

@@ -16,11 +16,24 @@ import torch
 
 from lowlight3d.metrics import identity_metric
 from lowlight3d.metrics.folder_evaluation import evaluate_folders
-from lowlight3d.metrics.identity_metric import (SAME_PERSON_THRESHOLD, FaceEmbedder, IdentitySetMetric,
-                                                embedding_distance, face_model_dir, identity, image_key,
-                                                rank1_identification)
-from lowlight3d.metrics.metric_util import (METRIC_INFO, SET_LEVEL_METRICS, MetricUnavailable, compute_metric,
-                                            mean_of_rows, try_compute_metric)
+from lowlight3d.metrics.identity_metric import (
+    SAME_PERSON_THRESHOLD,
+    FaceEmbedder,
+    IdentitySetMetric,
+    embedding_distance,
+    face_model_dir,
+    identity,
+    image_key,
+    rank1_identification,
+)
+from lowlight3d.metrics.metric_util import (
+    METRIC_INFO,
+    SET_LEVEL_METRICS,
+    MetricUnavailable,
+    compute_metric,
+    mean_of_rows,
+    try_compute_metric,
+)
 from lowlight3d.models.validation import evaluate_loader, validate
 from lowlight3d.utils.registry import METRIC_REGISTRY
 

@@ -5,8 +5,14 @@ import pytest
 
 from lowlight3d.archs import build_network
 from lowlight3d.pipeline.complexity import count_parameters
-from lowlight3d.pipeline.inference_speed import (DEFAULT_OPTIONS, TimedCall, main, prior_settings,
-                                                 time_interleaved, timed_calls_from_options)
+from lowlight3d.pipeline.inference_speed import (
+    DEFAULT_OPTIONS,
+    TimedCall,
+    main,
+    prior_settings,
+    time_interleaved,
+    timed_calls_from_options,
+)
 from lowlight3d.utils.options import load_config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -12,11 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_smooth_images
 from lowlight3d.data.face_depth_dataset import FaceDepthDataset
-from lowlight3d.data.mediapipe_depth import (DepthCache, FaceMeshDepth, landmarks_to_depth, mesh_triangles,
-                                             rasterize_depth)
+from lowlight3d.data.mediapipe_depth import (
+    DepthCache,
+    FaceMeshDepth,
+    landmarks_to_depth,
+    mesh_triangles,
+    rasterize_depth,
+)
 from lowlight3d.utils.camera import FFHQ_FOCAL, FFHQ_RADIUS
+
+from conftest import write_smooth_images
 
 
 def test_single_triangle_is_interpolated_barycentrically():

@@ -3,8 +3,16 @@ import os.path as osp
 
 import pytest
 
-from lowlight3d.utils.options import (OptionError, apply_cfg_options, dump_options, load_config, merge_dicts,
-                                      resolve_options, yaml_load, yaml_loads)
+from lowlight3d.utils.options import (
+    OptionError,
+    apply_cfg_options,
+    dump_options,
+    load_config,
+    merge_dicts,
+    resolve_options,
+    yaml_load,
+    yaml_loads,
+)
 
 
 def _write(path, text):

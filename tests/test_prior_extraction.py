@@ -61,8 +61,8 @@ def test_flip_consistency_is_exact():
     for key in ('render', 'depth', 'opacity'):
         assert torch.allclose(a[key].flip(-1), b[key], atol=1e-5), key
     plain = _extractor(flip_consistent=False)
-    assert not torch.allclose(plain.extract(lq, seed=1)['render'].flip(-1), plain.extract(lq.flip(-1), seed=1)['render'],
-                              atol=1e-4)
+    flipped = plain.extract(lq.flip(-1), seed=1)['render']
+    assert not torch.allclose(plain.extract(lq, seed=1)['render'].flip(-1), flipped, atol=1e-4)
 
 
 def test_cache_avoids_resampling_and_persists(tmp_path, monkeypatch):
@@ -91,7 +91,8 @@ def test_from_options_loads_checkpoints(tmp_path):
     gen, den = _networks()
     torch.save({'params': gen.state_dict()}, tmp_path / 'gen.pth')
     torch.save({'params': den.state_dict(), 'params_ema': den.state_dict()}, tmp_path / 'ddpm.pth')
-    opt = {'network_g': {'type': 'TriplaneDDPM', **DDPM_KW}, 'network_generator': {'type': 'TriplaneGenerator', **GEN_KW},
+    opt = {'network_g': {'type': 'TriplaneDDPM', **DDPM_KW},
+           'network_generator': {'type': 'TriplaneGenerator', **GEN_KW},
            'diffusion': {'num_steps': 100, 'schedule': 'scaled_linear'}, 'prior': {'steps': 4},
            'path': {'pretrain_network_generator': str(tmp_path / 'gen.pth')}}
     ext = PriorExtractor.from_options(opt, str(tmp_path / 'ddpm.pth'))
@@ -103,7 +104,8 @@ def test_regression_extractor_is_one_deterministic_pass_picked_from_the_options(
     gen, den = _networks()
     torch.save({'params': gen.state_dict()}, tmp_path / 'gen.pth')
     torch.save({'params': den.state_dict()}, tmp_path / 'regressor.pth')
-    opt = {'network_g': {'type': 'TriplaneDDPM', **DDPM_KW}, 'network_generator': {'type': 'TriplaneGenerator', **GEN_KW},
+    opt = {'network_g': {'type': 'TriplaneDDPM', **DDPM_KW},
+           'network_generator': {'type': 'TriplaneGenerator', **GEN_KW},
            'diffusion': {'num_steps': 100, 'schedule': 'scaled_linear', 'objective': 'regression'},
            'prior': {'steps': 4, 'flip_consistent': False},
            'path': {'pretrain_network_generator': str(tmp_path / 'gen.pth')}}

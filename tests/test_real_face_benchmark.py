@@ -17,8 +17,14 @@ import torch
 from lowlight3d.archs.gamma_curve_enhancer_arch import GammaCurveEnhancer
 from lowlight3d.archs.identity_enhancer_arch import IdentityEnhancer
 from lowlight3d.data import build_dataset
-from lowlight3d.data.preparation.real_face_benchmark import (DARK_CONDITIONS, REFERENCE_CONDITION, prepare_real_faces,
-                                                             utk_split, yaleb_sets, yaleb_subject_split)
+from lowlight3d.data.preparation.real_face_benchmark import (
+    DARK_CONDITIONS,
+    REFERENCE_CONDITION,
+    prepare_real_faces,
+    utk_split,
+    yaleb_sets,
+    yaleb_subject_split,
+)
 from lowlight3d.metrics.metric_util import metrics_of_set
 from lowlight3d.pipeline.benchmark import _schedule_overrides, load_benchmark_list, run_benchmark
 from lowlight3d.utils.img_io import read_image

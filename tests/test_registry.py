@@ -7,8 +7,14 @@ import torch
 
 import lowlight3d  # noqa: F401
 from lowlight3d.archs import build_network
-from lowlight3d.utils.registry import (ARCH_REGISTRY, LOSS_REGISTRY, REGISTRIES, build_from_registry,
-                                       import_custom_modules, load_plugins, register)
+from lowlight3d.utils.registry import (
+    ARCH_REGISTRY,
+    LOSS_REGISTRY,
+    REGISTRIES,
+    build_from_registry,
+    import_custom_modules,
+    register,
+)
 
 USER_ARCH = '''
 import torch
@@ -90,8 +96,16 @@ def test_custom_imports_pick_up_a_user_arch(tmp_path, monkeypatch):
 
 
 def test_baselines_found_through_the_plugin_entry_point():
-    load_plugins()
-    assert 'baselines' in sys.modules
+    """In a fresh interpreter (other test files may already have imported ``baselines``): importing lowlight3d
+    does not import the baselines by name; ``load_plugins`` finds them through the entry point and their
+    ``Method.Name`` archs are then in the registry."""
+    code = ('import sys, lowlight3d\n'
+            'from lowlight3d.utils.registry import ARCH_REGISTRY, load_plugins\n'
+            'before = "baselines" in sys.modules, "EnlightenGAN.Generator" in ARCH_REGISTRY\n'
+            'load_plugins()\n'
+            'print(before, "baselines" in sys.modules, "EnlightenGAN.Generator" in ARCH_REGISTRY)\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ['(False,', 'False)', 'True', 'True'], out
 
 
 def test_list_command_prints_every_registry():

@@ -11,12 +11,13 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import tiny_train_overrides, write_smooth_images
 
 import lowlight3d.pipeline.test_pipeline as testing  # (a bare test_pipeline name would be collected by pytest)
 from lowlight3d.pipeline.train_pipeline import train_pipeline
 from lowlight3d.utils.checkpoint import load_checkpoint
 from lowlight3d.utils.options import OptionError
+
+from conftest import tiny_train_overrides, write_smooth_images
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_OPT = osp.join(REPO, 'options', 'demo', 'train_LowLightUNet_demo.yml')

@@ -16,11 +16,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_train_overrides, write_smooth_images
-from test_semi_supervised_model import DEMO, FULL, _options, _tiny_prior
 
 from lowlight3d.data import build_dataset
 from lowlight3d.models import build_model
+
+from conftest import tiny_train_overrides, write_smooth_images
+from test_semi_supervised_model import DEMO, FULL, _options, _tiny_prior
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 UNET_OPT = osp.join(REPO, 'options', 'demo', 'train_LowLightUNet_demo.yml')

@@ -11,49 +11,24 @@ import warnings
 
 import pytest
 import torch
-from conftest import write_smooth_images
 from torch.utils.data import default_collate
 
-from lowlight3d.archs import build_network
 from lowlight3d.data import build_dataset
 from lowlight3d.models import build_model
 from lowlight3d.pipeline.option_loading import load_options
-from lowlight3d.utils.camera import look_at_label
 from lowlight3d.utils.options import load_config
+
+from conftest import write_smooth_images
+from prior_helpers import tiny_prior
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'options', 'demo')
 FULL = osp.join(DEMO, 'train_LowLight3D_demo.yml')
 VARIANTS = ['V1_supervised_only', 'V2_pseudo_labels', 'V3_no_intra', 'V4_no_inter', 'V5_no_prior',
             'V6_regression_prior', 'V7_concat_fusion']
-TINY_PRIOR = """_base_: {base}
-network_g: {{plane_channels: 4, base_channels: 8, image_downsample: 1}}
-network_generator:
-  input_size: 32
-  encoder: {{plane_channels: 4, base_channels: 8, channel_mults: [1, 2], num_up: 1, num_bottleneck_blocks: 1}}
-  renderer: {{hidden: 8, resolution: 16, num_coarse: 6, num_fine: 6}}
-diffusion: {{num_steps: 100}}
-path: {{pretrain_network_generator: {gen}}}
-"""
-
-
 def _tiny_prior(folder, base):
     """Option file + random checkpoints of a tiny prior stage inheriting ``base`` (DDPM or regressor)."""
-    tag = osp.splitext(osp.basename(base))[0]
-    gen_path, den_path, opt_path = (osp.join(folder, f'{tag}_{k}') for k in ('gen.pth', 'den.pth', 'opt.yml'))
-    with open(opt_path, 'w') as f:
-        f.write(TINY_PRIOR.format(base=base, gen=gen_path))
-    opt = load_config(opt_path)
-    torch.manual_seed(0)
-    gen, den = build_network(opt['network_generator']), build_network(opt['network_g'])
-    with torch.no_grad():
-        den.out[-1].weight.normal_(0, 0.02)
-        planes = torch.randn(4, 3, 4, 16, 16) * 0.5
-        cams = torch.stack([look_at_label(y, 0) for y in (-10, 0, 5, 10)])
-        den.set_statistics(den.make_x0(planes, cams))
-    torch.save({'params': gen.state_dict()}, gen_path)
-    torch.save({'params': den.state_dict()}, den_path)
-    return opt_path, den_path, gen_path
+    return tiny_prior(folder, base)
 
 
 @pytest.fixture(scope='module')

@@ -4,11 +4,11 @@ import json
 import os
 import os.path as osp
 
-from conftest import tiny_train_overrides
-
 import lowlight3d.pipeline.test_pipeline as testing  # (a bare test_pipeline name would be collected by pytest)
 from lowlight3d.metrics.metric_util import MetricUnavailable
 from lowlight3d.pipeline.train_pipeline import train_pipeline
+
+from conftest import tiny_train_overrides
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -58,10 +58,16 @@ def test_paper_table_row_by_hand():
                                                     {'dataset': 'C', 'metrics': ['brisque']}])
     assert row['A PSNR'] == '24.09' and row['A SSIM'] == '0.7512' and row['B NIQE'] == '3.36'
     assert row['A LPIPS'].startswith('n/a (metric lpips') and row['C BRISQUE'].startswith('n/a (set C')
+    # a set named by its option key (make demo FACES=... renames the paired test set to UserFaces_test)
+    renamed = {'UserFaces_test': {'metrics': {'psnr': 21.004}}}
+    row = testing.paper_table_row('ours', renamed, [{'dataset': 'test_paired', 'metrics': ['psnr']}],
+                                  {'test_paired': {'name': 'UserFaces_test'}, 'val': {'name': 'V'}})
+    assert row['UserFaces_test PSNR'] == '21.00'
 
 
 def test_a_folder_without_ground_truth_is_enhanced_at_its_own_size(tmp_path, tiny_image_sets):
     import cv2
+
     from conftest import write_smooth_images
     overrides = tiny_train_overrides(tiny_image_sets, 2, 'folder_run')
     train_pipeline(['-opt', osp.join(REPO, 'options/demo/train_LowLightUNet_demo.yml'), '--cfg-options', *overrides],

@@ -5,10 +5,11 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import tiny_train_overrides
 
 from lowlight3d.pipeline.train_pipeline import train_pipeline
 from lowlight3d.utils.checkpoint import load_checkpoint
+
+from conftest import tiny_train_overrides
 
 TRAIN_OPT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'options', 'demo',
                      'train_LowLightUNet_demo.yml')

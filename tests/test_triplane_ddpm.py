@@ -142,6 +142,7 @@ def tiny_setup(tmp_path_factory):
     opt['path'] = {'pretrain_network_generator': str(root / 'net_generator_random.pth'), 'models': str(root)}
     opt['network_g'].update(plane_channels=4, base_channels=8, image_downsample=1)
     opt['val'].update(sampling_steps=5, flip_consistent=False)
+    opt['diffusion']['objective'] = 'noise'  # the paper's eq. 6 (the demo file uses v); tests that need v set it
     return root, opt
 
 
@@ -282,6 +283,60 @@ def test_regression_objective_trains_and_samples_in_one_pass(tiny_setup):
     assert model.output.shape == (8, 3, 16, 16) and model.output_depth.shape == (8, 1, 16, 16)
     with pytest.raises(ValueError, match='objective'):
         model.prior_extractor(sampler='ddim')
+
+
+def test_v_objective_targets_convert_to_eps_and_an_exact_v_model_samples_x0():
+    """Objective 'v': target sqrt(abar) eps - sqrt(1 - abar) x0 (hand computation with the same draws), its exact
+    conversion back to eps, and both samplers return x0 itself from a network that predicts v exactly."""
+    sched = DiffusionSchedule(50, schedule='scaled_linear', objective='v')
+    x0 = torch.randn(3, 2, 4, 4)
+    torch.manual_seed(1)
+    x_t, t, v = sched.training_inputs(x0)
+    torch.manual_seed(1)
+    t_ref = torch.randint(0, 50, (3, ))
+    eps = torch.randn_like(x0)
+    abar = sched.alphas_cumprod[t_ref].float().view(-1, 1, 1, 1)
+    assert torch.equal(t, t_ref)
+    assert torch.allclose(x_t, abar.sqrt() * x0 + (1 - abar).sqrt() * eps, atol=1e-6)
+    assert torch.allclose(v, abar.sqrt() * eps - (1 - abar).sqrt() * x0, atol=1e-6)
+    assert torch.allclose(sched.eps_from_output(v, x_t, abar), eps, atol=1e-5)
+
+    def exact_v(x, tt):
+        ab = sched.alphas_cumprod[tt].float().view(-1, 1, 1, 1)
+        e = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return ab.sqrt() * e - (1 - ab).sqrt() * x0
+
+    for sampler in ('ddim', 'paper'):
+        out = sched.sample(exact_v, x0.shape, steps=6, sampler=sampler, generators=seeded_generators(0, 3),
+                           variance='posterior')
+        assert torch.allclose(out, x0, atol=1e-4), sampler
+    # a network that outputs zeros: 'noise' reads it as eps = 0, 'v' as x0 = sqrt(abar) x_t (shrunk, not amplified)
+    x = torch.randn(2, 2, 4, 4)
+    assert torch.equal(DiffusionSchedule(50, objective='noise').eps_from_output(torch.zeros_like(x), x, 0.3),
+                       torch.zeros_like(x))
+    assert torch.allclose(sched.eps_from_output(torch.zeros_like(x), x, 0.36), 0.8 * x)
+    with pytest.raises(ValueError, match='objective'):
+        DiffusionSchedule(50, objective='velocity')
+
+
+def test_v_objective_trains_through_the_model_and_logs_l_v(tiny_setup):
+    root, base = tiny_setup
+    opt = copy.deepcopy(base)
+    opt['diffusion'] = {**opt['diffusion'], 'objective': 'v'}
+    opt['train']['optim_g']['lr'] = 4e-3
+    torch.manual_seed(0)
+    model = build_model(opt)
+    model.feed_data(_fixed_batch(root))
+    losses = []
+    for it in range(1, 61):
+        model.update_learning_rate(it)
+        model.optimize_parameters(it)
+        log = model.get_current_log()
+        assert 'l_noise' not in log
+        losses.append(log['l_v'])
+    assert sum(losses[-15:]) < 0.9 * sum(losses[:15])
+    model.test()
+    assert model.output.shape == (8, 3, 16, 16) and torch.isfinite(model.output).all()
 
 
 def test_a_misspelt_loss_block_is_rejected(tiny_setup):

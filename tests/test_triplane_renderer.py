@@ -5,11 +5,22 @@ import numpy as np
 import pytest
 import torch
 
-from lowlight3d.archs.triplane_renderer_arch import (TriplaneRenderer, depth_guidance, mirror_triplane,
-                                                     project_onto_planes, sample_triplane)
+from lowlight3d.archs.triplane_renderer_arch import (
+    TriplaneRenderer,
+    depth_guidance,
+    mirror_triplane,
+    project_onto_planes,
+    sample_triplane,
+)
 from lowlight3d.data.demo_faces import camera_from_angles, camera_label, generate_rays
-from lowlight3d.utils.camera import (camera_rays, canonical_label, look_at_label, mirror_label, project_label,
-                                     split_label)
+from lowlight3d.utils.camera import (
+    camera_rays,
+    canonical_label,
+    look_at_label,
+    mirror_label,
+    project_label,
+    split_label,
+)
 
 
 def _slab_renderer(plane_axes, z0=0.1, res=64):

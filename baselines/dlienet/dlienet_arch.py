@@ -1,6 +1,6 @@
 """DLIENet (Zhang, Li, Cheng et al., Pattern Recognition): a heavy teacher and a light student for distillation.
 
-Reimplemented from ``../shared/docs/baselines.md`` section 4.  Both networks share one skeleton::
+Reimplemented from ``docs/baselines.md`` section 4.  Both networks share one skeleton::
 
     x in [-1, 1], reflect-padded (bottom/right) to a multiple of 8 (and at least 16)
     encoder: 3 x (conv3x3 stride 2 + ReLU), channels C/4, C/2, C  ->  z at 1/8 resolution (+ the 3 skips)
@@ -404,7 +404,7 @@ class DLIENetStudent(DLIENetBase):
     """DLIENet student: two AFUs and two AdaIN feature-fusion blocks (781,803 parameters at C = 96).
 
     Args:
-        num_feat (int): ``C``; must equal the teacher's for feature distillation (96, baselines.md 4).
+        num_feat (int): ``C``; must equal the teacher's for feature distillation (96, ``docs/baselines.md`` section 4).
         eps (float): AdaIN epsilon.
     """
 

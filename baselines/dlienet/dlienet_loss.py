@@ -1,6 +1,6 @@
 """DLIENet's feature-distillation loss: L1 between the student's and the frozen teacher's intermediate maps.
 
-The student stage (``../shared/docs/baselines.md`` section 4, the effective expression of the original code) is::
+The student stage (``docs/baselines.md`` section 4, the effective expression of the original code) is::
 
     1.0 L1(S, gt) + 0.005 L1(S, T) + 0.05 [L1(bot2_S, bot2_T) + L1(bot1_S, bot1_T)]
                                     + 0.1 [L1(att2_S, att2_T) + L1(att1_S, att1_T)]

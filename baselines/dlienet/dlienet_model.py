@@ -2,7 +2,7 @@
 
 Both stages train on paired batches (``lq``, ``gt`` in ``[0, 1]`` from the shared data blocks) and compute every
 loss in the networks' ``[-1, 1]`` units (``x -> 2 x - 1``), so the weights are the original's
-(``../shared/docs/baselines.md`` section 4):
+(``docs/baselines.md`` section 4):
 
 * **Stage 1, ``DLIENet.TeacherModel``**: ``L1(T(low), gt) + L1(T(gt), gt) + 0.1 [Perc(T(low), gt) + Perc(T(gt),
   gt)]``.  Blocks: ``train.pixel_opt`` (``L1Loss``, weight 1), ``train.perceptual_opt`` (the toolkit's

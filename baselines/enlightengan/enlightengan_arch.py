@@ -1,6 +1,6 @@
 """EnlightenGAN (Jiang et al., TIP 2021): attention-guided U-Net generator and normalisation-free PatchGANs.
 
-Reimplemented from the description in ``../shared/docs/baselines.md`` section 1 (official flags
+Reimplemented from the description in ``docs/baselines.md`` section 1 (official flags
 ``sid_unet_resize``, ``--self_attention --times_residual --skip 1 --use_norm 1``; ``no_norm_4`` discriminators).
 
 Image convention of the toolkit: both networks take RGB images in ``[0, 1]``.  Internally they work in the

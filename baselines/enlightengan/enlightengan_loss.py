@@ -1,6 +1,6 @@
 """EnlightenGAN's losses: relativistic-average LSGAN (global D), LSGAN (local D), self-feature preserving (VGG16).
 
-Formulas from ``../shared/docs/baselines.md`` section 1 (E = mean over the whole score map and batch):
+Formulas from ``docs/baselines.md`` section 1 (E = mean over the whole score map and batch):
 
 * global, discriminator: ``1/2 [ mean((D(r) - E D(f) - 1)^2) + mean((D(f) - E D(r))^2) ]``;
   global, generator: ``1/2 [ mean((D(r) - E D(f))^2) + mean((D(f) - E D(r) - 1)^2) ]``;
@@ -19,8 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowlight3d.archs.vgg_feature_extractor_arch import (IMAGENET_MEAN, IMAGENET_STD, RANDOM_VGG, VGG_WEIGHT_FILES,
-                                                        RandomVGGWarning, load_vgg_features)
+from lowlight3d.archs.vgg_feature_extractor_arch import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RANDOM_VGG,
+    VGG_WEIGHT_FILES,
+    RandomVGGWarning,
+    load_vgg_features,
+)
 from lowlight3d.utils.registry import LOSS_REGISTRY, register
 from lowlight3d.utils.weights import resolve_weights
 

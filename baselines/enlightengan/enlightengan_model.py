@@ -1,6 +1,6 @@
 """EnlightenGAN training on unpaired data: one generator, a global and a local discriminator.
 
-One iteration (the original's order, ``../shared/docs/baselines.md`` section 1):
+One iteration (the original's order, ``docs/baselines.md`` section 1):
 
 1. random darkening of the generator input: each image, with probability ``darken.prob``, is divided by
    ``t ~ U[darken.min, darken.max]`` (``[0, 1]`` space); the attention map follows the darkened input;

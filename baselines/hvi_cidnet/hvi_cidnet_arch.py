@@ -1,6 +1,6 @@
 """HVI-CIDNet (Yan, Feng, Zhang et al., CVPR 2025): HVI colour space and the Colour-and-Intensity Decoupling Network.
 
-Reimplemented from ``../shared/docs/baselines.md`` section 8 (no code copied).  Images are RGB in ``[0, 1]``.
+Reimplemented from ``docs/baselines.md`` section 8 (no code copied).  Images are RGB in ``[0, 1]``.
 
 HVI transform (:class:`HVITransform`), ``v = max(R, G, B)``, ``h`` the HSV hue / 6 in ``[0, 1)``,
 ``s = (v - min) / (v + eps)`` and ``C_k(v) = (sin(pi v / 2) + eps)^k`` with a learnable ``k`` (0.2 at start)::
@@ -23,7 +23,8 @@ from lowlight3d.archs.prior_fusion_arch import LayerNorm2d
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = [
-    'HVITransform', 'hsv_to_rgb', 'ChannelLayerNorm', 'CrossAttentionBlock', 'IntensityEnhancementLayer', 'ILCA', 'HVLCA',
+    'HVITransform', 'hsv_to_rgb', 'ChannelLayerNorm', 'CrossAttentionBlock', 'IntensityEnhancementLayer', 'ILCA',
+    'HVLCA',
     'NormDownsample', 'NormUpsample', 'CIDNet'
 ]
 

@@ -1,6 +1,6 @@
 """HVI-CIDNet's training loss: the same four terms on the RGB output and on its HVI map.
 
-Formulas from ``../shared/docs/baselines.md`` section 8::
+Formulas from ``docs/baselines.md`` section 8::
 
     L = T(out, gt) + hvi_weight * T(HVIT(out), HVIT(gt))
     T(a, b) = l1_weight * mean|a - b| + ssim_weight * (1 - SSIM(a, b)) + edge_weight * Edge(a, b)
@@ -35,8 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowlight3d.archs.vgg_feature_extractor_arch import (IMAGENET_MEAN, IMAGENET_STD, RANDOM_VGG, VGG_WEIGHT_FILES,
-                                                         load_vgg_features, vgg_layer_names)
+from lowlight3d.archs.vgg_feature_extractor_arch import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RANDOM_VGG,
+    VGG_WEIGHT_FILES,
+    load_vgg_features,
+    vgg_layer_names,
+)
 from lowlight3d.utils.registry import LOSS_REGISTRY, register
 from lowlight3d.utils.weights import resolve_weights
 

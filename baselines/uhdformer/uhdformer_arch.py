@@ -1,6 +1,6 @@
 """UHDformer (Wang et al., AAAI 2024): a full-resolution perception path guiding a 1/8-resolution Transformer.
 
-Reimplemented from ``../shared/docs/baselines.md`` section 3 (official code: ``FeMaSRNet`` -> ``Net`` in
+Reimplemented from ``docs/baselines.md`` section 3 (official code: ``FeMaSRNet`` -> ``Net`` in
 supersupercong/UHDformer; nothing copied).  Images are RGB in ``[0, 1]``; the output is ``input + residual``
 and is not clamped (the toolkit clamps for metrics and images).  With ``C = width``::
 

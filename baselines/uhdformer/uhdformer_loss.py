@@ -1,4 +1,4 @@
-"""UHDformer's frequency loss (``../shared/docs/baselines.md`` section 3).
+"""UHDformer's frequency loss (``docs/baselines.md`` section 3).
 
 The official training objective is ``L1(out, gt) + 0.1 * FFTLoss(out, gt)``: BasicSR's ``L1Loss`` (weight 1) as
 ``train.pixel_opt`` plus :class:`FFTLoss` (weight 0.1) as ``train.fft_opt``.  The unused terms of the released

@@ -1,6 +1,6 @@
 """ZERO-IG (Shi et al., CVPR 2024): noise estimator, illumination enhancer, joint denoiser, pair downsampler.
 
-Reimplemented from ``../shared/docs/baselines.md`` section 2.  Images are RGB in ``[0, 1]``; ``eps = 1e-4`` is
+Reimplemented from ``docs/baselines.md`` section 2.  Images are RGB in ``[0, 1]``; ``eps = 1e-4`` is
 added to the input.  Inference (:meth:`ZeroIGNetwork.forward`)::
 
     L  = clamp(x - D1(x), eps, 1)            pre-denoised image (D1: noise estimator)

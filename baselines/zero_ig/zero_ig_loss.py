@@ -1,4 +1,4 @@
-"""ZERO-IG's zero-shot loss: every term of the original with its weight (``../shared/docs/baselines.md`` section 2).
+"""ZERO-IG's zero-shot loss: every term of the original with its weight (``docs/baselines.md`` section 2).
 
 Terms (names of :meth:`ZeroIGLoss.terms`; ``down1``/``down2`` = the pair downsampler, ``k`` = clamp(0.5 / mean
 luma(L), 1, 25) per image, ``rho = 0.7^-k / k``):

@@ -37,7 +37,7 @@ class LayerNorm2d(nn.Module):
     def forward(self, x):
         """Normalise ``x`` (N, C, H, W) over C at every pixel."""
         # one fused layer_norm over the last axis of the channels-last view (faster than the explicit formula)
-        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1], ), self.weight, self.bias, self.eps)
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (self.weight.shape[0], ), self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
 
 

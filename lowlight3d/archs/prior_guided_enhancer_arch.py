@@ -58,8 +58,8 @@ class PriorGuidedEnhancer(nn.Module):
         in_channels (int): Input image channels.
         out_channels (int): Output image channels (``residual`` needs ``out_channels == in_channels``).
         base_channels (int): Channels C1 of level 1 (levels 2 and 3 have 2 C1 and 4 C1). The defaults (60 channels,
-            2 blocks per level) give 7.99 M parameters (8.10 M with ``upsample='pixel_shuffle'``), close to the paper's 9.29 M for the whole method minus
-            ~1.05 M for the 3D prior network.
+            2 blocks per level) give 7.99 M parameters (8.10 M with ``upsample='pixel_shuffle'``), close to the
+            paper's 9.29 M for the whole method minus ~1.05 M for the 3D prior network.
         fusion (str): ``'prior3d'`` (:class:`PriorFusionModule`, the paper) or ``'concat'``
             (:class:`ConcatResidualFusion`, ablation V7).
         fusion_position (str): ``'decoder'`` (default) or ``'encoder'``: where levels 1-2 fuse the prior.

@@ -95,7 +95,8 @@ class TriplaneEncoder(nn.Module):
         self.down = nn.ModuleList()
         prev = base_channels
         for w in widths:
-            self.down.append(nn.ModuleDict({'conv': nn.Conv2d(prev, w, 3, stride=2, padding=1), 'block': ResBlock(w, w)}))
+            self.down.append(nn.ModuleDict({'conv': nn.Conv2d(prev, w, 3, stride=2, padding=1),
+                                            'block': ResBlock(w, w)}))
             prev = w
         mid = [ResBlock(prev, prev) for _ in range(num_bottleneck_blocks)]
         if attention:

@@ -1,5 +1,5 @@
 """Externally computed tri-planes (EG3D-space encoders such as GOAE, TriPlaneNet or an LP3D port): file format,
-validation, mirroring and the EG3D decoder-weight conversion (``docs/prior3d.md`` sections 1.2, 1.3 and 2).
+validation and mirroring (``docs/prior3d.md`` sections 1.2 and 2).
 
 File format, one file per image, ``<triplane_dir>/<image stem>.pt`` (``torch.save`` of a dict):
 
@@ -11,19 +11,15 @@ File format, one file per image, ``<triplane_dir>/<image stem>.pt`` (``torch.sav
 * ``plane_axes`` (optional str): ``'eg3d'`` or ``'xyz'``; when present it must equal the dataset's
   ``triplane_axes``.
 
-Decoder weights are stored once, as the state dict of EG3D's ``OSGDecoder`` (``torch.save(G.decoder.state_dict(),
-'decoder.pt')`` in the encoder's own environment; keys ``net.0.weight``, ``net.0.bias``, ``net.2.weight``,
-``net.2.bias``, any common prefix such as ``decoder.`` is accepted).  :func:`convert_eg3d_decoder` turns them into
-the weights of :class:`~lowlight3d.archs.triplane_renderer_arch.TriplaneRenderer` (``hidden`` 64,
-``plane_axes: eg3d``).  This module only reads tensors; the toolkit ships no external weights.
+The decoder weights that render these planes (EG3D's ``OSGDecoder``) are converted by
+:mod:`lowlight3d.archs.eg3d_conversion` (next to the renderer they fill).  This module only reads tensors; the toolkit
+ships no external weights.
 """
-import math
 import os.path as osp
 
 import torch
 
-__all__ = ['TRIPLANE_AXES', 'read_triplane_file', 'mirror_planes', 'ExternalTriplaneDir', 'find_eg3d_decoder',
-           'convert_eg3d_decoder']
+__all__ = ['TRIPLANE_AXES', 'read_triplane_file', 'mirror_planes', 'ExternalTriplaneDir']
 
 #: Plane conventions (see ``lowlight3d.archs.triplane_renderer_arch.PLANE_AXES``).
 TRIPLANE_AXES = ('eg3d', 'xyz')
@@ -132,62 +128,3 @@ class ExternalTriplaneDir:
             raise FileNotFoundError(f'{self.where}: no tri-plane file {path} for image {name!r} in triplane_dir '
                                     f'{self.folder}')
         return read_triplane_file(path, self.plane_axes)
-
-
-def find_eg3d_decoder(state):
-    """The key prefix of an EG3D ``OSGDecoder`` state dict inside ``state``, or None when there is none.
-
-    Args:
-        state (dict): A state dict (e.g. ``G.decoder.state_dict()`` or a whole generator's).
-
-    Returns:
-        str | None: Prefix ``p`` such that ``p + 'net.0.weight'`` ... ``p + 'net.2.bias'`` are all present.
-
-    Raises:
-        ValueError: Several decoders, or a decoder with more than one hidden layer.
-    """
-    if not isinstance(state, dict):
-        return None
-    prefixes = [k[:-len('net.0.weight')] for k in state if isinstance(k, str) and k.endswith('net.0.weight')]
-    prefixes = [p for p in prefixes if all(p + s in state for s in ('net.0.bias', 'net.2.weight', 'net.2.bias'))]
-    if not prefixes:
-        return None
-    if len(prefixes) > 1:
-        raise ValueError(f'several EG3D decoders in one state dict (prefixes {prefixes}); save only G.decoder')
-    if prefixes[0] + 'net.4.weight' in state:
-        raise ValueError('EG3D decoders with more than one hidden layer are not supported (TriplaneRenderer has '
-                         'FC -> Softplus -> FC)')
-    return prefixes[0]
-
-
-def convert_eg3d_decoder(state, lr_mul=1.0, out_features=4):
-    """EG3D ``OSGDecoder`` weights -> :class:`TriplaneRenderer` decoder weights (``docs/prior3d.md`` 1.3).
-
-    EG3D's layers are StyleGAN2 equalised-learning-rate layers: at run time the stored weight is multiplied by
-    ``lr_mul / sqrt(fan_in)`` and the stored bias by ``lr_mul`` (``decoder_lr_mul`` = 1 in the FFHQ configs).  An
-    ``nn.Linear`` therefore gets ``W * lr_mul / sqrt(32)`` (first layer) and ``W * lr_mul / sqrt(64)`` (second).
-    The second layer outputs ``1 + 32`` (density, 32 features of which 0..2 are the raw-render RGB); the
-    elementwise sigmoid makes keeping the first ``out_features`` = 4 rows (density + RGB) exact.
-
-    Args:
-        state (dict): State dict holding ``[prefix]net.{0,2}.{weight,bias}``.
-        lr_mul (float): EG3D's ``decoder_lr_mul``.
-        out_features (int): Outputs of the renderer's last layer (1 density + 3 colour).
-
-    Returns:
-        dict: ``decoder.0.weight``, ``decoder.0.bias``, ``decoder.2.weight``, ``decoder.2.bias`` (float32).
-    """
-    prefix = find_eg3d_decoder(state)
-    if prefix is None:
-        raise KeyError(f'not an EG3D decoder state dict (need net.0.weight, net.0.bias, net.2.weight, net.2.bias); '
-                       f'got keys {list(state)[:8]}')
-    w0, b0 = state[prefix + 'net.0.weight'].float(), state[prefix + 'net.0.bias'].float()
-    w1, b1 = state[prefix + 'net.2.weight'].float(), state[prefix + 'net.2.bias'].float()
-    if w1.shape[0] < out_features:
-        raise ValueError(f'the EG3D decoder has {w1.shape[0]} outputs, fewer than the {out_features} needed')
-    return {
-        'decoder.0.weight': w0 * (lr_mul / math.sqrt(w0.shape[1])),
-        'decoder.0.bias': b0 * lr_mul,
-        'decoder.2.weight': w1[:out_features] * (lr_mul / math.sqrt(w1.shape[1])),
-        'decoder.2.bias': b1[:out_features] * lr_mul,
-    }

@@ -4,7 +4,8 @@ tri-plane DDPM.
 Layout (the demo faces, ``lowlight3d.data.demo_faces``): ``<split>/gt/<name>.png``, ``<split>/depth/<name>.npy``
 (float32 z-depth, background 0), ``<split>/mask/<name>.png`` and ``<split>/cameras.json`` (``name -> 25 floats``).
 
-Options (defaults in brackets), besides those of :class:`~lowlight3d.data.lowlight_face_dataset.PairedLowLightFaceDataset`
+Options (defaults in brackets), besides those of
+:class:`~lowlight3d.data.lowlight_face_dataset.PairedLowLightFaceDataset`
 (``dataroot_gt``, ``phase``, ``seed``, ``gt_size`` [256], ``use_hflip`` [True], ``io_backend``, ``meta_info_file``):
 
 * ``depth_source`` [null]: where depth comes from: ``files`` (``dataroot_depth``: ``<name>.npy`` z-depth maps, e.g.

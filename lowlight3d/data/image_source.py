@@ -12,8 +12,7 @@ import os.path as osp
 import warnings
 from collections import Counter
 
-from lowlight3d.utils.img_io import (IMAGE_EXTENSIONS, ImageReadError, decode_image_array, read_image_bytes,
-                                     to_float_rgb)
+from lowlight3d.utils.img_io import IMAGE_EXTENSIONS, ImageReadError, decode_image_array, read_image_bytes, to_float_rgb
 
 __all__ = ['ImageSource', 'scan_images', 'read_meta_info', 'open_lmdb_env', 'close_lmdb_env', 'META_INFO_NAME']
 

@@ -24,8 +24,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-from lowlight3d.metrics.metric_util import (MetricUnavailable, build_set_level_metrics, describe_protocol,
-                                            finish_set_level, is_full_reference, mean_of_rows, try_compute_metric)
+from lowlight3d.metrics.metric_util import (
+    MetricUnavailable,
+    build_set_level_metrics,
+    describe_protocol,
+    finish_set_level,
+    is_full_reference,
+    mean_of_rows,
+    try_compute_metric,
+)
 from lowlight3d.utils import results_table
 from lowlight3d.utils.results_table import write_rows_csv
 

@@ -54,8 +54,13 @@ from collections import Counter, OrderedDict, namedtuple
 
 import numpy as np
 
-from lowlight3d.metrics.metric_util import (MetricUnavailable, SetLevelMetric, check_image, crop_image,
-                                            register_set_level)
+from lowlight3d.metrics.metric_util import (
+    MetricUnavailable,
+    SetLevelMetric,
+    check_image,
+    crop_image,
+    register_set_level,
+)
 from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = [

@@ -18,8 +18,8 @@ name      reference   better    protocol
 psnr      full        higher    basicsr ``calculate_psnr``: uint8 [0, 255], RGB (all 3 channels) or Y of YCbCr
 ssim      full        higher    basicsr ``calculate_ssim``: uint8 [0, 255], mean over R, G, B, or Y of YCbCr
 lpips     full        lower     LPIPS v0.1, AlexNet, RGB scaled to [-1, 1] (0 = identical)
-niqe      no          lower     pyiqa NIQE (official LIVE parameters), luminance of the RGB image
-brisque   no          lower     pyiqa BRISQUE (official LIVE SVM), luminance of the RGB image
+niqe      no          lower     official MATLAB NIQE (LIVE parameters) on MATLAB rgb2gray, float64 NumPy port
+brisque   no          lower     official LIVE BRISQUE (SVR, svm-scale) on MATLAB rgb2gray, float64 NumPy port
 grid      no          lower     period-2/4 line energy of the high-passed luma's spectrum over its neighbourhood
 chroma    no          lower     mean max(R,G,B) - min(R,G,B) (0-255); on gray inputs the invented colour cast
 identity  full        lower     dlib ResNet face-recognition embeddings (128-D) of result and reference, Euclidean
@@ -29,6 +29,10 @@ identity  full        lower     dlib ResNet face-recognition embeddings (128-D) 
 ``psnr_gtmean`` / ``ssim_gtmean`` (full reference, higher is better) are NOT part of the protocol: ``psnr`` /
 ``ssim`` after scaling the prediction to the ground truth's gray mean, the "GT mean" of some papers
 (``gtmean_metric.py``); they are listed under their own names, apart from the raw values.
+
+``niqe_pyiqa`` / ``brisque_pyiqa`` (no reference, lower is better) are pyiqa's ports of the same metrics, which
+differ from the official MATLAB values on images with flat regions (``niqe_metric.py``, ``brisque_metric.py``);
+they are listed under their own names for comparison with papers that report pyiqa's numbers.
 
 ``crop_border`` pixels are removed on each side before any metric; images are never resized.
 
@@ -68,6 +72,8 @@ METRIC_INFO = {
     'lpips': {'reference': 'full', 'better': 'lower'},
     'niqe': {'reference': 'no', 'better': 'lower'},
     'brisque': {'reference': 'no', 'better': 'lower'},
+    'niqe_pyiqa': {'reference': 'no', 'better': 'lower'},  # pyiqa's ports, not MATLAB-equal: reported apart
+    'brisque_pyiqa': {'reference': 'no', 'better': 'lower'},
     'identity': {'reference': 'full', 'better': 'lower'},
     'identity_rank1': {'reference': 'full', 'better': 'higher'},
     'grid': {'reference': 'no', 'better': 'lower'},
@@ -261,13 +267,30 @@ def describe_protocol(crop_border=0, test_y_channel=False):
                 if test_y_channel else 'RGB, all 3 channels (SSIM averaged over channels)')
     return (f'Protocol: images read as 8-bit (uint8, range [0, 255]); no resize; crop_border={crop_border} pixels '
             f'removed on each side. PSNR/SSIM (basicsr calculate_psnr/calculate_ssim, 11x11 Gaussian window '
-            f'sigma 1.5): {channels}. LPIPS: v0.1 AlexNet, RGB scaled to [-1, 1]. NIQE/BRISQUE: pyiqa '
-            f'implementations with the official LIVE parameters, on the luminance (YIQ Y, rounded) of the RGB '
-            f'image; NIQE uses 96x96 blocks (images need at least 96x96 pixels after cropping). '
+            f'sigma 1.5): {channels}. LPIPS: v0.1 AlexNet, RGB scaled to [-1, 1]. NIQE/BRISQUE: the '
+            f'official MATLAB algorithms (LIVE parameters/SVR) on the MATLAB rgb2gray luminance (rounded), '
+            f'float64; NIQE uses 96x96 blocks (images need at least 96x96 pixels after cropping). '
             'identity: Euclidean distance of dlib ResNet face embeddings (HOG face box, whole frame when no face is '
             'found; same person below 0.6), identity_rank1: share of results nearest to their own reference among '
             'the distinct references of the set. '
             'Unavailable values are written n/a (reason) and left out of the means.')
+
+
+def score_gray_image(name, gray, score_fn):
+    """``score_fn(gray)`` for a no-reference metric on a 2-D luminance map, or :class:`MetricUnavailable`.
+
+    A constant map is refused (only rounding residues would be left to fit, and MATLAB's value is meaningless), and
+    a non-finite score (too small, flat or degenerate content) is reported as unavailable, never returned.
+    """
+    h, w = gray.shape[:2]
+    if gray.min() == gray.max():
+        raise MetricUnavailable(f'{name} cannot be computed on this {w}x{h} image (flat: constant luminance)')
+    import numpy as np
+    with np.errstate(invalid='ignore', divide='ignore', over='ignore'):
+        value = score_fn(gray)
+    if not math.isfinite(value):
+        raise MetricUnavailable(f'{name} is not finite on this {w}x{h} image (too small, flat or degenerate content)')
+    return value
 
 
 def check_image(img, name='img'):

@@ -112,6 +112,7 @@ _OPTIMIZERS = {
     'SGD': torch.optim.SGD,
     'RMSprop': torch.optim.RMSprop,
     'Adamax': torch.optim.Adamax,
+    'RAdam': torch.optim.RAdam,
 }
 
 
@@ -479,7 +480,7 @@ class BaseModel:
 
     @staticmethod
     def _prune(folder, suffix, keep):
-        """Delete all but the ``keep`` newest numbered checkpoints (named ``*_<iter><suffix>`` or ``<iter><suffix>``)."""
+        """Delete all but the ``keep`` newest numbered checkpoints (``*_<iter><suffix>`` or ``<iter><suffix>``)."""
         numbered = {}
         for name in os.listdir(folder):
             stem = name[:-len(suffix)] if name.endswith(suffix) else None

@@ -43,14 +43,15 @@ import torch.nn.functional as F
 
 from lowlight3d.archs import build_network
 from lowlight3d.archs.diffusion_schedule import VARIANCES, DiffusionSchedule, sampler_for
+from lowlight3d.archs.eg3d_conversion import convert_eg3d_decoder, find_eg3d_decoder
 from lowlight3d.archs.triplane_renderer_arch import depth_guidance
-from lowlight3d.data.external_triplanes import convert_eg3d_decoder, find_eg3d_decoder
 from lowlight3d.utils.camera import canonical_label
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
 from lowlight3d.utils.options import load_config
 
 __all__ = ['PriorExtractor', 'random_extractor', 'sample_x0', 'seeded_generators', 'prior_pyramid', 'triplane_source',
-           'triplane_resolution', 'load_renderer_weights', 'build_renderer', 'content_digest', 'tensor_digest']
+           'triplane_resolution', 'load_renderer_weights', 'load_network_weights', 'build_renderer', 'content_digest',
+           'tensor_digest']
 
 
 def tensor_digest(tensor):
@@ -103,7 +104,7 @@ def load_renderer_weights(renderer, path):
     Accepted: a toolkit checkpoint (``params``/``params_ema`` of a ``net_renderer_*.pth``, or of a
     ``net_generator_*.pth``, whose ``renderer.*`` weights are taken), a bare ``TriplaneRenderer`` state dict
     (``decoder.*``), or EG3D ``OSGDecoder`` weights (``[prefix]net.0.weight`` ...), converted by
-    :func:`~lowlight3d.data.external_triplanes.convert_eg3d_decoder` (equalised-LR ``1/sqrt(fan_in)`` scaling; needs
+    :func:`~lowlight3d.archs.eg3d_conversion.convert_eg3d_decoder` (equalised-LR ``1/sqrt(fan_in)`` scaling; needs
     ``plane_axes: eg3d``, ``hidden: 64``, ``plane_channels: 32``).
 
     Args:
@@ -283,7 +284,7 @@ class PriorExtractor:
         source = triplane_source(opt)
         prior_kwargs = {**(opt.get('prior') or {}), **kwargs}
         denoiser = build_network(opt['network_g'], where='network_g')
-        _load(denoiser, denoiser_weights, 'denoiser')
+        load_network_weights(denoiser, denoiser_weights, 'denoiser')
         if source == 'renderer':
             weights = renderer_weights or generator_weights or opt.get('path', {}).get('pretrain_network_renderer')
             if not weights:
@@ -300,7 +301,7 @@ class PriorExtractor:
             raise ValueError('PriorExtractor needs the generator checkpoint (net_generator_*.pth): pass '
                              'generator_weights or set path.pretrain_network_generator')
         generator = build_network(opt['network_generator'], where='network_generator')
-        _load(generator, generator_weights, 'generator')
+        load_network_weights(generator, generator_weights, 'generator')
         return cls.from_networks(denoiser, generator, opt.get('diffusion') or {}, **prior_kwargs)
 
     @classmethod
@@ -414,12 +415,25 @@ def _flip_entry(entry):
     return {k: v.flip(-1) if v.ndim == 4 else v for k, v in entry.items()}
 
 
-def _load(net, path, what):
+def load_network_weights(net, path, what='network'):
+    """Load a toolkit checkpoint into ``net`` (strict): its ``params_ema`` when present, else ``params``.
+
+    Args:
+        net (torch.nn.Module): Network to fill (e.g. a ``TriplaneGenerator`` or a ``TriplaneDDPM``).
+        path (str): ``net_*.pth`` file written by the toolkit (``module.`` prefixes are stripped).
+        what (str): What the file is, for error messages (e.g. ``'generator'``).
+
+    Raises:
+        KeyError: The file has neither ``params`` nor ``params_ema``.
+    """
     state = load_checkpoint(path, what=what)
     key = 'params_ema' if 'params_ema' in state else 'params'
     if key not in state:
         raise KeyError(f'{path} has no params/params_ema entry (keys: {list(state)})')
     net.load_state_dict(strip_module_prefix(state[key]), strict=True)
+
+
+_load = load_network_weights  # former private name, kept for callers written before the public one
 
 
 def random_extractor(opt_path, sampler='ddim', seed=0, **kwargs):

@@ -68,7 +68,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _UNPAIRED_LOSSES = ('intra', 'inter', 'gan', 'pseudo_label')
 _TEACHER_LOSSES = ('intra', 'inter', 'pseudo_label')
 _FEATURE_LOSSES = ('perceptual', 'intra', 'inter')
-_PRIOR_KEYS = ('ddpm_options', 'denoiser_weights', 'generator_weights', 'seed', 'refresh', 'cache', 'cache_dir')
+_PRIOR_KEYS = ('file', 'fingerprint', 'ddpm_options', 'denoiser_weights', 'generator_weights', 'seed', 'refresh',
+               'cache', 'cache_dir')
 PRIOR_REFRESH = ('once', 'per_sample')
 PRIOR_CACHE = (True, False, 'disk')
 
@@ -112,11 +113,41 @@ def prior_fingerprint(denoiser_weights, generator_weights, extractor):
     return f'{stem}_{digest.hexdigest()[:12]}'
 
 
+def _prior_from_file(prior_opt, device, where):
+    """Extractor, seed and fingerprint of ``prior.file`` (a prior file of :mod:`lowlight3d.models.prior_file`)."""
+    from lowlight3d.models.prior_file import extractor_from_prior, load_prior_file, prior_record_fingerprint
+    for key in ('ddpm_options', 'denoiser_weights', 'generator_weights'):
+        if prior_opt.get(key):
+            raise ValueError(f'{where}.file and {where}.{key} are both set: the prior file holds the networks, their '
+                             f'options and sampling defaults; remove {where}.{key}')
+    path = _existing_file(prior_opt['file'], 'the prior file', f'{where}.file')
+    record = load_prior_file(path)
+    fingerprint = prior_record_fingerprint(record)
+    overrides = {k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS}
+    extractor, seed = extractor_from_prior(record, device, **overrides)
+    if prior_opt.get('seed') is not None:
+        seed = int(prior_opt['seed'])
+    return extractor, seed, fingerprint, path
+
+
 def build_prior_extractor(prior_opt, device='cpu', where='prior'):
     """A frozen :class:`~lowlight3d.models.prior_extractor.PriorExtractor` from a ``prior`` option block.
 
+    The block names the prior in one of two forms:
+
+    * ``file``: one self-contained prior file (``models/prior_<iter>.pth`` written by the prior stage,
+      :mod:`lowlight3d.models.prior_file`: network options, weights, schedule and sampling defaults).  Sampling
+      settings in the block (``steps``, ``sampler`` ...) and ``seed`` override the file's defaults.  Editing an
+      option file afterwards cannot change the prior of an old experiment.
+    * (deprecated) ``ddpm_options`` + ``denoiser_weights`` (+ ``generator_weights``): the prior stage's editable
+      option file, read again at run time; a warning says so.
+
+    ``fingerprint`` (optional): the sha256 of the prior (:func:`~lowlight3d.models.prior_file.
+    prior_record_fingerprint` for files, ``PriorExtractor.fingerprint`` otherwise); when set, a different prior is
+    refused.  Training records it in the experiment's saved options.
+
     Args:
-        prior_opt (dict): ``ddpm_options`` (option file of the prior stage: the DDPM, or the V6 regressor),
+        prior_opt (dict): ``file``, or ``ddpm_options`` (option file of the prior stage: the DDPM, or the V6 regressor),
             ``denoiser_weights`` (its ``net_g_*.pth``), ``generator_weights`` (optional; default that file's
             ``path.pretrain_network_generator``, or ``path.pretrain_network_renderer`` for a DDPM trained on
             external tri-planes), ``seed`` (sampling seed, default 0), ``cache`` (``true``: in memory, plus files
@@ -127,9 +158,52 @@ def build_prior_extractor(prior_opt, device='cpu', where='prior'):
         where (str): Option path for error messages.
 
     Returns:
-        tuple[PriorExtractor, int]: The extractor and the sampling seed.
+        tuple[PriorExtractor, int]: The extractor and the sampling seed; ``extractor.prior_fingerprint`` holds the
+        fingerprint and ``extractor.prior_source`` a description of where it came from.
     """
+    cache, cache_dir = prior_opt.get('cache', True), prior_opt.get('cache_dir')
+    if cache is None:
+        cache = False
+    if cache not in PRIOR_CACHE or isinstance(cache, (int, float)) and not isinstance(cache, bool):
+        raise ValueError(f'{where}.cache must be true (in memory, plus files when cache_dir is set), disk (files in '
+                         f'cache_dir only) or false (no cache), got {cache!r}')
+    if cache is False and cache_dir:
+        raise ValueError(f'{where}.cache is false (no cache) but {where}.cache_dir is set: set cache: disk to keep '
+                         'priors in files only, cache: true for memory and files, or cache_dir: ~')
+    if cache == 'disk' and not cache_dir:
+        raise ValueError(f'{where}.cache: disk needs {where}.cache_dir')
+    if prior_opt.get('file'):
+        extractor, seed, fingerprint, path = _prior_from_file(prior_opt, device, where)
+        extractor.prior_source = f'3D prior file {path}'
+        cache_name = f"{osp.splitext(osp.basename(path))[0]}_{fingerprint[:12]}"
+    else:
+        extractor, seed = _prior_from_stage_options(prior_opt, device, where)
+        fingerprint = extractor.fingerprint
+        cache_name = extractor.prior_cache_name
+    extractor.prior_fingerprint = fingerprint
+    expected = prior_opt.get('fingerprint')
+    if expected and expected != fingerprint:
+        raise ValueError(f'{where}.fingerprint is {expected} but the prior it names has fingerprint {fingerprint}: '
+                         'the prior file or its weights changed since this experiment was set up. Point the block '
+                         'at the original prior, or remove the fingerprint to accept the new one.')
+    if cache is True:
+        extractor.cache = {}
+    if cache_dir:
+        extractor.cache_dir = osp.join(cache_dir, cache_name)
+        os.makedirs(extractor.cache_dir, exist_ok=True)
+    return extractor, seed
+
+
+def _prior_from_stage_options(prior_opt, device, where):
+    """The deprecated form of :func:`build_prior_extractor`: the prior stage's option file and checkpoints."""
+    from basicsr.utils import get_root_logger
+
     from lowlight3d.models.prior_extractor import PriorExtractor
+    get_root_logger().warning(
+        f'{where}: ddpm_options + denoiser_weights is deprecated: the prior stage\'s option file is read again at run '
+        'time, so editing it changes this experiment. Use prior.file: <experiments/<prior stage>/models/'
+        'prior_latest.pth> (written by the prior stage; python scripts/export_model.py --prior -opt <prior stage '
+        'option file> --weights <its net_g_*.pth> --out <file> converts an existing stage).')
     for key in ('ddpm_options', 'denoiser_weights'):
         if not prior_opt.get(key):
             raise ValueError(f'{where}.{key} is required (the 3D prior stage: its option file and its trained '
@@ -148,22 +222,11 @@ def build_prior_extractor(prior_opt, device='cpu', where='prior'):
                              'path.pretrain_network_generator nor path.pretrain_network_renderer')
         generator = _existing_file(stage_paths[key], 'the generator/renderer weights', f'{ddpm_options}: path.{key}')
     kwargs = {k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS}
-    cache, cache_dir = prior_opt.get('cache', True), prior_opt.get('cache_dir')
-    if cache is None:
-        cache = False
-    if cache not in PRIOR_CACHE or isinstance(cache, (int, float)) and not isinstance(cache, bool):
-        raise ValueError(f'{where}.cache must be true (in memory, plus files when cache_dir is set), disk (files in '
-                         f'cache_dir only) or false (no cache), got {cache!r}')
-    if cache is False and cache_dir:
-        raise ValueError(f'{where}.cache is false (no cache) but {where}.cache_dir is set: set cache: disk to keep '
-                         'priors in files only, cache: true for memory and files, or cache_dir: ~')
-    if cache == 'disk' and not cache_dir:
-        raise ValueError(f'{where}.cache: disk needs {where}.cache_dir')
-    extractor = PriorExtractor.from_options(ddpm_options, denoiser, generator, device=device, cache=cache is True,
+    extractor = PriorExtractor.from_options(ddpm_options, denoiser, generator, device=device, cache=False,
                                             cache_dir=None, **kwargs)
-    if cache_dir:
-        extractor.cache_dir = osp.join(cache_dir, prior_fingerprint(denoiser, generator, extractor))
-        os.makedirs(extractor.cache_dir, exist_ok=True)
+    extractor.prior_cache_name = prior_fingerprint(denoiser, generator, extractor)
+    extractor.prior_source = (f"3D prior: denoiser {prior_opt['denoiser_weights']}, generator "
+                              f"{prior_opt.get('generator_weights') or 'from ' + prior_opt['ddpm_options']}")
     return extractor, int(prior_opt.get('seed', 0))
 
 
@@ -220,9 +283,8 @@ class SemiSupervisedDistillationModel(BaseModel):
         self.prior, self.prior_seed = None, 0
         if opt.get('prior'):
             self.prior, self.prior_seed = build_prior_extractor(opt['prior'], self.device)
-            generator = opt['prior'].get('generator_weights') or f"from {opt['prior']['ddpm_options']}"
-            self.weight_sources['prior'] = (f"3D prior: denoiser {opt['prior']['denoiser_weights']}, "
-                                            f'generator {generator}')
+            self.weight_sources['prior'] = f'{self.prior.prior_source} (fingerprint {self.prior.prior_fingerprint})'
+            opt['prior']['fingerprint'] = self.prior.prior_fingerprint  # recorded in the saved options
         self.prior_p = self.prior_u = None
         self.prior_refresh, self.prior_namespace = prior_refresh(opt)
         if not self.is_train:

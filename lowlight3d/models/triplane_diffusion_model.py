@@ -15,6 +15,11 @@ planes), its weights ``path.pretrain_network_renderer`` (toolkit checkpoint or E
 :func:`~lowlight3d.models.prior_extractor.load_renderer_weights`) and ``triplane_resolution`` (side ``R`` of the
 planes).  The renderer is saved with the checkpoints (``models/net_renderer_<iter>.pth``, toolkit format).
 
+``diffusion.objective: v``: the network predicts the velocity ``sqrt(abar_t) eps - sqrt(1 - abar_t) x0`` instead of
+``eps`` (logged as ``l_v``); sampling is unchanged (the output is converted to ``eps``).  Not the paper's eq. 6: the
+CPU demo uses it because a briefly trained ``eps`` network samples noise patterns, not faces
+(:mod:`lowlight3d.archs.diffusion_schedule`).
+
 ``diffusion.objective: regression`` (paper ablation V6, "a plain U-Net regressing the tri-planes directly"): the same
 network is fed ``x_t = 0`` and ``t = 0`` and ``train.noise_opt``'s loss compares its output with the standardised
 ``x0`` (logged as ``l_regression``); sampling is one deterministic forward pass (sampler ``'regression'``).
@@ -26,6 +31,7 @@ render, ``gt`` = the render of the target tri-planes (generator's or external) f
 (PSNR/SSIM) compare them and ``depth_mae`` is the mean absolute difference of the depth guidance maps (``[0, 1]``
 units).
 """
+import os.path as osp
 from collections import OrderedDict
 
 import torch
@@ -36,6 +42,7 @@ from lowlight3d.archs.triplane_renderer_arch import depth_guidance
 from lowlight3d.models.base_model import BaseModel
 from lowlight3d.models.prior_extractor import PriorExtractor, build_renderer, triplane_resolution, triplane_source
 from lowlight3d.models.triplane_generator_model import validate_with_depth
+from lowlight3d.utils.dist import get_dist_info
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['TriplaneDiffusionModel']
@@ -47,7 +54,7 @@ class TriplaneDiffusionModel(BaseModel):
 
     Option keys: ``network_g``; ``network_generator`` + ``path.pretrain_network_generator``, or (external tri-planes)
     ``network_renderer`` + ``triplane_resolution`` + ``path.pretrain_network_renderer``; ``diffusion``
-    (``DiffusionSchedule`` arguments, including ``objective``: ``noise`` or ``regression``); ``train.optim_g``,
+    (``DiffusionSchedule`` arguments, including ``objective``: ``noise``, ``v`` or ``regression``); ``train.optim_g``,
     ``train.scheduler``, ``train.ema_decay``, ``train.noise_opt``; ``val.*`` sampling keys (module docstring);
     ``prior`` (defaults of the extractor).
     """
@@ -159,7 +166,7 @@ class TriplaneDiffusionModel(BaseModel):
         loss = self.losses['noise'](pred, target)
         loss.backward()
         optimizer.step()
-        name = 'l_regression' if self.schedule.objective == 'regression' else 'l_noise'
+        name = {'regression': 'l_regression', 'v': 'l_v'}.get(self.schedule.objective, 'l_noise')
         self.log_dict = self.reduce_loss_dict(OrderedDict([(name, loss.detach())]))
         if 'net_g_ema' in self.nets:
             self.update_ema('net_g_ema', self.ema_decay)
@@ -184,6 +191,33 @@ class TriplaneDiffusionModel(BaseModel):
         }
         return PriorExtractor.from_renderer(self.test_network(), self.renderer, self.plane_resolution,
                                             self.opt.get('diffusion'), **kwargs)
+
+    def prior_record(self):
+        """The self-contained prior record (:mod:`lowlight3d.models.prior_file`) of the current (EMA) denoiser with
+        the sampling defaults of the option file's ``prior`` block (``steps``, ``sampler``, ``eta``, ``clip``,
+        ``variance``, ``flip_consistent``, ``seed``)."""
+        from lowlight3d.models.prior_file import prior_record_from_extractor, renderer_options
+        defaults = dict(self.opt.get('prior') or {})
+        seed = int(defaults.pop('seed', 0) or 0)
+        settings = {k: defaults[k] for k in ('steps', 'sampler', 'eta', 'clip', 'variance', 'flip_consistent')
+                    if k in defaults}
+        extractor = self.prior_extractor(**settings)
+        if self.source == 'generator':
+            renderer_opt = renderer_options(self.opt)
+        else:
+            renderer_opt = dict(self.opt['network_renderer'])
+        source = {'options': self.opt.get('opt_path', ''), 'experiment': self.opt['path'].get('experiments_root', '')}
+        return prior_record_from_extractor(extractor, self.opt['network_g'], renderer_opt, self.opt.get('diffusion'),
+                                           seed, source)
+
+    def save_networks(self, current_iter):
+        """The checkpoints of :class:`BaseModel` plus ``models/prior_<iter>.pth``: the one file a later stage needs
+        (``prior: {file: .../prior_latest.pth}``)."""
+        super().save_networks(current_iter)
+        if get_dist_info()[0] != 0:
+            return
+        from lowlight3d.models.prior_file import save_prior_file
+        save_prior_file(osp.join(self.opt['path']['models'], f'prior_{current_iter}.pth'), self.prior_record())
 
     @torch.no_grad()
     def test(self):

@@ -13,8 +13,15 @@ from collections import OrderedDict
 
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 
-from lowlight3d.metrics.metric_util import (METRIC_INFO, build_set_level_metrics, finish_set_level, format_metric,
-                                            mean_of_rows, metrics_of_set, try_compute_metric)
+from lowlight3d.metrics.metric_util import (
+    METRIC_INFO,
+    build_set_level_metrics,
+    finish_set_level,
+    format_metric,
+    mean_of_rows,
+    metrics_of_set,
+    try_compute_metric,
+)
 from lowlight3d.utils.gray import keep_gray
 
 __all__ = ['evaluate_loader', 'validate', 'metric_better']

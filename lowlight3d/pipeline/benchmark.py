@@ -3,6 +3,7 @@
 The list of methods is data (``options/demo/benchmark_demo.yml``, ``options/real/benchmark_real.yml``)::
 
     total_iter: 200          # every method trains this many iterations (train.total_iter is overridden) ...
+                             # (``own``: each trains its option file's train.total_iter, e.g. paper scale)
     budget_s: 60             # ... or: every learned method gets this many CPU seconds of training (see below)
     probe_iter: 6            # budget only: iterations of the probe run that measures a method's CPU s / iteration
     schedule_follows_budget: true  # a one-period scheduler (cosine) gets periods = [the stage's iterations]
@@ -78,6 +79,10 @@ def _positive_int(value, what, path):
     return value
 
 
+#: ``total_iter`` value of a list whose stages keep their option files' iterations (paper scale).
+OWN_ITERATIONS = 'own'
+
+
 def load_benchmark_list(path):
     """Read and check a benchmark list (see the module docstring).
 
@@ -135,7 +140,10 @@ def load_benchmark_list(path):
             _positive_int(count, f'face_grids.sets.{name}', path)
         if not 0 <= int(grids.get('seeds_index', 0)) < len(seeds):
             raise OptionError(f"{path}: face_grids.seeds_index must index 'seeds' ({seeds})")
-    return {'total_iter': int(data.get('total_iter', 200)), 'seeds': seeds,
+    total = data.get('total_iter', 200)
+    if total != OWN_ITERATIONS:
+        total = _positive_int(total, 'total_iter', path)
+    return {'total_iter': total, 'seeds': seeds,
             'complexity_size': int(data.get('complexity_size', 256)), 'stages': stages,
             'prerequisites': prerequisites, 'budget_s': None if budget is None else float(budget),
             'probe_iter': probe_iter, 'schedule_follows_budget': bool(data.get('schedule_follows_budget', False)),
@@ -263,10 +271,11 @@ def plan_iterations(stage, spec, seeds, total_iter=None, budget_s=None, extra_ov
     """The training iterations of a learned stage, and where they come from.
 
     Precedence: ``total_iter`` (the command line) > the stage's own ``total_iter`` > the CPU budget (``budget_s``
-    argument, else the list's; measured by :func:`probe_stage`) > the list's ``total_iter``.
+    argument, else the list's; measured by :func:`probe_stage`) > the list's ``total_iter`` (``own``: the stage's
+    option file's ``train.total_iter``).
 
     Returns:
-        dict: ``{'total_iter': int, 'source': 'command line' | 'fixed in list' | 'budget' | 'list',
+        dict: ``{'total_iter': int, 'source': 'command line' | 'fixed in list' | 'budget' | 'option file' | 'list',
         'probe': probe result or None, 'budget_s': float or None}``.
     """
     if total_iter:
@@ -274,6 +283,12 @@ def plan_iterations(stage, spec, seeds, total_iter=None, budget_s=None, extra_ov
     if stage.get('total_iter'):
         return {'total_iter': int(stage['total_iter']), 'source': 'fixed in list', 'probe': None, 'budget_s': None}
     budget = budget_s or spec.get('budget_s')
+    if not budget and spec['total_iter'] == OWN_ITERATIONS:
+        iters = (load_config(_resolve(stage['train'])).get('train') or {}).get('total_iter')
+        if not isinstance(iters, int) or iters < 1:
+            raise OptionError(f"{stage['train']}: train.total_iter must be a positive integer (the benchmark list says "
+                              f'total_iter: {OWN_ITERATIONS}), got {iters!r}')
+        return {'total_iter': iters, 'source': 'option file', 'probe': None, 'budget_s': None}
     if budget:
         probe = probe_stage(stage, seeds[0], spec['probe_iter'], extra_overrides, spec['schedule_follows_budget'],
                             reprobe)
@@ -493,6 +508,8 @@ def _write(rows, out_dir, spec, seeds, total_iter=None, budget_s=None):
                'training loop really used (all threads, data loading included, start-up excluded). A stage with '
                '`total_iter` in the list, or --total-iter, trains that many iterations instead (train_iter says '
                'which). ')
+    elif not total_iter and spec['total_iter'] == OWN_ITERATIONS:
+        how = 'Every learned method trained the iterations of its own option file (train_iter). '
     else:
         how = f"Every learned method trained {total_iter or spec['total_iter']} iterations per seed. "
     header = (f"# {spec['title']}\n\n{how}Seeds {seeds}; metrics are mean ± sample std over seeds. "

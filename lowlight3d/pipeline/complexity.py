@@ -6,7 +6,7 @@ Protocol: one input of ``1 x 3 x size x size`` (paper: 256), inference (``eval()
 * FLOPs: counted by ``torch.utils.flop_counter.FlopCounterMode`` (torch's own counter: convolutions, matrix
   products, attention; element-wise ops are not counted).  One multiply-add = 2 FLOPs; we print both GFLOPs
   and GMACs = GFLOPs / 2.  The paper's "GFLOPs" column appears to be MACs (thop-style; see
-  ``../shared/docs/baselines.md``), so compare the paper with our GMACs.
+  ``docs/baselines.md`` section 0), so compare the paper with our GMACs.
 * Peak memory: the largest total size of live tensors during the forward pass (parameters included), tracked
   with a dispatch hook on CPU; on CUDA ``torch.cuda.max_memory_allocated``.  The paper's MB are from an RTX 3090
   (allocator overhead included), so expect differences of that order.

@@ -37,7 +37,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_STAGES = [
     {'name': 'demo_TriplaneGenerator', 'train': 'options/demo/train_TriplaneGenerator_demo.yml', 'test': None,
      'user_faces': None},
-    {'name': 'demo_TriplaneDDPM', 'train': 'options/demo/train_TriplaneDDPM_demo.yml', 'test': None,
+    {'name': 'demo_TriplaneDDPM_v', 'train': 'options/demo/train_TriplaneDDPM_demo.yml', 'test': None,
      'user_faces': None},
     {'name': 'demo_LowLight3D_randomVGG', 'train': 'options/demo/train_LowLight3D_demo.yml',
      'test': 'options/demo/test_LowLight3D_demo.yml', 'user_faces': 'semi'},

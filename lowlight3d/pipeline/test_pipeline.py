@@ -41,15 +41,15 @@ import time
 
 from basicsr.utils import imwrite
 
-from lowlight3d.models import build_model
 from lowlight3d.metrics.metric_util import format_metric, is_full_reference, mean_of_rows, metrics_of_set
+from lowlight3d.models import build_model
 from lowlight3d.models.validation import evaluate_loader
 from lowlight3d.pipeline.data_loading import build_eval_loader
 from lowlight3d.pipeline.option_loading import load_options
+from lowlight3d.utils.gray import GRAY_MODES
 from lowlight3d.utils.logger import buffer_logger, environment_info, setup_logger
 from lowlight3d.utils.options import dump_options
 from lowlight3d.utils.results_table import format_table, write_rows_csv
-from lowlight3d.utils.gray import GRAY_MODES
 
 __all__ = ['parse_test_args', 'test_pipeline', 'metric_protocol', 'metrics_of_set', 'input_folder_datasets',
            'no_reference_metrics',
@@ -122,12 +122,15 @@ def _refuse_untrained(model, opt, allow):
     return untrained
 
 
-def paper_table_row(method, summary, spec):
+def paper_table_row(method, summary, spec, datasets=None):
     """One row in the paper's Table 1 layout: ``method`` then ``<dataset> <METRIC>`` columns.
 
     Args:
         method (str): Row label. summary (dict): :func:`test_pipeline`'s summary.
-        spec (list[dict]): ``[{dataset: name, metrics: [names]}]``.
+        spec (list[dict]): ``[{dataset: name, metrics: [names]}]``; ``dataset`` is a test set's name or the key of
+            its block in ``datasets`` (e.g. ``test_paired``), so that a renamed set (``make demo FACES=...`` names
+            its paired set ``UserFaces_test``) still fills its columns.
+        datasets (dict, optional): The option file's ``datasets`` blocks, to resolve keys to names.
 
     Returns:
         OrderedDict: The row (a set that was not tested reads ``n/a (not tested)``).
@@ -136,6 +139,9 @@ def paper_table_row(method, summary, spec):
     row = OrderedDict(method=method)
     for entry in spec:
         dataset = entry['dataset']
+        block = (datasets or {}).get(dataset)
+        if isinstance(block, dict) and block.get('name'):
+            dataset = block['name']
         means = summary.get(dataset, {}).get('metrics')
         for metric in entry['metrics']:
             key = f'{dataset} {metric.upper()}'
@@ -216,7 +222,9 @@ def test_pipeline(argv=None, root_path=None):
             logger.warning(f'{name}: {len(skipped)} unreadable file(s) left out (skip_corrupt): ' + '; '.join(
                 f"{s['file']} ({s['reason']})" for s in skipped))
         vis = osp.join(opt['path']['visualization'], name)
-        save_fn = (lambda img, vis=vis: osp.join(vis, f'{img}_{suffix}.png' if suffix else f'{img}.png'))
+
+        def save_fn(img, vis=vis):
+            return osp.join(vis, f'{img}_{suffix}.png' if suffix else f'{img}.png')
         if not val_opt.get('save_img', True) and not args.input:
             save_fn = None
         grid_fn, overview = None, []
@@ -265,7 +273,7 @@ def test_pipeline(argv=None, root_path=None):
     if untrained:
         print(f'!!! UNTRAINED networks {untrained}: debugging output, not a result', flush=True)
     if val_opt.get('paper_table'):
-        paper = format_table([paper_table_row(opt['name'], summary, val_opt['paper_table'])])
+        paper = format_table([paper_table_row(opt['name'], summary, val_opt['paper_table'], opt.get('datasets'))])
         with open(osp.join(results_root, 'paper_table.md'), 'w', encoding='utf-8') as f:
             f.write(paper + '\n')
         logger.info(f'Paper layout (Table 1):\n{paper}')

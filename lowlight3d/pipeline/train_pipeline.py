@@ -172,38 +172,43 @@ def _init_tb_logger(opt):
     return SummaryWriter(log_dir=opt['path']['tb_logger'])
 
 
-def train_pipeline(argv=None, root_path=None):
-    """Parse the command line, then train (see the module docstring).
-
-    Args:
-        argv (list[str], optional): Command-line arguments (default ``sys.argv[1:]``).
-        root_path (str, optional): Overrides ``--root``.
+def _load_run_options(argv, root_path):
+    """Step 1: parse the command line, load and validate the options, make the run deterministic and seeded, and
+    find the training state to resume from.
 
     Returns:
-        dict: The resolved options of the run (the model is not kept alive).
+        tuple: ``(args, opt, resume_path)`` (``resume_path`` None for a fresh start).
     """
     args = parse_train_args(argv)
     opt = load_options(args.opt, is_train=True, cfg_options=args.cfg_options, launcher=args.launcher,
                        root_path=root_path or args.root, debug=args.debug)
-    rank = opt['rank']
     if opt.get('deterministic', True):
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-    set_random_seed(opt['manual_seed'] + rank)
+    set_random_seed(opt['manual_seed'] + opt['rank'])
+    return args, opt, find_resume_state(opt, args.auto_resume)
 
-    resume_path = find_resume_state(opt, args.auto_resume)
-    if rank == 0:
-        _check_experiment_folder(opt, resume_path is not None, args.force)
-    # Build everything that can fail on the options before the experiment folder exists (a failed start
-    # leaves nothing behind that would block the fixed rerun).
-    buffer = buffer_logger(rank)
-    train_set, sampler, train_loader, val_loaders = _create_loaders(opt, logging.getLogger(LOGGER_NAME))
-    model = build_model(opt)
+
+def _make_experiment_folder(opt, resuming, force):
+    """Step 3 (after the loaders and the model were built): create the experiment folder on rank 0 (refusing or
+    archiving an existing one, :func:`_prepare_experiment_folder`) and remove orphan temporary files; all ranks
+    wait for it.  Returns the removed files."""
     removed = []
-    if rank == 0:
-        _prepare_experiment_folder(opt, resume_path is not None, args.force)
+    if opt['rank'] == 0:
+        _prepare_experiment_folder(opt, resuming, force)
         removed = _remove_orphan_tmp_files(opt)
     barrier()
+    return removed
+
+
+def _start_logging(opt, argv, buffer, removed, model):
+    """Step 4: the log file (replaying what was logged before it existed), the environment, the command line and
+    the resolved options (also written to ``options.yml``), tensorboard and the network summary.
+
+    Returns:
+        tuple: ``(logger, tb_logger)`` (``tb_logger`` None when off or not rank 0).
+    """
+    rank = opt['rank']
     log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log")
     logger = setup_logger(log_file, rank, replay=buffer)
     logger.info(environment_info())
@@ -215,109 +220,193 @@ def train_pipeline(argv=None, root_path=None):
     logger.info('Command: ' + command + '\nResolved options:\n' + yaml_dump(opt))
     tb_logger = _init_tb_logger(opt)
     model.print_networks(logger)
+    return logger, tb_logger
 
-    start_epoch, current_iter, batches_done = 0, 0, 0
-    history = {'losses': [], 'metrics': []}
-    window = {}  # sums of the logged scalars since the last log line (the line shows their means)
-    if resume_path:
-        state = load_checkpoint(resume_path, what='training state')
-        model.resume_training(state)
-        start_epoch, current_iter = state['epoch'], state['iter']
-        batches_done = state['pipeline'].get('batches_done', 0)
-        history = state['pipeline'].get('history', history)
-        window = {k: tuple(v) for k, v in state['pipeline'].get('log_window', {}).items()}
-        logger.info(f'Resumed from {resume_path}: epoch {start_epoch}, iter {current_iter}')
 
-    total_iter = int(opt['train']['total_iter'])
-    warmup_iter = int(opt['train'].get('warmup_iter', -1))
-    log_opt, val_opt = opt['logger'], opt.get('val') or {}
-    save_best = val_opt.get('save_best')
-    val_freq = val_opt.get('val_freq')
-    from basicsr.utils import MessageLogger
-    msg_logger = MessageLogger(opt, current_iter, tb_logger)
-    curves_path = osp.join(opt['path']['experiments_root'], 'curves.png')
+class _Progress:
+    """Where a run stands: epoch, iteration, batches done in the epoch, loss/metric history and the log window
+    (sums and counts of the logged scalars since the last log line, whose means the line shows)."""
 
-    def run_validation():
+    def __init__(self):
+        self.epoch, self.current_iter, self.batches_done = 0, 0, 0
+        self.history = {'losses': [], 'metrics': []}
+        self.window = {}
+
+    @classmethod
+    def load(cls, model, resume_path, logger):
+        """Step 5: a fresh start, or the progress saved in ``resume_path`` (the model's networks, optimisers and
+        schedulers are restored from it too)."""
+        progress = cls()
+        if resume_path:
+            state = load_checkpoint(resume_path, what='training state')
+            model.resume_training(state)
+            progress.epoch, progress.current_iter = state['epoch'], state['iter']
+            progress.batches_done = state['pipeline'].get('batches_done', 0)
+            progress.history = state['pipeline'].get('history', progress.history)
+            progress.window = {k: tuple(v) for k, v in state['pipeline'].get('log_window', {}).items()}
+            logger.info(f'Resumed from {resume_path}: epoch {progress.epoch}, iter {progress.current_iter}')
+        return progress
+
+
+class _TrainingRun:
+    """The iteration-based loop of one run and its hooks (validation, checkpoints, final save).
+
+    Args:
+        opt (dict): Resolved options.
+        model (BaseModel): The model.
+        loaders (tuple): ``(train_set, sampler, train_loader, val_loaders)`` (:func:`_create_loaders`).
+        progress (_Progress): Start point (fresh or resumed).
+        logger (logging.Logger): The run's logger.
+        tb_logger (SummaryWriter | None): Tensorboard writer.
+    """
+
+    def __init__(self, opt, model, loaders, progress, logger, tb_logger):
+        from basicsr.utils import MessageLogger
+        self.opt, self.model, self.progress, self.logger, self.tb_logger = opt, model, progress, logger, tb_logger
+        self.train_set, self.sampler, self.train_loader, self.val_loaders = loaders
+        self.total_iter = int(opt['train']['total_iter'])
+        self.warmup_iter = int(opt['train'].get('warmup_iter', -1))
+        self.log_opt, self.val_opt = opt['logger'], opt.get('val') or {}
+        self.save_best = self.val_opt.get('save_best')
+        self.val_freq = self.val_opt.get('val_freq')
+        self.ckpt_freq = int(self.log_opt['save_checkpoint_freq'])  # 0: only at the end
+        self.msg_logger = MessageLogger(opt, progress.current_iter, tb_logger)
+        self.curves_path = osp.join(opt['path']['experiments_root'], 'curves.png')
+        self.t_start = self.cpu_start = self.start_iter = self.first_iter = None  # timing.json, set by train()
+
+    def validate(self):
+        """Validate on every ``val*`` set (rank 0), record the metrics, save ``net_g_best`` when the first set's
+        ``val.save_best`` metric improved, redraw the curves; all ranks share the best results afterwards."""
+        p, model, val_loaders = self.progress, self.model, self.val_loaders
         if not val_loaders:
             return
-        if rank == 0:
+        if self.opt['rank'] == 0:
             for loader in val_loaders:
-                means, improved = model.validation(loader, current_iter, tb_logger, val_opt.get('save_img', False))
-                history['metrics'].append({'iter': current_iter, 'dataset': loader.dataset.opt['name'],
-                                           **{k: v for k, v in means.items() if isinstance(v, float)}})
-                if save_best and loader is val_loaders[0] and save_best in improved:
+                means, improved = model.validation(loader, p.current_iter, self.tb_logger,
+                                                   self.val_opt.get('save_img', False))
+                p.history['metrics'].append({'iter': p.current_iter, 'dataset': loader.dataset.opt['name'],
+                                             **{k: v for k, v in means.items() if isinstance(v, float)}})
+                if self.save_best and loader is val_loaders[0] and self.save_best in improved:
                     model.save_networks('best')
-                    with open(osp.join(opt['path']['models'], 'best.json'), 'w') as f:
-                        json.dump({'metric': save_best, 'value': means[save_best], 'iter': current_iter}, f)
-                    logger.info(f'New best {save_best}={means[save_best]:.4f}: saved models/net_g_best.pth')
-            plot_training_curves(history, curves_path, opt['name'])
+                    with open(osp.join(self.opt['path']['models'], 'best.json'), 'w') as f:
+                        json.dump({'metric': self.save_best, 'value': means[self.save_best], 'iter': p.current_iter},
+                                  f)
+                    self.logger.info(f'New best {self.save_best}={means[self.save_best]:.4f}: saved '
+                                     'models/net_g_best.pth')
+            plot_training_curves(p.history, self.curves_path, self.opt['name'])
         model.best_metric_results = broadcast_object(model.best_metric_results)
 
-    def save_checkpoint(epoch, batches):
-        model.save_networks(current_iter)
-        model.save_training_state(epoch, current_iter, {'batches_done': batches, 'history': history,
-                                                        'log_window': dict(window)})
-        logger.info(f'Saved checkpoint at iter {current_iter}')
+    def save_checkpoint(self):
+        """Save the networks and the training state (with the pipeline's progress) at the current iteration."""
+        p = self.progress
+        self.model.save_networks(p.current_iter)
+        self.model.save_training_state(p.epoch, p.current_iter, {'batches_done': p.batches_done,
+                                                                 'history': p.history, 'log_window': dict(p.window)})
+        self.logger.info(f'Saved checkpoint at iter {p.current_iter}')
 
-    logger.info(f'Start training from epoch {start_epoch}, iter {current_iter}, to iter {total_iter}')
-    epoch = start_epoch
-    t_start, cpu_start, start_iter, first_iter = time.time(), time.process_time(), current_iter, None  # timing.json
-    ckpt_freq = int(log_opt['save_checkpoint_freq'])  # 0: only at the end
-    while current_iter < total_iter:
-        sampler.set_epoch(epoch, batches_done)
-        if hasattr(train_set, 'set_epoch'):
-            train_set.set_epoch(epoch)
-        data_t = time.time()
-        for batch in train_loader:
-            data_time = time.time() - data_t
-            current_iter += 1
-            batches_done += 1
-            model.update_learning_rate(current_iter, warmup_iter)
-            model.feed_data(batch)
-            model.optimize_parameters(current_iter)
-            iter_time = time.time() - data_t
-            if first_iter is None:
-                first_iter = (time.time() - t_start, time.process_time() - cpu_start)
-            for key, value in model.get_current_log().items():
-                total, count = window.get(key, (0.0, 0))
-                window[key] = (total + float(value), count + 1)
-            if current_iter % log_opt['print_freq'] == 0 or current_iter == total_iter:
-                logs = {key: total / count for key, (total, count) in window.items()}
-                window = {}
-                history['losses'].append({'iter': current_iter, **logs})
-                msg_logger({'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
-                            'time': iter_time, 'data_time': data_time, **logs})
-            if val_freq and current_iter % int(val_freq) == 0:
-                run_validation()
-            if ckpt_freq and current_iter % ckpt_freq == 0:
-                save_checkpoint(epoch, batches_done)
+    def _train_step(self, batch, data_t, data_time):
+        """One iteration: learning rate, forward/backward, log window and line, validation and checkpoint at their
+        frequencies."""
+        p, model = self.progress, self.model
+        p.current_iter += 1
+        p.batches_done += 1
+        model.update_learning_rate(p.current_iter, self.warmup_iter)
+        model.feed_data(batch)
+        model.optimize_parameters(p.current_iter)
+        iter_time = time.time() - data_t
+        if self.first_iter is None:
+            self.first_iter = (time.time() - self.t_start, time.process_time() - self.cpu_start)
+        for key, value in model.get_current_log().items():
+            total, count = p.window.get(key, (0.0, 0))
+            p.window[key] = (total + float(value), count + 1)
+        if p.current_iter % self.log_opt['print_freq'] == 0 or p.current_iter == self.total_iter:
+            logs = {key: total / count for key, (total, count) in p.window.items()}
+            p.window = {}
+            p.history['losses'].append({'iter': p.current_iter, **logs})
+            self.msg_logger({'epoch': p.epoch, 'iter': p.current_iter, 'lrs': model.get_current_learning_rate(),
+                             'time': iter_time, 'data_time': data_time, **logs})
+        if self.val_freq and p.current_iter % int(self.val_freq) == 0:
+            self.validate()
+        if self.ckpt_freq and p.current_iter % self.ckpt_freq == 0:
+            self.save_checkpoint()
+
+    def train(self):
+        """Step 6, the loop: epochs of the training loader until ``train.total_iter`` (a resumed epoch continues
+        after its ``batches_done`` batches), then ``timing.json``."""
+        p = self.progress
+        self.logger.info(f'Start training from epoch {p.epoch}, iter {p.current_iter}, to iter {self.total_iter}')
+        self.t_start, self.cpu_start, self.start_iter, self.first_iter = \
+            time.time(), time.process_time(), p.current_iter, None
+        while p.current_iter < self.total_iter:
+            self.sampler.set_epoch(p.epoch, p.batches_done)
+            if hasattr(self.train_set, 'set_epoch'):
+                self.train_set.set_epoch(p.epoch)
             data_t = time.time()
-            if current_iter >= total_iter:
-                break
-        else:
-            epoch += 1
-            batches_done = 0
-            continue
-        break
+            for batch in self.train_loader:
+                data_time = time.time() - data_t
+                self._train_step(batch, data_t, data_time)
+                data_t = time.time()
+                if p.current_iter >= self.total_iter:
+                    break
+            else:
+                p.epoch += 1
+                p.batches_done = 0
+                continue
+            break
+        _write_timing(self.opt, p.current_iter - self.start_iter, time.time() - self.t_start,
+                      time.process_time() - self.cpu_start, self.first_iter)
 
-    _write_timing(opt, current_iter - start_iter, time.time() - t_start, time.process_time() - cpu_start, first_iter)
-    if val_freq and current_iter % int(val_freq) != 0:
-        run_validation()
-    if not ckpt_freq or current_iter % ckpt_freq != 0:
-        save_checkpoint(epoch, batches_done)
-    model.save_networks('latest')
-    if rank == 0:
-        plot_training_curves(history, curves_path, opt['name'])
-        with open(osp.join(opt['path']['experiments_root'], 'history.json'), 'w') as f:
-            json.dump(history, f, indent=1)
-    seconds = time.time() - t_start
-    if start_iter:  # the time is that of this run only: say how many iterations it trained
-        done = (f'{current_iter} iterations, of which {current_iter - start_iter} in {seconds:.1f} s by this run '
-                f'(resumed at iteration {start_iter})')
-    else:
-        done = f'{current_iter} iterations in {seconds:.1f} s'
-    logger.info(f"End of training: {done}. Models in {opt['path']['models']}")
-    if tb_logger is not None:
-        tb_logger.close()
+    def finish(self):
+        """Step 7, the final save: a last validation and checkpoint unless the last iteration just made them,
+        ``net_*_latest``, the curves and ``history.json``, the closing log line."""
+        p, opt = self.progress, self.opt
+        if self.val_freq and p.current_iter % int(self.val_freq) != 0:
+            self.validate()
+        if not self.ckpt_freq or p.current_iter % self.ckpt_freq != 0:
+            self.save_checkpoint()
+        self.model.save_networks('latest')
+        if opt['rank'] == 0:
+            plot_training_curves(p.history, self.curves_path, opt['name'])
+            with open(osp.join(opt['path']['experiments_root'], 'history.json'), 'w') as f:
+                json.dump(p.history, f, indent=1)
+        seconds = time.time() - self.t_start
+        if self.start_iter:  # the time is that of this run only: say how many iterations it trained
+            done = (f'{p.current_iter} iterations, of which {p.current_iter - self.start_iter} in {seconds:.1f} s by '
+                    f'this run (resumed at iteration {self.start_iter})')
+        else:
+            done = f'{p.current_iter} iterations in {seconds:.1f} s'
+        self.logger.info(f"End of training: {done}. Models in {opt['path']['models']}")
+        if self.tb_logger is not None:
+            self.tb_logger.close()
+
+
+def train_pipeline(argv=None, root_path=None):
+    """Parse the command line, then train (see the module docstring).
+
+    Steps: options and resume point (:func:`_load_run_options`); the loaders (:func:`_create_loaders`) and the
+    model, built before the experiment folder exists (a failed start leaves nothing behind that would block the
+    fixed rerun); the folder (:func:`_make_experiment_folder`); logging (:func:`_start_logging`); the progress,
+    fresh or resumed (:meth:`_Progress.load`); the loop with its validation and checkpoints
+    (:meth:`_TrainingRun.train`); the final save (:meth:`_TrainingRun.finish`).
+
+    Args:
+        argv (list[str], optional): Command-line arguments (default ``sys.argv[1:]``).
+        root_path (str, optional): Overrides ``--root``.
+
+    Returns:
+        dict: The resolved options of the run (the model is not kept alive).
+    """
+    args, opt, resume_path = _load_run_options(argv, root_path)
+    if opt['rank'] == 0:
+        _check_experiment_folder(opt, resume_path is not None, args.force)
+    buffer = buffer_logger(opt['rank'])
+    loaders = _create_loaders(opt, logging.getLogger(LOGGER_NAME))
+    model = build_model(opt)
+    removed = _make_experiment_folder(opt, resume_path is not None, args.force)
+    logger, tb_logger = _start_logging(opt, argv, buffer, removed, model)
+    progress = _Progress.load(model, resume_path, logger)
+    run = _TrainingRun(opt, model, loaders, progress, logger, tb_logger)
+    run.train()
+    run.finish()
     barrier()
     return opt

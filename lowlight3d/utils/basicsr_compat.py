@@ -68,8 +68,11 @@ def _cpu_safe_load_resume_state(opt):
 
 def _patch_basicsr():
     """Patches 2-4, applied to the imported basicsr modules."""
+    # basicsr.train first: importing it runs basicsr/__init__ with the shims of patch 1 in place.
+    # isort: off
     import basicsr.train as bsr_train
     import basicsr.data.degradations as bsr_degradations
+    # isort: on
     import basicsr.utils.lmdb_util as bsr_lmdb
 
     if getattr(bsr_train.load_resume_state, '_lowlight3d_patch', False) is False:

@@ -37,15 +37,19 @@ from collections import Counter
 
 import numpy as np
 
-from lowlight3d.data.preparation.dataset_writing import (build_lmdb, populate_folder, write_image_atomic,
-                                                         write_name_list)
+from lowlight3d.data.preparation.dataset_writing import build_lmdb, populate_folder, write_image_atomic, write_name_list
 from lowlight3d.data.preparation.decision_ledger import DecisionLedger
-from lowlight3d.data.preparation.face_alignment import align_face, five_landmarks
-from lowlight3d.data.preparation.frame_quality import (NearDuplicateFilter, blur_score, face_thumbnail,
-                                                       exposure_clipping, mean_brightness)
+from lowlight3d.data.preparation.frame_quality import (
+    NearDuplicateFilter,
+    blur_score,
+    exposure_clipping,
+    face_thumbnail,
+    mean_brightness,
+)
 from lowlight3d.data.preparation.lowlight_criterion import build_lowlight_criterion
 from lowlight3d.data.preparation.video_frames import VideoReadError, iter_video_frames, scan_videos
 from lowlight3d.data.seeding import check_seed
+from lowlight3d.face.alignment import align_face, five_landmarks
 
 __all__ = ['LowLightFrameFilter', 'load_celebvhq_info', 'split_accepted_frames', 'prepare_celebv_low']
 
@@ -280,7 +284,7 @@ def prepare_celebv_low(videos_dir,
     """
     from tqdm import tqdm
 
-    from lowlight3d.data.preparation.face_detection import build_face_detector
+    from lowlight3d.face.detection import build_face_detector
     log = log or (lambda *a, **k: None)
     rel_videos = scan_videos(videos_dir)
     group_of = {}

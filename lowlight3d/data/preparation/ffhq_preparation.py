@@ -38,8 +38,7 @@ import numpy as np
 from lowlight3d.data.image_source import scan_images
 from lowlight3d.data.lowlight_degradation import LowLightDegradation
 from lowlight3d.data.lowlight_face_dataset import resize_image
-from lowlight3d.data.preparation.dataset_writing import (build_lmdb, write_image_atomic, write_meta_info,
-                                                         write_name_list)
+from lowlight3d.data.preparation.dataset_writing import build_lmdb, write_image_atomic, write_meta_info, write_name_list
 from lowlight3d.data.seeding import STREAM_PAIRED, check_seed, eval_rng
 from lowlight3d.utils.img_io import read_image
 

