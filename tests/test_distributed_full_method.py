@@ -57,7 +57,7 @@ def test_full_method_two_gloo_ranks_end_with_identical_weights(tmp_path):
         f'datasets.val.dataroot_gt={tmp_path}/paired', 'datasets.val.gt_size=32', f'prior.ddpm_options={opt_path}',
         f'prior.denoiser_weights={den}', f'+prior.generator_weights={gen}', '+prior.steps=2',
         'logger.print_freq=2', f'logger.save_checkpoint_freq={iters}', f'val.val_freq={iters}',
-        'logger.use_tb_logger=false'
+        'logger.use_tb_logger=false', 'train.gan_start_iter=0', 'train.net_d_init_iters=0'  # the paper's schedule
     ]
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}',
            '--master_addr=127.0.0.1', str(runner), '-opt', FULL, '--launcher', 'pytorch', '--root', str(tmp_path),

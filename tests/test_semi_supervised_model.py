@@ -49,6 +49,8 @@ def _options(path, setup, is_train=True, extra=()):
            f'datasets.train.paired.dataroot_gt={root}/paired', f'datasets.train.unpaired.dataroot_lq={root}/unpaired',
            'datasets.train.unpaired.meta_info_file=~', 'datasets.train.gt_size=32',
            'datasets.train.batch_size_per_gpu=2', f'datasets.val.dataroot_gt={root}/paired']
+    if 'gan_start_iter' in (raw.get('train') or {}):  # the demo's warm-up; tests start from the paper's schedule
+        cfg += ['train.gan_start_iter=0', 'train.net_d_init_iters=0']
     if raw.get('prior'):
         kind = 'regressor' if 'Regressor' in raw['prior']['ddpm_options'] else 'ddpm'
         opt_path, den, gen = setup['priors'][kind]
@@ -315,3 +317,14 @@ def test_net_d_init_iters_and_net_d_iters_hold_the_student(setup):
 def test_bad_gan_schedule_values_fail_clearly(setup, key, value):
     with pytest.raises(ValueError, match=rf'{key} .*must be an integer'):
         _model(FULL, setup, [f'+{key}={value}'])
+
+
+def test_gan_start_iter_as_a_fraction_follows_total_iter(setup):
+    """The demo's warm-up (``gan_start_iter: 0.75``) is a fraction of ``train.total_iter``, so a budget that sets
+    the iterations (make benchmark-real) keeps the adversarial term in the last quarter."""
+    model, opt = _model(FULL, setup, ['train.gan_start_iter=0.75', 'train.total_iter=40'])
+    assert model.gan_start_iter == 30
+    model, _ = _model(FULL, setup, ['train.gan_start_iter=0.5', 'train.total_iter=7'])
+    assert model.gan_start_iter == 3
+    raw = load_config(FULL)['train']
+    assert raw['gan_start_iter'] == 0.75 and raw['net_d_init_iters'] == 20  # the demo default (issue 10)

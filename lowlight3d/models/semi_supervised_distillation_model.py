@@ -35,7 +35,7 @@ Every iteration takes a paired batch (synthetic ``I_p``, ``I_p^gt``) and an unpa
 
 GAN schedule (each a pure function of the iteration, so resuming is exact; they act only with ``gan_opt``):
 ``train.gan_start_iter`` (generator warm-up: before it the adversarial term is off and ``net_d`` is not trained;
-default 0, the paper: on from the first iteration), ``train.net_d_init_iters`` (discriminator-only iterations once
+an iteration, or a fraction in (0, 1) of ``train.total_iter``; default 0, the paper: on from the first iteration), ``train.net_d_init_iters`` (discriminator-only iterations once
 the adversarial term is on, BasicSR's name and meaning; default 0) and ``train.net_d_iters`` (the student is
 optimised only in iterations divisible by it, so ``net_d`` takes that many steps per student step; default 1).
 See :meth:`SemiSupervisedDistillationModel.gan_schedule`.
@@ -93,6 +93,18 @@ def _int_option(train_opt, key, default, minimum, meaning):
         raise ValueError(f'train.{key} ({meaning}) must be an integer >= {minimum}, got {value!r}; '
                          f'leave it out for the default {default}')
     return value
+
+
+def _start_iteration(train_opt, key, meaning):
+    """``train.<key>`` as an iteration: an integer >= 0, or a fraction in (0, 1) of ``train.total_iter`` (rounded
+    down), so that a schedule follows a budget that sets the iterations (``make benchmark-real``)."""
+    value = train_opt.get(key)
+    if isinstance(value, float) and not isinstance(value, bool) and 0 < value < 1:
+        total = train_opt.get('total_iter')
+        if not isinstance(total, int) or total < 1:
+            raise ValueError(f'train.{key} = {value} is a fraction of train.total_iter, which is not set')
+        return int(value * total)
+    return _int_option(train_opt, key, 0, 0, meaning + ' (or a fraction in (0, 1) of train.total_iter)')
 
 
 def prior_fingerprint(denoiser_weights, generator_weights, extractor):
@@ -327,8 +339,8 @@ class SemiSupervisedDistillationModel(BaseModel):
         self.net_d_iters = _int_option(train_opt, 'net_d_iters', 1, 1, 'discriminator steps per student step')
         self.net_d_init_iters = _int_option(train_opt, 'net_d_init_iters', 0, 0,
                                             'discriminator-only iterations when the adversarial term switches on')
-        self.gan_start_iter = _int_option(train_opt, 'gan_start_iter', 0, 0,
-                                          'iteration at which the adversarial term and the discriminator start')
+        self.gan_start_iter = _start_iteration(train_opt, 'gan_start_iter',
+                                               'iteration at which the adversarial term and the discriminator start')
         self.setup_schedulers()
 
     @property
