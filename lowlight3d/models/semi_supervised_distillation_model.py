@@ -35,8 +35,9 @@ Every iteration takes a paired batch (synthetic ``I_p``, ``I_p^gt``) and an unpa
 
 GAN schedule (each a pure function of the iteration, so resuming is exact; they act only with ``gan_opt``):
 ``train.gan_start_iter`` (generator warm-up: before it the adversarial term is off and ``net_d`` is not trained;
-an iteration, or a fraction in (0, 1) of ``train.total_iter``; default 0, the paper: on from the first iteration), ``train.net_d_init_iters`` (discriminator-only iterations once
-the adversarial term is on, BasicSR's name and meaning; default 0) and ``train.net_d_iters`` (the student is
+an iteration, or a fraction in (0, 1) of ``train.total_iter``; default 0, the paper: on from the first iteration),
+``train.net_d_init_iters`` (discriminator-only iterations once the adversarial term is on, BasicSR's name and
+meaning; default 0) and ``train.net_d_iters`` (the student is
 optimised only in iterations divisible by it, so ``net_d`` takes that many steps per student step; default 1).
 See :meth:`SemiSupervisedDistillationModel.gan_schedule`.
 
