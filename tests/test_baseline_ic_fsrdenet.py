@@ -56,7 +56,8 @@ def test_forward_process_against_its_closed_form():
     t = torch.tensor([0, 3, 7, 11])
     gamma = sched.alphas_cumprod[t].sqrt().float()
     # continuous q_sample at gamma = sqrt(abar_t) is the discrete closed form at t
-    assert torch.allclose(q_sample_continuous(x0, gamma, eps), sched.q_sample(x0, t, eps), atol=1e-6)
+    # (gamma in float32: 1 - gamma**2 loses ~1e-7 of abar near 1, so sqrt(1 - abar) differs by up to ~1e-5)
+    assert torch.allclose(q_sample_continuous(x0, gamma, eps), sched.q_sample(x0, t, eps), atol=1e-4)
     assert torch.allclose(q_sample_continuous(x0, gamma, eps),
                           gamma.view(-1, 1, 1, 1) * x0 + (1 - gamma.view(-1, 1, 1, 1)**2).sqrt() * eps)
     # t + 1 single forward steps from x0 have the closed form's mean sqrt(abar_t) x0 and variance 1 - abar_t
