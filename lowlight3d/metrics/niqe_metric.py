@@ -36,13 +36,11 @@ Both need at least one 96x96 block (both sides >= 96 after ``crop_border``); sma
 missing model file raise :class:`~lowlight3d.metrics.metric_util.MetricUnavailable`.
 """
 import math
-import os
-import os.path as osp
 
 import numpy as np
 
 from lowlight3d.metrics import matlab_functions as mf
-from lowlight3d.metrics.iqa_model_files import niqe_model_path
+from lowlight3d.metrics.iqa_model_files import cached_per_file_version, niqe_model_path
 from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, score_gray_image
 from lowlight3d.metrics.pyiqa_util import bgr_to_rgb_tensor, default_device, get_pyiqa_metric, require_model_file
 from lowlight3d.utils.registry import METRIC_REGISTRY, register
@@ -53,9 +51,7 @@ __all__ = ['niqe', 'niqe_pyiqa', 'NIQE_BLOCK_SIZE', 'load_niqe_params', 'niqe_bl
 #: NIQE's block size (official value); both image sides must be at least this long.
 NIQE_BLOCK_SIZE = 96
 
-_PARAMS_CACHE = {}
-
-
+@cached_per_file_version
 def load_niqe_params(path):
     """Read the pristine MVG of a NIQE parameter file (cached per path and modification time).
 
@@ -69,27 +65,23 @@ def load_niqe_params(path):
     Raises:
         MetricUnavailable: If the file cannot be read or lacks the parameters.
     """
-    stat = os.stat(path)
-    key = (osp.realpath(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _PARAMS_CACHE:
-        try:
-            if path.endswith('.npz'):
-                with np.load(path) as data:
-                    mu, cov = data['mu_pris_param'], data['cov_pris_param']
-            else:
-                import scipy.io
-                data = scipy.io.loadmat(path)
-                mu, cov = data['mu_prisparam'], data['cov_prisparam']
-            mu = np.asarray(mu, dtype=np.float64).ravel()
-            cov = np.asarray(cov, dtype=np.float64)
-        except Exception as err:  # corrupt or foreign files fail in scipy/numpy with many error types
-            raise MetricUnavailable(f'niqe: cannot read the NIQE parameters from {path} ({type(err).__name__}: '
-                                    f'{err}); rebuild it with `python scripts/build_iqa_models.py --force`') from err
-        if mu.shape != (36, ) or cov.shape != (36, 36):
-            raise MetricUnavailable(f'niqe: {path} holds parameters of shapes {mu.shape}/{cov.shape}, expected '
-                                    '(36,)/(36, 36)')
-        _PARAMS_CACHE[key] = (mu, cov)
-    return _PARAMS_CACHE[key]
+    try:
+        if path.endswith('.npz'):
+            with np.load(path) as data:
+                mu, cov = data['mu_pris_param'], data['cov_pris_param']
+        else:
+            import scipy.io
+            data = scipy.io.loadmat(path)
+            mu, cov = data['mu_prisparam'], data['cov_prisparam']
+        mu = np.asarray(mu, dtype=np.float64).ravel()
+        cov = np.asarray(cov, dtype=np.float64)
+    except Exception as err:  # corrupt or foreign files fail in scipy/numpy with many error types
+        raise MetricUnavailable(f'niqe: cannot read the NIQE parameters from {path} ({type(err).__name__}: '
+                                f'{err}); rebuild it with `python scripts/build_iqa_models.py --force`') from err
+    if mu.shape != (36, ) or cov.shape != (36, 36):
+        raise MetricUnavailable(f'niqe: {path} holds parameters of shapes {mu.shape}/{cov.shape}, expected '
+                                '(36,)/(36, 36)')
+    return mu, cov
 
 
 def niqe_block_features(blocks):

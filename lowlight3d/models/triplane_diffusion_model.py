@@ -201,14 +201,9 @@ class TriplaneDiffusionModel(BaseModel):
         seed = int(defaults.pop('seed', 0) or 0)
         settings = {k: defaults[k] for k in ('steps', 'sampler', 'eta', 'clip', 'variance', 'flip_consistent')
                     if k in defaults}
-        extractor = self.prior_extractor(**settings)
-        if self.source == 'generator':
-            renderer_opt = renderer_options(self.opt)
-        else:
-            renderer_opt = dict(self.opt['network_renderer'])
         source = {'options': self.opt.get('opt_path', ''), 'experiment': self.opt['path'].get('experiments_root', '')}
-        return prior_record_from_extractor(extractor, self.opt['network_g'], renderer_opt, self.opt.get('diffusion'),
-                                           seed, source)
+        return prior_record_from_extractor(self.prior_extractor(**settings), self.opt['network_g'],
+                                           renderer_options(self.opt), self.opt.get('diffusion'), seed, source)
 
     def save_networks(self, current_iter):
         """The checkpoints of :class:`BaseModel` plus ``models/prior_<iter>.pth``: the one file a later stage needs
