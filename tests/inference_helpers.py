@@ -42,9 +42,11 @@ def tiny_prior_stage(folder):
 
 def tiny_ours_overrides(folder):
     """``--cfg-options`` turning the demo method into a tiny one with the tiny random prior and random weights."""
+    from lowlight3d.models.prior_file import save_prior_file
     opt_path, den, gen = tiny_prior_stage(folder)
-    cfg = ['network_g.base_channels=4', f'prior.ddpm_options={opt_path}', f'prior.denoiser_weights={den}',
-           f'+prior.generator_weights={gen}', '+prior.steps=2']
+    prior_file = osp.join(folder, 'prior.pth')
+    save_prior_file(prior_file, ddpm_options=opt_path, denoiser_weights=den, generator_weights=gen)
+    cfg = ['network_g.base_channels=4', f'prior.file={prior_file}']
     from lowlight3d.pipeline.option_loading import load_options
     opt = load_options(osp.join(DEMO, 'test_LowLight3D_demo.yml'), is_train=False, cfg_options=cfg)
     torch.manual_seed(1)

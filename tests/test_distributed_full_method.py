@@ -14,7 +14,7 @@ import torch
 
 from conftest import write_smooth_images
 from test_distributed import _free_port
-from test_semi_supervised_model import DEMO, FULL, _tiny_prior
+from test_semi_supervised_model import FULL, prior_setup
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -44,7 +44,7 @@ torch.save({{label: {{k: v.detach().clone() for k, v in model.bare(net).state_di
 def test_full_method_two_gloo_ranks_end_with_identical_weights(tmp_path):
     write_smooth_images(str(tmp_path / 'paired'), 8, size=32, seed=1)
     write_smooth_images(str(tmp_path / 'unpaired'), 8, size=32, seed=2)
-    opt_path, den, gen = _tiny_prior(str(tmp_path), osp.join(DEMO, 'train_TriplaneDDPM_demo.yml'))
+    prior_file = prior_setup(str(tmp_path), kinds=('ddpm',))['prior_files']['ddpm']
     runner = tmp_path / 'runner.py'
     runner.write_text(RUNNER.format(repo=REPO, out=str(tmp_path)))
     iters = 4
@@ -54,8 +54,8 @@ def test_full_method_two_gloo_ranks_end_with_identical_weights(tmp_path):
         f'datasets.train.paired.dataroot_gt={tmp_path}/paired',
         f'datasets.train.unpaired.dataroot_lq={tmp_path}/unpaired',
         'datasets.train.unpaired.meta_info_file=~', 'datasets.train.gt_size=32', 'datasets.train.batch_size_per_gpu=2',
-        f'datasets.val.dataroot_gt={tmp_path}/paired', 'datasets.val.gt_size=32', f'prior.ddpm_options={opt_path}',
-        f'prior.denoiser_weights={den}', f'+prior.generator_weights={gen}', '+prior.steps=2',
+        f'datasets.val.dataroot_gt={tmp_path}/paired', 'datasets.val.gt_size=32', f'prior.file={prior_file}',
+        '+prior.steps=2',
         'logger.print_freq=2', f'logger.save_checkpoint_freq={iters}', f'val.val_freq={iters}',
         'logger.use_tb_logger=false', 'train.gan_start_iter=0', 'train.net_d_init_iters=0'  # the paper's schedule
     ]

@@ -137,6 +137,31 @@ def test_enhancer_after_training_on_smooth_images_has_no_grid():
     assert _residual_grid(net, _smooth_face_like(96, 7)) < 3.0
 
 
+def _border_band(net, size=64, level=0.05):
+    """Largest deviation of the output from its centre value for a constant dark input and constant prior maps."""
+    x = torch.full((1, 3, size, size), level)
+    prior = {'T': [torch.full((1, 3, size >> k, size >> k), 0.5) for k in (1, 2, 3)],
+             'D': [torch.full((1, 1, size >> k, size >> k), 0.3) for k in (1, 2, 3)]}
+    with torch.no_grad():
+        out = net(x, prior)
+    return (out - out[..., size // 2, size // 2][..., None, None]).abs().max().item()
+
+
+def test_replicate_padding_leaves_no_border_band_on_a_constant_input():
+    """The inset frame of issue 10: zero padding shows every conv a black border, so a constant dark input gives an
+    output that changes towards the image border; replicate padding keeps it constant to the edge."""
+    torch.manual_seed(0)
+    assert _border_band(_enhancer(padding_mode='replicate')) < 1e-5
+    torch.manual_seed(0)
+    zeros = _enhancer()
+    assert _border_band(zeros) > 1e-2  # the defect, with PyTorch's default
+    torch.manual_seed(0)
+    same = _enhancer(padding_mode='replicate')
+    same.load_state_dict(zeros.state_dict())  # no parameter changes: checkpoints load under every mode
+    with pytest.raises(ValueError, match='padding_mode'):
+        _enhancer(padding_mode='circular')
+
+
 def _legacy_checkpoint(tmp_path, net_type, **kwargs):
     """A pre-issue-10 checkpoint (``downs.k.*``, ``ups.k.0.*``) of a pixel-shuffle network, and the network."""
     net = build_network({'type': net_type, **kwargs, 'upsample': 'pixel_shuffle'})

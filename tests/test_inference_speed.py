@@ -42,6 +42,21 @@ def test_prior_settings_follow_the_prior_stage_then_the_method():
     assert settings['eta'] == 0.5 and not {'cache', 'seed', 'denoiser_weights', 'ddpm_options'} & set(settings)
 
 
+def test_a_prior_file_names_its_stage_by_the_experiment_folder():
+    """``prior.file: experiments/<stage>/models/prior_latest.pth`` need not exist (random weights): the stage's
+    option file is the one whose ``name`` is ``<stage>``."""
+    ddpm, settings = prior_settings({'file': 'experiments/demo_TriplaneDDPM_v/models/prior_latest.pth', 'eta': 0.5,
+                                     'fingerprint': 'abc'})
+    assert ddpm == osp.join(REPO, 'options', 'demo', 'train_TriplaneDDPM_demo.yml')
+    assert settings['steps'] == 10 and settings['eta'] == 0.5 and 'fingerprint' not in settings
+    regressor, _ = prior_settings({'file': 'experiments/demo_TriplaneRegressor/models/prior_600.pth'})
+    assert regressor.endswith('train_TriplaneRegressor_demo.yml')
+    with pytest.raises(ValueError, match='name: no_such_stage'):
+        prior_settings({'file': 'experiments/no_such_stage/models/prior_latest.pth'})
+    with pytest.raises(ValueError, match='experiments/<stage name>/models'):
+        prior_settings({'file': 'prior.pth'})
+
+
 def test_rows_of_two_stand_in_option_sets(tmp_path, capsys):
     ours = timed_calls_from_options(OURS, size=32)
     assert len(ours) == 2 and 'prior maps given' in ours[0].what and '10 ddim steps' in ours[1].what

@@ -8,6 +8,7 @@ import os.path as osp
 
 import pytest
 
+from lowlight3d.pipeline.inference_speed import prior_stage_options
 from lowlight3d.utils.options import load_config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -59,6 +60,16 @@ def test_full_method_optimisers_schedule_and_200_epochs(full):
     assert full['network_d']['type'] == 'ColorEdgeDiscriminator'
 
 
+def test_full_method_reads_the_prior_file_of_the_paper_ddpm_stage(full):
+    """One prior file (issue 15.1): the enhancement run names the file the DDPM stage writes, never its editable
+    option file; the stage that writes it is train_TriplaneDDPM_FFHQ.yml."""
+    ddpm = _load('train_TriplaneDDPM_FFHQ.yml')
+    assert full['prior']['file'] == f"experiments/{ddpm['name']}/models/prior_latest.pth"
+    assert not {'ddpm_options', 'denoiser_weights', 'generator_weights'} & set(full['prior'])
+    assert prior_stage_options(full['prior']) == osp.join(TRAIN, 'train_TriplaneDDPM_FFHQ.yml')
+    assert full['prior']['seed'] == 0 and full['prior']['refresh'] == 'once'
+
+
 def test_prior_ddpm_schedule_optimiser_and_objective():
     ddpm = _load('train_TriplaneDDPM_FFHQ.yml')
     assert ddpm['diffusion']['num_steps'] == 1000 and ddpm['diffusion']['schedule'] == 'linear'
@@ -85,8 +96,8 @@ def _off(opt, *blocks):
     ('V3_no_intra', lambda o, f: _off(o, 'intra_opt') and o['train']['inter_opt'] == f['train']['inter_opt']),
     ('V4_no_inter', lambda o, f: _off(o, 'inter_opt') and o['train']['intra_opt'] == f['train']['intra_opt']),
     ('V5_no_prior', lambda o, f: o.get('prior') is None),
-    ('V6_regression_prior', lambda o, f: 'TriplaneRegressor' in o['prior']['ddpm_options']
-     and load_config(osp.join(REPO, o['prior']['ddpm_options']))['diffusion']['objective'] == 'regression'),
+    ('V6_regression_prior', lambda o, f: set(o['prior']) == set(f['prior'])
+     and load_config(prior_stage_options(o['prior']))['diffusion']['objective'] == 'regression'),
     ('V7_concat_fusion', lambda o, f: o['network_g']['fusion'] == 'concat'),
 ])
 def test_each_ablation_changes_only_its_part(full, variant, check):

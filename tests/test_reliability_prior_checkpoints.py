@@ -21,7 +21,7 @@ from lowlight3d.data import build_dataset
 from lowlight3d.models import build_model
 
 from conftest import tiny_train_overrides, write_smooth_images
-from test_semi_supervised_model import DEMO, FULL, _options, _tiny_prior
+from test_semi_supervised_model import FULL, _options, prior_setup
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 UNET_OPT = osp.join(REPO, 'options', 'demo', 'train_LowLightUNet_demo.yml')
@@ -33,8 +33,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('reliability')
     write_smooth_images(str(root / 'paired'), 4, size=32, seed=1)
     write_smooth_images(str(root / 'unpaired'), 4, size=32, seed=2)
-    priors = {'ddpm': _tiny_prior(str(root), osp.join(DEMO, 'train_TriplaneDDPM_demo.yml'))}
-    return {'root': str(root), 'priors': priors}
+    return {'root': str(root), **prior_setup(str(root), kinds=('ddpm',))}
 
 
 def _model(setup, is_train=True, extra=()):

@@ -31,14 +31,25 @@ def _tiny_prior(folder, base):
     return tiny_prior(folder, base)
 
 
+def prior_setup(root, kinds=('ddpm', 'regressor')):
+    """``{'priors': {kind: (option file, denoiser, generator)}, 'prior_files': {kind: prior file}}`` of tiny random
+    prior stages in ``root`` (the option files' ``prior.file`` form, and the deprecated stage form)."""
+    from lowlight3d.models.prior_file import save_prior_file
+    bases = {'ddpm': 'train_TriplaneDDPM_demo.yml', 'regressor': 'train_TriplaneRegressor_demo.yml'}
+    out = {'priors': {}, 'prior_files': {}}
+    for kind in kinds:
+        opt_path, den, gen = out['priors'][kind] = _tiny_prior(root, osp.join(DEMO, bases[kind]))
+        out['prior_files'][kind] = osp.join(root, f'{kind}_prior.pth')
+        save_prior_file(out['prior_files'][kind], ddpm_options=opt_path, denoiser_weights=den, generator_weights=gen)
+    return out
+
+
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('semi')
     write_smooth_images(str(root / 'paired'), 4, size=32, seed=1)
     write_smooth_images(str(root / 'unpaired'), 4, size=32, seed=2)
-    priors = {'ddpm': _tiny_prior(str(root), osp.join(DEMO, 'train_TriplaneDDPM_demo.yml')),
-              'regressor': _tiny_prior(str(root), osp.join(DEMO, 'train_TriplaneRegressor_demo.yml'))}
-    return {'root': str(root), 'priors': priors}
+    return {'root': str(root), **prior_setup(str(root))}
 
 
 def _options(path, setup, is_train=True, extra=()):
@@ -52,10 +63,8 @@ def _options(path, setup, is_train=True, extra=()):
     if 'gan_start_iter' in (raw.get('train') or {}):  # the demo's warm-up; tests start from the paper's schedule
         cfg += ['train.gan_start_iter=0', 'train.net_d_init_iters=0']
     if raw.get('prior'):
-        kind = 'regressor' if 'Regressor' in raw['prior']['ddpm_options'] else 'ddpm'
-        opt_path, den, gen = setup['priors'][kind]
-        cfg += [f'prior.ddpm_options={opt_path}', f'prior.denoiser_weights={den}', f'+prior.generator_weights={gen}',
-                '+prior.steps=2']
+        kind = 'regressor' if 'Regressor' in raw['prior']['file'] else 'ddpm'
+        cfg += [f"prior.file={setup['prior_files'][kind]}", '+prior.steps=2']
     return load_options(path, is_train=is_train, cfg_options=cfg + list(extra), root_path=root)
 
 
@@ -167,10 +176,14 @@ def test_the_full_model_reduces_its_supervised_loss(setup):
 
 
 def test_missing_prior_weights_fail_clearly(setup):
-    raw_cfg = ['prior.denoiser_weights=experiments/nowhere/net_g_latest.pth']
+    raw_cfg = ['prior.file=experiments/nowhere/models/prior_latest.pth']
     opt = load_options(FULL, is_train=True, cfg_options=raw_cfg, root_path=setup['root'])
-    with pytest.raises(FileNotFoundError, match='prior.denoiser_weights.*nowhere'):
+    with pytest.raises(FileNotFoundError, match='prior.file.*nowhere.*Train that stage first'):
         build_model(opt)
+    both = load_options(FULL, is_train=True, root_path=setup['root'], cfg_options=[
+        f"prior.file={setup['prior_files']['ddpm']}", f"+prior.ddpm_options={setup['priors']['ddpm'][0]}"])
+    with pytest.raises(ValueError, match='prior.file and prior.ddpm_options are both set'):
+        build_model(both)
 
 
 def test_unpaired_losses_need_unpaired_batches(setup):
@@ -210,9 +223,7 @@ def test_resume_matches_an_uninterrupted_run(setup, tmp_path, schedule):
            f'datasets.train.paired.dataroot_gt={root}/paired', f'datasets.train.unpaired.dataroot_lq={root}/unpaired',
            'datasets.train.unpaired.meta_info_file=~', 'datasets.train.gt_size=32',
            'datasets.train.batch_size_per_gpu=3', f'datasets.val.dataroot_gt={root}/paired', 'datasets.val.gt_size=32',
-           f"prior.ddpm_options={opt['prior']['ddpm_options']}",
-           f"prior.denoiser_weights={opt['prior']['denoiser_weights']}",
-           f"+prior.generator_weights={opt['prior']['generator_weights']}", '+prior.steps=2', 'train.total_iter=8',
+           f"prior.file={opt['prior']['file']}", '+prior.steps=2', 'train.total_iter=8',
            'train.scheduler.periods=[8]', 'logger.save_checkpoint_freq=4', 'val.val_freq=100', 'logger.print_freq=4',
            'logger.use_tb_logger=false', *schedule]
 

@@ -176,11 +176,36 @@ def test_ddpm_training_lowers_the_loss_and_sampled_prior_approaches_target(tiny_
     model.test()
     trained, trained_x0 = ((model.output - model.target)**2).mean().item(), x0_error()
     assert trained_x0 < 0.98 * untrained_x0
-    # The render error of the random stand-in generator barely depends on the planes (differences ~1e-6 of
-    # an error of ~4e-5, flaky across runs), so only its finiteness is checked here; "renders closer to the
-    # target" needs a trained generator and is left to scripts/prior_quality.py (issue 3 is still open).
+    # The render error of the random stand-in generator barely depends on the planes (differences ~1e-6 of an
+    # error of ~4e-5), so the render path is tested with an exact denoiser below instead of a trained one.
     assert torch.isfinite(torch.tensor([trained, untrained])).all()
     assert model.get_current_visuals()['result'].shape == (8, 3, 16, 16)
+
+
+def test_an_exact_denoiser_renders_the_target_and_a_wrong_one_does_not(tiny_setup):
+    """The validation render is the renderer applied to the *sampled* tri-planes and camera: a denoiser that returns
+    the true x0 (one regression pass) reproduces the target render, depth included; x0 = 0 (the mean tri-planes
+    and camera) gives a different render."""
+    root, base = tiny_setup
+    opt = copy.deepcopy(base)
+    opt['diffusion'] = {**opt['diffusion'], 'objective': 'regression'}
+    opt['val'].update(sampler='regression', flip_consistent=False)
+    torch.manual_seed(0)
+    model = build_model(opt)
+    model.feed_data(_fixed_batch(root))
+    net = model.test_network()
+    net.set_statistics(model.x0_raw)
+    exact = net.standardize(model.x0_raw)
+    ext = model.prior_extractor()
+    keys = [str(i) for i in range(exact.shape[0])]
+    net.denoise = lambda x, t, feats: exact
+    out = ext._compute(model.lq, 0, keys)
+    model.test()  # the target render, from the true planes and camera
+    assert torch.allclose(out['render'], model.target, atol=1e-5)
+    assert torch.allclose(out['depth'], model.target_depth, atol=1e-5)
+    net.denoise = lambda x, t, feats: torch.zeros_like(exact)
+    wrong = ext._compute(model.lq, 0, keys)
+    assert (wrong['depth'] - model.target_depth).abs().mean() > 100 * (out['depth'] - model.target_depth).abs().mean()
 
 
 def test_paper_sampler_posterior_variance_matches_closed_form_by_hand():

@@ -4,7 +4,10 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ['pad_to_multiple', 'ResidualBlock', 'residual_blocks', 'UPSAMPLE_MODES', 'DOWNSAMPLE_MODES',
-           'icnr_init_', 'Upsample2x', 'Downsample2x', 'rename_legacy_keys']
+           'icnr_init_', 'Upsample2x', 'Downsample2x', 'rename_legacy_keys', 'PADDING_MODES', 'set_padding_mode']
+
+#: Border handling of the spatial convolutions: see :func:`set_padding_mode`.
+PADDING_MODES = ('zeros', 'replicate', 'reflect')
 
 #: ``Upsample2x`` modes: see its docstring.
 UPSAMPLE_MODES = ('pixel_shuffle', 'pixel_shuffle_icnr', 'bilinear')
@@ -30,6 +33,27 @@ def pad_to_multiple(x, multiple, mode='reflect'):
     if mode == 'reflect' and (pad_h >= h or pad_w >= w):
         mode = 'replicate'
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
+
+
+def set_padding_mode(module, mode):
+    """Set the border handling of every padded ``nn.Conv2d`` inside ``module`` (in place) and return ``module``.
+
+    ``'zeros'`` (PyTorch's default) shows the network a black frame around every feature map; a network that must
+    multiply a dark input's values then brightens a band along the image border differently from the inside (the
+    inset frame of issue 10). ``'replicate'`` repeats the edge values, so a constant input stays constant up to the
+    border; it works for maps of any size (``'reflect'`` needs maps larger than the padding). No parameters change:
+    checkpoints load under every mode.
+
+    Args:
+        module (nn.Module): Network whose convolutions are changed.
+        mode (str): One of :data:`PADDING_MODES`.
+    """
+    if mode not in PADDING_MODES:
+        raise ValueError(f'padding_mode must be one of {PADDING_MODES}, got {mode!r}')
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and any(p > 0 for p in m.padding):
+            m.padding_mode = mode
+    return module
 
 
 class ResidualBlock(nn.Module):

@@ -6,7 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowlight3d.archs.arch_util import Downsample2x, Upsample2x, pad_to_multiple, rename_legacy_keys, residual_blocks
+from lowlight3d.archs.arch_util import (
+    Downsample2x,
+    Upsample2x,
+    pad_to_multiple,
+    rename_legacy_keys,
+    residual_blocks,
+    set_padding_mode,
+)
 from lowlight3d.archs.prior_fusion_arch import ConcatResidualFusion, PriorFusionModule
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
@@ -73,11 +80,15 @@ class PriorGuidedEnhancer(nn.Module):
             layout before issue 10: it stamps a period-2 grid) or ``'pixel_shuffle_icnr'``.
         downsample (str): Encoder down-sampling, a mode of :class:`~lowlight3d.archs.arch_util.Downsample2x`:
             ``'strided_conv'`` (Conv3x3 stride 2) or ``'avgpool_conv'`` (2x2 average pool + Conv3x3).
+        padding_mode (str): Border handling of every 3x3 convolution (:func:`~lowlight3d.archs.arch_util.
+            set_padding_mode`): ``'zeros'`` (PyTorch's default, the layout before issue 10) or ``'replicate'``
+            (the option files' choice: zero padding brightened a band along the border of dark inputs, the inset
+            frame of issue 10) or ``'reflect'``.
     """
 
     def __init__(self, in_channels=3, out_channels=3, base_channels=60, fusion='prior3d', fusion_position='decoder',
                  prior_image_channels=3, prior_depth_channels=1, blocks_per_level=2, residual=True,
-                 fusion_kwargs=None, upsample='bilinear', downsample='strided_conv'):
+                 fusion_kwargs=None, upsample='bilinear', downsample='strided_conv', padding_mode='zeros'):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"PriorGuidedEnhancer: fusion must be one of {sorted(FUSIONS)}, got '{fusion}'.")
@@ -111,6 +122,7 @@ class PriorGuidedEnhancer(nn.Module):
         self.fusions = nn.ModuleList(
             fusion_cls(c, prior_image_channels, prior_depth_channels, **(fusion_kwargs or {})) for c in chans)
         self.tail = nn.Conv2d(chans[0], out_channels, 3, 1, 1)
+        set_padding_mode(self, padding_mode)
         self._register_load_state_dict_pre_hook(
             lambda state_dict, prefix, *args: rename_legacy_keys(state_dict, prefix, self.legacy_renames()))
 

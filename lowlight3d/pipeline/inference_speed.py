@@ -9,7 +9,8 @@ Protocol (``scripts/inference_speed.py``):
   inputs (:meth:`~lowlight3d.archs.prior_guided_enhancer_arch.PriorGuidedEnhancer.example_inputs`), and the
   enhancer plus the extraction of its 3D prior (:meth:`~lowlight3d.models.prior_extractor.PriorExtractor.extract`,
   no cache) with the sampling settings the model would use (the prior stage's ``prior`` block, overridden by the
-  method's own); the prior networks are built with random weights from the prior stage's option file by
+  method's own); the prior networks are built with random weights from the prior stage's option file
+  (:func:`prior_stage_options`: the stage whose experiment folder holds the method's prior file) by
   ``random_extractor`` of :mod:`lowlight3d.models.prior_extractor`;
 * a ZERO-IG option file (``ZeroIG.ZeroIGModel``) with ``test_opt.steps > 0`` (or ``zero_shot_steps``) adds a row
   for its test-time procedure (:meth:`~baselines.zero_ig.zero_ig_model.ZeroIGModel.zero_shot`: that many
@@ -38,8 +39,8 @@ from lowlight3d.utils.options import load_config
 from lowlight3d.utils.registry import import_custom_modules, load_plugins
 from lowlight3d.utils.results_table import format_table
 
-__all__ = ['DEFAULT_OPTIONS', 'TimedCall', 'prior_settings', 'timed_calls_from_options', 'time_interleaved',
-           'inference_speed', 'main']
+__all__ = ['DEFAULT_OPTIONS', 'TimedCall', 'prior_stage_options', 'prior_settings', 'timed_calls_from_options',
+           'time_interleaved', 'inference_speed', 'main']
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -79,20 +80,52 @@ def _existing(path):
                             f'from the repository root {REPO})')
 
 
+def prior_stage_options(prior_opt):
+    """The option file of the prior stage that a method's ``prior`` block names (for its network layout).
+
+    ``ddpm_options`` (the deprecated form) names it. A ``file`` (the prior file that stage writes,
+    ``experiments/<stage name>/models/prior_*.pth``) need not exist yet, since the timing uses random weights: the
+    stage is the option file under ``options/`` whose ``name`` is ``<stage name>``.
+
+    Raises:
+        ValueError: the block names neither, or no option file (or more than one) has that name.
+    """
+    if prior_opt.get('ddpm_options'):
+        return _existing(prior_opt['ddpm_options'])
+    if not prior_opt.get('file'):
+        raise ValueError('the prior block names neither file (the prior file of the prior stage) nor ddpm_options')
+    path = osp.normpath(prior_opt['file'])
+    parts = path.split(os.sep)
+    if len(parts) < 3 or parts[-2] != 'models':
+        raise ValueError(f"prior.file {prior_opt['file']!r} is not experiments/<stage name>/models/<file>: the prior "
+                         "stage's option file cannot be found from it")
+    stage = parts[-3]
+    found = []
+    for folder, _, files in os.walk(osp.join(REPO, 'options')):
+        for name in sorted(files):
+            if name.endswith('.yml'):
+                with open(osp.join(folder, name)) as f:
+                    if any(line.split('#')[0].strip() == f'name: {stage}' for line in f):
+                        found.append(osp.join(folder, name))
+    if len(found) != 1:
+        raise ValueError(f"prior.file {prior_opt['file']!r}: expected one option file under options/ with "
+                         f'name: {stage} (the prior stage that writes it), found {len(found)}: {found}')
+    return found[0]
+
+
 def prior_settings(prior_opt):
     """The prior stage's option file and the extractor settings a method's ``prior`` block amounts to.
 
     The settings are the ``prior`` block of the prior stage's option file (``steps``, ``sampler``, ``eta``, ``clip``,
-    ``flip_consistent`` ...), overridden by the extractor arguments of the method's own block, as
-    :func:`~lowlight3d.models.semi_supervised_distillation_model.build_prior_extractor` does.
+    ``flip_consistent`` ...; the sampling defaults its prior file records), overridden by the extractor arguments of
+    the method's own block, as :func:`~lowlight3d.models.semi_supervised_distillation_model.build_prior_extractor`
+    does.
 
     Returns:
         tuple[str, dict]: ``(prior option file, settings)``.
     """
     from lowlight3d.models.semi_supervised_distillation_model import _PRIOR_KEYS
-    if not prior_opt.get('ddpm_options'):
-        raise ValueError('the prior block has no ddpm_options (the option file of the prior stage)')
-    ddpm_path = _existing(prior_opt['ddpm_options'])
+    ddpm_path = prior_stage_options(prior_opt)
     settings = dict(load_config(ddpm_path).get('prior') or {})
     settings.update({k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS})
     for key in ('cache', 'cache_dir', 'device'):
