@@ -57,6 +57,7 @@ def test_full_method_optimisers_schedule_and_200_epochs(full):
     assert train['ema_decay'] == 0.999  # eq. 5 momentum (OPEN in the paper; our decision, docs/method.md)
     assert full['model_type'] == 'SemiSupervisedDistillationModel'
     assert full['network_g']['type'] == 'PriorGuidedEnhancer' and full['network_g']['fusion'] == 'prior3d'
+    assert full['network_g']['padding_mode'] == 'replicate'  # our decision (issue 10: zero padding left a frame)
     assert full['network_d']['type'] == 'ColorEdgeDiscriminator'
 
 
