@@ -155,11 +155,30 @@ def test_replicate_padding_leaves_no_border_band_on_a_constant_input():
     torch.manual_seed(0)
     zeros = _enhancer()
     assert _border_band(zeros) > 1e-2  # the defect, with PyTorch's default
-    torch.manual_seed(0)
-    same = _enhancer(padding_mode='replicate')
-    same.load_state_dict(zeros.state_dict())  # no parameter changes: checkpoints load under every mode
     with pytest.raises(ValueError, match='padding_mode'):
         _enhancer(padding_mode='circular')
+
+
+def test_a_checkpoint_keeps_its_padding(tmp_path):
+    """The padding travels with the weights: a network built with another padding refuses the checkpoint (no
+    silent border band), through load_state_dict and through the models' checked loading; a checkpoint from before
+    the option (no marker) is a zero-padded one."""
+    from lowlight3d.models.base_model import load_weights_checked
+    torch.manual_seed(0)
+    zeros, replicate = _enhancer(), _enhancer(padding_mode='replicate')
+    state = zeros.state_dict()
+    assert int(state['padding_mode_code']) == 0 and int(replicate.state_dict()['padding_mode_code']) == 1
+    with pytest.raises(ValueError, match="trained with padding_mode 'zeros'.*network_g.padding_mode: zeros"):
+        replicate.load_state_dict(state)
+    legacy = {k: v for k, v in state.items() if k != 'padding_mode_code'}
+    with pytest.raises(ValueError, match='predates the option'):
+        load_weights_checked(replicate, legacy, 'old.pth', 'net_g')
+    fresh = _enhancer()
+    load_weights_checked(fresh, legacy, 'old.pth', 'net_g')  # a pre-option checkpoint loads as zero padding
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), state.values()))
+    again = _enhancer(padding_mode='replicate')
+    again.load_state_dict(replicate.state_dict())
+    assert _border_band(again) < 1e-5
 
 
 def _legacy_checkpoint(tmp_path, net_type, **kwargs):

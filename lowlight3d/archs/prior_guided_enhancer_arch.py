@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowlight3d.archs.arch_util import (
+    PADDING_MODES,
     Downsample2x,
     Upsample2x,
     pad_to_multiple,
@@ -123,8 +124,36 @@ class PriorGuidedEnhancer(nn.Module):
             fusion_cls(c, prior_image_channels, prior_depth_channels, **(fusion_kwargs or {})) for c in chans)
         self.tail = nn.Conv2d(chans[0], out_channels, 3, 1, 1)
         set_padding_mode(self, padding_mode)
+        self.padding_mode = padding_mode
+        # The padding is part of what a checkpoint learned (issue 10): it travels with the weights, and a checkpoint
+        # is refused by a network built with another padding (see upgrade_state_dict).
+        self.register_buffer('padding_mode_code', torch.tensor(PADDING_MODES.index(padding_mode)))
         self._register_load_state_dict_pre_hook(
-            lambda state_dict, prefix, *args: rename_legacy_keys(state_dict, prefix, self.legacy_renames()))
+            lambda state_dict, prefix, *args: self.upgrade_state_dict(state_dict, prefix))
+
+    def upgrade_state_dict(self, state_dict, prefix=''):
+        """Bring a checkpoint's state dict to this layout, in place, and check its padding.
+
+        Renames the keys of :meth:`legacy_renames`. A checkpoint without ``padding_mode_code`` predates the
+        ``padding_mode`` option and was trained with zero padding. A network built with another padding than its
+        checkpoint's would compute something the weights were not trained for (a border band on dark inputs), so
+        that raises, naming the option to set.
+
+        Raises:
+            ValueError: The checkpoint's padding differs from this network's.
+        """
+        rename_legacy_keys(state_dict, prefix, self.legacy_renames())
+        key = prefix + 'padding_mode_code'
+        theirs = state_dict.get(key)
+        code = 0 if theirs is None else int(theirs)
+        if code != int(self.padding_mode_code):
+            name = PADDING_MODES[code] if 0 <= code < len(PADDING_MODES) else f'code {code}'
+            older = ' (it predates the option: every checkpoint before issue 10 was)' if theirs is None else ''
+            raise ValueError(f"PriorGuidedEnhancer: the checkpoint was trained with padding_mode '{name}'{older}, but "
+                             f"the network is built with padding_mode '{self.padding_mode}'. Set "
+                             f'network_g.padding_mode: {name} (e.g. --cfg-options network_g.padding_mode={name}) to '
+                             'use it as trained.')
+        state_dict[key] = self.padding_mode_code.detach().clone()
 
     @staticmethod
     def legacy_renames():

@@ -36,15 +36,19 @@ __all__ = ['BaseModel', 'apply_legacy_renames', 'load_weights_checked']
 
 
 def apply_legacy_renames(net, state):
-    """A copy of ``state`` with the old key names of every sub-module that declares ``legacy_renames()``.
+    """A copy of ``state`` brought to the current layout by every sub-module that declares how.
 
-    Architectures rename old keys in a ``load_state_dict`` pre-hook; :func:`load_weights_checked` compares keys
-    before ``load_state_dict`` runs, so it applies the same renames (declared once, by the architecture) first.
+    A module's ``upgrade_state_dict(state, prefix)`` (renames and checks, e.g. the padding of
+    :class:`~lowlight3d.archs.prior_guided_enhancer_arch.PriorGuidedEnhancer`) is called, else its
+    ``legacy_renames()`` are applied. Architectures do the same in a ``load_state_dict`` pre-hook;
+    :func:`load_weights_checked` compares keys before ``load_state_dict`` runs, so it upgrades first.
     """
     state = OrderedDict(state)
     for prefix, module in net.named_modules():
-        renames = getattr(module, 'legacy_renames', None)
-        if callable(renames):
+        upgrade, renames = getattr(module, 'upgrade_state_dict', None), getattr(module, 'legacy_renames', None)
+        if callable(upgrade):
+            upgrade(state, f'{prefix}.' if prefix else '')
+        elif callable(renames):
             rename_legacy_keys(state, f'{prefix}.' if prefix else '', renames())
     return state
 
