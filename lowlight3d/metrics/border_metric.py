@@ -1,4 +1,4 @@
-"""``border_step``: a frame along the image border, measured against the ground truth (issue 10).
+"""``border_step``: a frame along the image border, against the ground truth (issue 10, ``docs/metric_protocol.md`` 6).
 
 A network with zero-padded convolutions sees a black frame around every feature map; on dark inputs it then
 brightens a band along the border differently from the inside, and the result shows an inset rectangle. The
