@@ -224,3 +224,27 @@ def test_point8_resume_reports_its_iterations_and_logs_the_same_losses(tmp_path,
     last = open(osp.join(exp, logs[-1])).read()
     assert 'End of training: 8 iterations, of which 2 in ' in last and '(resumed at iteration 6)' in last
     assert load_checkpoint(osp.join(resumed['path']['training_states'], '8.state'))['iter'] == 8
+
+
+def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    """``atomic_write`` (used by the depth and parsing caches and the IQA model files): a failing writer leaves the
+    previous file and no temporary file; a good one replaces it with the usual permissions."""
+    from lowlight3d.utils.checkpoint import atomic_write
+    target = tmp_path / 'sub' / 'x.txt'
+
+    def good(text):
+        return lambda tmp: open(tmp, 'w').write(text)
+
+    assert atomic_write(str(target), good('one')) == str(target) and target.read_text() == 'one'
+
+    def broken(tmp):
+        open(tmp, 'w').write('half')
+        raise OSError('disk full')
+
+    with pytest.raises(OSError, match='disk full'):
+        atomic_write(str(target), broken)
+    assert target.read_text() == 'one' and os.listdir(target.parent) == ['x.txt']
+    atomic_write(str(target), good('two'), suffix='.png')
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_text() == 'two' and (target.stat().st_mode & 0o777) == 0o666 & ~umask

@@ -35,10 +35,11 @@ DIR --out DIR``).
 import argparse
 import os
 import os.path as osp
-import tempfile
 
 import cv2
 import numpy as np
+
+from lowlight3d.utils.checkpoint import atomic_write
 
 __all__ = [
     'LAPA_CLASSES', 'FLIP_CLASS_MAP', 'flip_parsing_mask', 'landmarks_to_parsing', 'FaceMeshParser',
@@ -170,18 +171,11 @@ class ParsingMaskCache:
 
     def write(self, name, mask):
         """Store ``mask`` for ``name`` (temporary file + rename)."""
-        path = self.path(name)
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.', suffix='.png', dir=osp.dirname(path))
-        os.close(fd)
-        try:
+        def write(tmp):
             if not cv2.imwrite(tmp, np.asarray(mask, dtype=np.uint8)):
                 raise OSError(f'cannot write {tmp}')
-            os.replace(tmp, path)
-        except BaseException:
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise
+
+        atomic_write(self.path(name), write, suffix='.png')
 
 
 def derive_parsing_masks(image_paths, cache_folder, parser=None, names=None):

