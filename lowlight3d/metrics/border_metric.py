@@ -19,20 +19,13 @@ test faces (mean; its frame was visible), the replicate-padded one 0.86.
 """
 import numpy as np
 
-from lowlight3d.metrics.metric_util import check_image, crop_image
+from lowlight3d.metrics.metric_util import bgr_luma, check_image, crop_image
 from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = ['border_profile', 'border_step', 'BORDER_RINGS']
 
 #: Rings (pixels from the edge) the profile covers.
 BORDER_RINGS = 32
-
-
-def _luma(img):
-    img = img.astype(np.float64)
-    if img.ndim == 2:
-        return img
-    return 0.114 * img[..., 0] + 0.587 * img[..., 1] + 0.299 * img[..., 2]  # BGR
 
 
 def border_profile(img, img2, rings=BORDER_RINGS):
@@ -49,7 +42,7 @@ def border_profile(img, img2, rings=BORDER_RINGS):
     img, img2 = check_image(img, 'img'), check_image(img2, 'img2')
     if img.shape != img2.shape:
         raise ValueError(f'border_step: result and reference differ in shape: {img.shape} vs {img2.shape}')
-    err = _luma(img) - _luma(img2)
+    err = 255.0 * (bgr_luma(img) - bgr_luma(img2))
     h, w = err.shape
     n = min(int(rings), min(h, w) // 4)
     if n < 2:

@@ -31,7 +31,7 @@ it is just the colourfulness of the result and has no better direction.
 import cv2
 import numpy as np
 
-from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image
+from lowlight3d.metrics.metric_util import MetricUnavailable, bgr_luma, check_image, crop_image
 from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = ['grid', 'grid_ratios', 'luma_grid_ratios', 'chroma', 'GRID_PERIODS', 'GRID_MIN_SIZE']
@@ -42,12 +42,6 @@ GRID_PERIODS = (2, 4)
 GRID_MIN_SIZE = 32
 _NEIGHBOUR_OFFSETS = (2, 3, 4)
 _HIGHPASS_SIGMA = 1.0
-
-
-def _luma(img):
-    """Luma in [0, 1] of a uint8 BGR (H, W, 3) image."""
-    img = img.astype(np.float64) / 255.0
-    return 0.114 * img[..., 0] + 0.587 * img[..., 1] + 0.299 * img[..., 2]
 
 
 def _line_ratio(energy, period):
@@ -71,7 +65,7 @@ def grid_ratios(img):
         MetricUnavailable: Image smaller than 32x32 (after cropping to a multiple of 4), or without any
             high-frequency content (a constant image).
     """
-    return luma_grid_ratios(_luma(check_image(img, 'img')))
+    return luma_grid_ratios(bgr_luma(check_image(img, 'img')))
 
 
 def luma_grid_ratios(luma):

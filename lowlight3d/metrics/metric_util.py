@@ -49,7 +49,8 @@ import math
 __all__ = [
     'MetricUnavailable', 'METRIC_INFO', 'metric_info', 'is_full_reference', 'metrics_of_set',
     'compute_metric', 'try_compute_metric', 'mean_of_rows',
-    'format_metric', 'describe_protocol', 'check_image', 'crop_image', 'SetLevelMetric', 'SET_LEVEL_METRICS',
+    'format_metric', 'describe_protocol', 'check_image', 'bgr_luma', 'crop_image', 'SetLevelMetric',
+    'SET_LEVEL_METRICS',
     'register_set_level', 'build_set_level_metrics', 'finish_set_level', 'MetricRows'
 ]
 
@@ -320,6 +321,13 @@ def check_image(img, name='img'):
             raise ValueError(f'{name} must be uint8 in [0, 255] (or float in [0, 255]), got {img.dtype} '
                              f'with range [{img.min()}, {img.max()}]')
     return img
+
+
+def bgr_luma(img):
+    """BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` in [0, 1] (float64, ``H x W``) of an ``H x W x 3`` BGR image in
+    [0, 255] (:func:`check_image` makes one of any image)."""
+    img = img.astype('float64') / 255.0
+    return 0.114 * img[..., 0] + 0.587 * img[..., 1] + 0.299 * img[..., 2]
 
 
 def crop_image(img, crop_border):
