@@ -248,3 +248,17 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.read_text() == 'two' and (target.stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+def test_file_sha1_reads_in_chunks_and_matches_hashlib(tmp_path):
+    """``file_sha1`` / ``update_file_digest`` (weights stamps of DLIENet and IC-FSRDENet, the prior fingerprint)."""
+    import hashlib
+
+    from lowlight3d.utils.file_hash import file_sha1, update_file_digest
+    data = bytes(range(256)) * 5000  # 1.28 MB: more than one 1 MiB chunk
+    a, b = tmp_path / 'a.bin', tmp_path / 'b.bin'
+    a.write_bytes(data)
+    b.write_bytes(b'second')
+    assert file_sha1(str(a)) == hashlib.sha1(data).hexdigest()
+    both = update_file_digest(update_file_digest(hashlib.sha1(), str(a)), str(b))
+    assert both.hexdigest() == hashlib.sha1(data + b'second').hexdigest()

@@ -33,7 +33,6 @@ loss (``FrozenVGGFeatureExtractor`` + ``FeaturePerceptualLoss``, the ``train.fea
 and freezing a network from an option block with its pretrained weights (``BaseModel.add_network(...,
 trainable=False)``), the term bookkeeping (``LossSum``) and the paired-data model (``SupervisedEnhancementModel``).
 """
-import hashlib
 import os.path as osp
 
 import torch
@@ -42,20 +41,12 @@ from baselines.dlienet.dlienet_arch import DLIENetBase
 from lowlight3d.archs import build_network
 from lowlight3d.models.loss_sum import LossSum
 from lowlight3d.models.supervised_enhancement_model import SupervisedEnhancementModel
+from lowlight3d.utils.file_hash import file_sha1
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['DLIENetTeacherModel', 'DLIENetStudentModel', 'resolve_teacher_weights', 'file_sha1']
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def file_sha1(path):
-    """Hex SHA-1 of a file's bytes."""
-    digest = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_teacher_weights(path, root=None):

@@ -25,7 +25,6 @@ Note on the training set: test.py degrades each training face once (fixed per im
 stage-1 result per training face, whereas the ``lq`` of the wrapped training set is re-degraded every epoch (it is
 not used by stage-2 training).
 """
-import hashlib
 import os.path as osp
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from torch.utils import data
 
 from lowlight3d.data.lowlight_face_dataset import img_to_tensor, resize_image
 from lowlight3d.data.seeding import train_rng
+from lowlight3d.utils.file_hash import file_sha1
 from lowlight3d.utils.img_io import ImageReadError, read_image
 from lowlight3d.utils.registry import DATASET_REGISTRY, register
 
@@ -76,14 +76,6 @@ def stage1_results_folder(test_options, set_name, cfg_options=()):
 STAMP = 'stage1_weights.sha1'  # written next to the results after a run: the SHA-1 of the weights it used
 
 
-def _sha1(path):
-    digest = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _is_stale(root, weights):
     """Whether the results in ``root`` were made with other stage-1 weights (or were never finished).
 
@@ -98,7 +90,7 @@ def _is_stale(root, weights):
     stamp = osp.join(root, STAMP)
     if osp.isfile(stamp):
         with open(stamp) as f:
-            return f.read().strip() != _sha1(_resolve(weights))
+            return f.read().strip() != file_sha1(_resolve(weights))
     return osp.getmtime(_resolve(weights)) > osp.getmtime(done)
 
 
@@ -129,7 +121,7 @@ def ensure_stage1_results(test_options, set_name, stems, cfg_options=(), log=pri
         subprocess.run(cmd, check=True)
         if weights:
             with open(osp.join(root, STAMP), 'w') as f:
-                f.write(_sha1(_resolve(weights)) + '\n')
+                f.write(file_sha1(_resolve(weights)) + '\n')
         missing = [s for s in stems if not osp.isfile(osp.join(folder, f'{s}.png'))]
         if missing:
             raise FileNotFoundError(f'ICFSRDENet: test.py with {test_options} did not write {len(missing)} stage-1 '

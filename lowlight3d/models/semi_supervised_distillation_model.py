@@ -61,6 +61,7 @@ import torch
 from lowlight3d.archs import build_network
 from lowlight3d.models.base_model import BaseModel
 from lowlight3d.models.loss_sum import LossSum
+from lowlight3d.utils.file_hash import update_file_digest
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['SemiSupervisedDistillationModel', 'build_prior_extractor', 'prior_fingerprint', 'prior_refresh']
@@ -116,9 +117,7 @@ def prior_fingerprint(denoiser_weights, generator_weights, extractor):
     """
     digest = hashlib.sha1()
     for path in (denoiser_weights, generator_weights):
-        with open(path, 'rb') as f:
-            for chunk in iter(lambda: f.read(1 << 20), b''):
-                digest.update(chunk)
+        update_file_digest(digest, path)
     settings = {k: getattr(extractor, k, None) for k in ('steps', 'sampler', 'eta', 'clip', 'variance',
                                                          'flip_consistent', 'image_size')}
     digest.update(repr(sorted(settings.items())).encode())
