@@ -41,8 +41,9 @@ def set_padding_mode(module, mode):
     ``'zeros'`` (PyTorch's default) shows the network a black frame around every feature map; a network that must
     multiply a dark input's values then brightens a band along the image border differently from the inside (the
     inset frame of issue 10). ``'replicate'`` repeats the edge values, so a constant input stays constant up to the
-    border; it works for maps of any size (``'reflect'`` needs maps larger than the padding). No parameters change:
-    checkpoints load under every mode.
+    border; it works for maps of any size (``'reflect'`` needs maps larger than the padding). No parameters change,
+    but the weights are trained for one mode: :class:`~lowlight3d.archs.prior_guided_enhancer_arch.
+    PriorGuidedEnhancer` records it in its checkpoints and refuses a checkpoint of another mode.
 
     Args:
         module (nn.Module): Network whose convolutions are changed.
