@@ -138,9 +138,7 @@ class DLIENetTeacherModel(_DLIENetStageModel):
                                  'FrozenVGGFeatureExtractor, arch: vgg19, layers: [conv1_2, conv2_2, conv3_4, '
                                  'conv4_4], weights: ~}')
             self.features = build_network(train_opt['feature_extractor'], where='train.feature_extractor')
-            self.features = self.features.to(self.device).eval()
-            for p in self.features.parameters():
-                p.requires_grad_(False)
+            self.features = self.prepare_frozen_network(self.features)
 
     @property
     def uses_random_features(self):
@@ -169,8 +167,8 @@ class DLIENetTeacherModel(_DLIENetStageModel):
                 mine = [f.chunk(len(parts))[k] for f in feats]
                 terms.add(f'perceptual{suffix}', self.losses['perceptual'](mine, feats_gt))
         grads = self.grad_norm_logs(current_iter, terms.values, [images])
-        terms.total.backward()
-        optimizer.step()
+        self.backward(terms.total)
+        self.optimizer_step(optimizer)
         self.log_dict = self.reduce_loss_dict(terms.logs(**grads))
         if 'net_g_ema' in self.nets:
             self.update_ema('net_g_ema', self.ema_decay)
@@ -241,8 +239,8 @@ class DLIENetStudentModel(_DLIENetStageModel):
             if 'attention' in self.losses:
                 terms.add('attention', self.losses['attention']([out.att2, out.att1], [ref.att2, ref.att1]))
         grads = self.grad_norm_logs(current_iter, terms.values, [out.image])
-        terms.total.backward()
-        optimizer.step()
+        self.backward(terms.total)
+        self.optimizer_step(optimizer)
         self.log_dict = self.reduce_loss_dict(terms.logs(**grads))
         if 'net_g_ema' in self.nets:
             self.update_ema('net_g_ema', self.ema_decay)

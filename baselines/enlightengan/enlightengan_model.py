@@ -182,8 +182,8 @@ class EnlightenGANModel(BaseModel):
             logs['l_sfp_local'] = losses['sfp_local'](crops(fake_b), crops(real_a))
         total = sum(logs.values())
         grads = self.grad_norm_logs(current_iter, {k[2:]: v for k, v in logs.items()}, [fake_b])
-        total.backward()
-        self.optimizers['optim_g'].step()
+        self.backward(total)
+        self.optimizer_step(self.optimizers['optim_g'])
         logs['l_g_total'] = total.detach()
 
         # discriminators
@@ -198,6 +198,6 @@ class EnlightenGANModel(BaseModel):
             logs['l_d_local'] = losses['gan_local'](d_local(crops(fake_d)), d_local(crops(real_b)))
             d_total = d_total + logs['l_d_local']
         if torch.is_tensor(d_total):
-            d_total.backward()
-            self.optimizers['optim_d'].step()
+            self.backward(d_total)
+            self.optimizer_step(self.optimizers['optim_d'])
         self.log_dict = self.reduce_loss_dict({**{k: v.detach() for k, v in logs.items()}, **grads})

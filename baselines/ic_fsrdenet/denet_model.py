@@ -94,8 +94,8 @@ class DENetModel(SupervisedEnhancementModel):
         x_noisy, gamma, noise = sr3_diffusion.training_batch(self.schedule, x0, self.per_sample_step)
         pred = self.nets['net_g'](torch.cat([cond, x_noisy], dim=1), gamma)
         loss = self.losses['noise'](pred, noise)
-        loss.backward()
-        optimizer.step()
+        self.backward(loss)
+        self.optimizer_step(optimizer)
         self.output = self.cond  # no image is produced by a training step
         self.log_dict = self.reduce_loss_dict({'l_noise': loss.detach()})
         if 'net_g_ema' in self.nets:

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight3d.archs.arch_util import interpolate_any_precision
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = ['slice_bilateral_grid', 'as_bilateral_grid', 'TokenAttention', 'TokenTransformer', 'GridRefiner',
@@ -57,7 +58,7 @@ def resize_to(img, size):
     if tuple(img.shape[-2:]) == size:
         return img
     shrink = size[0] < img.shape[-2] or size[1] < img.shape[-1]
-    return F.interpolate(img, size=size, mode='bicubic', align_corners=False, antialias=shrink)
+    return interpolate_any_precision(img, size=size, mode='bicubic', align_corners=False, antialias=shrink)
 
 
 def as_bilateral_grid(grid_map):

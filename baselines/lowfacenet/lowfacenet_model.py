@@ -65,7 +65,7 @@ class LowFaceNetModel(BaseModel):
                 raise ValueError('train.feature_contrast_opt / perceptual_opt need train.feature_extractor, e.g. '
                                  '{type: FrozenVGGFeatureExtractor, arch: vgg16, imagenet_norm: false, weights: ~}')
             fe_opt = {**fe_opt, 'layers': list(self.vgg_layers)}
-            self.features = build_network(fe_opt, where='train.feature_extractor').to(self.device)
+            self.features = self.prepare_frozen_network(build_network(fe_opt, where='train.feature_extractor'))
             if getattr(self.features, 'is_random_standin', False):
                 self.weight_sources['vgg16'] = 'RANDOM stand-in (weights: random_for_tests)'
         if 'face' in self.losses:
@@ -131,8 +131,9 @@ class LowFaceNetModel(BaseModel):
             extra['face_found'] = stats['found'] / max(1, stats['images'])
             extra['face_acc'] = losses['face'].last_accuracy
         grads = self.grad_norm_logs(current_iter, terms.values, [out])
-        terms.total.backward()
+        self.backward(terms.total)
         if self.grad_clip > 0:
+            self.unscale_gradients(self.optimizers['optim_g'])
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
-        self.optimizers['optim_g'].step()
+        self.optimizer_step(self.optimizers['optim_g'])
         self.log_dict = self.reduce_loss_dict(terms.logs(**extra, **grads))

@@ -21,13 +21,12 @@ with ``'pred_res_noise'`` and ``sampling: res`` only ``unet0`` is evaluated.  Su
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from baselines.rddm.histogram_equalization import equalize_hist
 from baselines.rddm.rddm_unet_arch import RDDMUNet
 from baselines.rddm.residual_schedule import SAMPLING_MODES, ResidualSchedule
-from lowlight3d.archs.arch_util import pad_to_multiple
+from lowlight3d.archs.arch_util import interpolate_any_precision, pad_to_multiple
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = ['OBJECTIVES', 'RDDMNetwork', 'sampling_cost']
@@ -95,8 +94,8 @@ class RDDMNetwork(nn.Module):
         if self.image_size is None:
             img = pad_to_multiple(img, self.unet0.downscale)[0]
         elif self._geometry(img) != (self.image_size, self.image_size):
-            img = F.interpolate(img, size=(self.image_size, self.image_size), mode='bicubic', align_corners=False,
-                                antialias=True).clamp(0, 1)
+            img = interpolate_any_precision(img, size=(self.image_size, self.image_size), mode='bicubic',
+                                            align_corners=False, antialias=True).clamp(0, 1)
         return img * 2 - 1
 
     def from_model_space(self, x, size):
@@ -105,7 +104,7 @@ class RDDMNetwork(nn.Module):
         if self.image_size is None:
             return img[..., :size[0], :size[1]]
         if self._geometry(img) != tuple(size):
-            img = F.interpolate(img, size=tuple(size), mode='bicubic', align_corners=False, antialias=True)
+            img = interpolate_any_precision(img, size=tuple(size), mode='bicubic', align_corners=False, antialias=True)
         return img.clamp(0, 1)
 
     def condition(self, lq):

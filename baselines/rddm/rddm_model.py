@@ -88,11 +88,12 @@ class RDDMModel(SupervisedEnhancementModel):
         terms = LossSum()
         for name, loss_fn in self.losses.items():
             terms.add(name, loss_fn(pred[name], targets[name]))
-        terms.total.backward()
+        self.backward(terms.total)
         extra = OrderedDict()
         if self.grad_clip is not None:
+            self.unscale_gradients(optimizer)
             extra['grad_norm'] = torch.nn.utils.clip_grad_norm_(self.nets['net_g'].parameters(), self.grad_clip)
-        optimizer.step()
+        self.optimizer_step(optimizer)
         self.log_dict = self.reduce_loss_dict(terms.logs(**extra))
         if 'net_g_ema' in self.nets:
             if current_iter <= self.ema_start:

@@ -127,10 +127,16 @@ def near_box_gaussian_kernel(size=21, nsig=1.0):
 
 
 def gaussian_blur(x, kernel):
-    """Depthwise convolution of ``x`` with a 2-D ``kernel`` after reflect padding (same size out)."""
+    """Depthwise convolution of ``x`` with a 2-D ``kernel`` after reflect padding (same size out).
+
+    Always in float32, outside autocast: a loss term, and oneDNN's bf16 depth-wise convolution with a 21 x 21
+    kernel is hundreds of times slower than the float32 one on CPU (measured under ``train.amp: bf16``).
+    """
     k = kernel.shape[-1]
-    weight = kernel.to(x).view(1, 1, k, k).repeat(x.shape[1], 1, 1, 1)
-    return F.conv2d(F.pad(x, [k // 2] * 4, mode='reflect'), weight, groups=x.shape[1])
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float()
+        weight = kernel.to(x).view(1, 1, k, k).repeat(x.shape[1], 1, 1, 1)
+        return F.conv2d(F.pad(x, [k // 2] * 4, mode='reflect'), weight, groups=x.shape[1])
 
 
 def local_mean(x, size=5):

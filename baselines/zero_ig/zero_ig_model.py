@@ -94,10 +94,11 @@ class ZeroIGModel(BaseModel):
         optimizer.zero_grad(set_to_none=True)
         terms = self.losses['zero_ig'].terms(net.decompose(img), img)
         total = sum(terms.values())
-        total.backward()
+        self.backward(total)
         if clip > 0:
+            self.unscale_gradients(optimizer)
             torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
-        optimizer.step()
+        self.optimizer_step(optimizer)
         return OrderedDict((k, v.detach()) for k, v in terms.items()), total.detach()
 
     def optimize_parameters(self, current_iter):

@@ -4,7 +4,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ['pad_to_multiple', 'ResidualBlock', 'residual_blocks', 'UPSAMPLE_MODES', 'DOWNSAMPLE_MODES',
-           'icnr_init_', 'Upsample2x', 'Downsample2x', 'rename_legacy_keys', 'PADDING_MODES', 'set_padding_mode']
+           'icnr_init_', 'Upsample2x', 'Downsample2x', 'rename_legacy_keys', 'PADDING_MODES', 'set_padding_mode',
+           'interpolate_any_precision']
 
 #: Border handling of the spatial convolutions: see :func:`set_padding_mode`.
 PADDING_MODES = ('zeros', 'replicate', 'reflect')
@@ -184,3 +185,11 @@ def rename_legacy_keys(state_dict, prefix, renames):
             target = prefix + new + key[len(prefix + old):]
             if target not in state_dict:
                 state_dict[target] = state_dict.pop(key)
+
+
+def interpolate_any_precision(img, **kwargs):
+    """``F.interpolate(img, **kwargs)`` for any floating dtype: computed in float32 and returned in ``img``'s dtype
+    when ``img`` is half precision (bf16 autocast leaves such tensors; antialiased bicubic has no CPU half kernel)."""
+    if img.dtype in (torch.float16, torch.bfloat16):
+        return torch.nn.functional.interpolate(img.float(), **kwargs).to(img.dtype)
+    return torch.nn.functional.interpolate(img, **kwargs)

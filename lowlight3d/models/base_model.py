@@ -9,10 +9,14 @@ What BasicSR's ``BaseModel`` does, plus what exact resume and CPU/distributed ru
   which ``pretrain_network_*`` paths happen to be set;
 * files are written atomically, on CPU tensors, without the ``module.`` prefix of DDP;
 * DDP works with gloo on CPU (no ``torch.cuda.current_device()`` anywhere);
+* ``train.amp`` (off | bf16 | fp16) and ``train.channels_last`` apply to every model through :meth:`train_step`
+  (autocast around :meth:`optimize_parameters`, NHWC batches and networks) and the :meth:`backward` /
+  :meth:`optimizer_step` helpers (float32 loss, GradScaler for fp16): :mod:`lowlight3d.utils.precision`;
 * :meth:`grad_norm_logs` measures, every ``logger.grad_norm_freq`` iterations, which loss term drives training
   (:mod:`lowlight3d.models.grad_norms`).
 
-Subclasses implement :meth:`feed_data`, :meth:`optimize_parameters`, :meth:`test` and
+Subclasses implement :meth:`feed_data`, :meth:`optimize_parameters` (calling ``self.backward(loss)`` and
+``self.optimizer_step(optimizer)`` instead of ``loss.backward()`` / ``optimizer.step()``), :meth:`test` and
 :meth:`get_current_visuals`.
 """
 import copy
@@ -30,6 +34,7 @@ from lowlight3d.losses import build_loss
 from lowlight3d.models.grad_norms import loss_term_grad_norms, parse_grad_norm_freq
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
 from lowlight3d.utils.dist import get_dist_info
+from lowlight3d.utils.precision import MixedPrecision
 from lowlight3d.utils.rng import get_rng_state, set_rng_state
 
 __all__ = ['BaseModel', 'apply_legacy_renames', 'load_weights_checked']
@@ -165,6 +170,8 @@ class BaseModel:
         #: ``label -> reason`` for networks with parameters that legitimately run without trained weights.
         self.weights_not_required = {}
         self.grad_norm_freq = parse_grad_norm_freq(opt) if self.is_train else 0
+        #: Autocast, loss scaling and memory format of training (``train.amp``, ``train.channels_last``).
+        self.precision = MixedPrecision.from_options(opt, self.device)
 
     # ------------------------------------------------------------------ networks
     def add_network(self, label, net_opt=None, trainable=True):
@@ -185,6 +192,7 @@ class BaseModel:
             net_opt = self.opt[block]
         net = build_network(net_opt, where=block).to(self.device)
         self._load_pretrained(net, label)
+        self.precision.prepare_network(net)
         if not trainable:
             for p in net.parameters():
                 p.requires_grad_(False)
@@ -354,6 +362,39 @@ class BaseModel:
         """Scalars of the last iteration (``l_*`` losses and others)."""
         return self.log_dict
 
+    # ------------------------------------------------------------------ one training iteration, any precision
+    def train_step(self, data, current_iter):
+        """One training iteration in the run's precision: :meth:`feed_data` (batch in the run's memory format),
+        :meth:`optimize_parameters` under autocast, then the GradScaler's update (fp16).
+
+        The training loop and the timing scripts call this; calling ``feed_data`` and ``optimize_parameters``
+        directly gives the float32 path whatever ``train.amp`` says.
+        """
+        self.feed_data(self.precision.prepare_batch(data))
+        with self.precision.autocast():
+            self.optimize_parameters(current_iter)
+        self.precision.update()
+
+    def backward(self, loss):
+        """Back-propagate a loss in float32, outside autocast, scaled by the GradScaler under fp16."""
+        self.precision.backward(loss)
+
+    def optimizer_step(self, optimizer):
+        """Step ``optimizer`` (through the GradScaler under fp16: skipped when the gradients overflowed)."""
+        self.precision.step(optimizer)
+
+    def unscale_gradients(self, optimizer):
+        """Bring the gradients of ``optimizer`` to their true scale before clipping them (fp16; else a no-op)."""
+        self.precision.unscale(optimizer)
+
+    def prepare_frozen_network(self, net):
+        """A network a model builds itself (a frozen feature extractor): on the device, in the run's memory
+        format, in eval mode, without gradients."""
+        net = self.precision.prepare_network(net.to(self.device)).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net
+
     def grad_norm_logs(self, current_iter, terms, outputs):
         """Per-term gradient norms and shares w.r.t. ``outputs`` every ``logger.grad_norm_freq`` iterations.
 
@@ -436,8 +477,10 @@ class BaseModel:
 
     # ------------------------------------------------------------------ checkpoints
     def network_state_dict(self, label):
-        """CPU state dict of ``nets[label]`` without DDP prefixes."""
-        return {k: v.detach().cpu() for k, v in strip_module_prefix(self.bare(self.nets[label]).state_dict()).items()}
+        """CPU state dict of ``nets[label]`` without DDP prefixes, contiguous (whatever the training's memory
+        format), so a file never depends on ``train.channels_last``."""
+        state = strip_module_prefix(self.bare(self.nets[label]).state_dict())
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
     def save_networks(self, current_iter):
         """Write ``models/<net>_<iter>.pth`` per trained network (``params`` and, with EMA, ``params_ema``).
@@ -468,6 +511,7 @@ class BaseModel:
             'rng': get_rng_state(),
             'best_metric_results': copy.deepcopy(self.best_metric_results),
             'model_extra': self.extra_state(),
+            'precision': self.precision.state_dict(),
             'pipeline': extra or {},
         }
 
@@ -514,4 +558,5 @@ class BaseModel:
             scheduler.load_state_dict(sched_state)
         self.best_metric_results = copy.deepcopy(state.get('best_metric_results', {}))
         self.load_extra_state(state.get('model_extra', {}))
+        self.precision.load_state_dict(state.get('precision'))
         set_rng_state(state['rng'])

@@ -15,7 +15,8 @@ class LossSum:
         terms = LossSum()
         terms.add('pixel', l1(out, gt))
         grads = self.grad_norm_logs(current_iter, terms.values, [out])
-        terms.total.backward()
+        self.backward(terms.total)
+        self.optimizer_step(optimizer)
         self.log_dict = self.reduce_loss_dict(terms.logs(**grads))
     """
 

@@ -274,6 +274,44 @@ def prior_refresh(opt):
     return refresh, ('once:' + hashlib.sha256(tag.encode()).hexdigest()[:16]) if refresh == 'once' else ''
 
 
+def _cat_batch(a, b):
+    """Two inputs of a network (a tensor, a prior dict of tensor lists, or None) as one along the batch axis;
+    None when they cannot be joined (other shapes, one of them None)."""
+    if a is None or b is None:
+        return None if (a is None) == (b is None) else False
+    if torch.is_tensor(a):
+        return torch.cat([a, b]) if torch.is_tensor(b) and a.shape[1:] == b.shape[1:] else False
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        out = {}
+        for key in a:
+            if len(a[key]) != len(b[key]):
+                return False
+            out[key] = [_cat_batch(u, v) for u, v in zip(a[key], b[key])]
+            if any(v is False for v in out[key]):
+                return False
+        return out
+    return False
+
+
+def _split_batch(out, n):
+    """The first ``n`` samples and the rest of a network output (a tensor or a list of tensors)."""
+    if torch.is_tensor(out):
+        return out[:n], out[n:]
+    return [o[:n] for o in out], [o[n:] for o in out]
+
+
+def _paired_call(fn, args_a, args_b):
+    """``fn(*args_a), fn(*args_b)`` as one call on the batch-concatenated arguments when they can be joined.
+
+    Every network it serves treats the samples of a batch independently (no batch normalisation), so the result
+    is that of the two calls up to float rounding, at the cost of one larger pass instead of two.
+    """
+    joined = [_cat_batch(a, b) for a, b in zip(args_a, args_b)]
+    if any(j is False for j in joined):
+        return fn(*args_a), fn(*args_b)
+    return _split_batch(fn(*joined), args_a[0].shape[0])
+
+
 @register(MODEL_REGISTRY)
 class SemiSupervisedDistillationModel(BaseModel):
     """Teacher-student training of a prior-guided enhancer on paired + unpaired low-light faces.
@@ -327,9 +365,7 @@ class SemiSupervisedDistillationModel(BaseModel):
             fe_weights = train_opt['feature_extractor'].get('weights')
             self.weight_sources['feature_extractor'] = (f'frozen {type(self.features).__name__}, weights: '
                                                         f"{fe_weights or 'the default pretrained file'}")
-            self.features = self.features.to(self.device).eval()
-            for p in self.features.parameters():
-                p.requires_grad_(False)
+            self.features = self.prepare_frozen_network(self.features)
         self.add_optimizer('optim_g', self.nets['net_g'].parameters(), train_opt['optim_g'])
         if 'gan' in self.losses:
             if 'network_d' not in opt or 'optim_d' not in train_opt:
@@ -352,8 +388,9 @@ class SemiSupervisedDistillationModel(BaseModel):
     def _prior_of(self, img, identity=None, namespace='', use_cache=True):
         if self.prior is None:
             return None
-        out = self.prior.extract(img, seed=self.prior_seed, identity=identity, namespace=namespace,
-                                 use_cache=use_cache)
+        with torch.autocast(self.device.type, enabled=False):  # a float32 prior whatever train.amp: it is cached
+            out = self.prior.extract(img.float(), seed=self.prior_seed, identity=identity, namespace=namespace,
+                                     use_cache=use_cache)
         return {'T': [t.to(self.device) for t in out['T']], 'D': [d.to(self.device) for d in out['D']]}
 
     def feed_data(self, data):
@@ -437,8 +474,8 @@ class SemiSupervisedDistillationModel(BaseModel):
             l_real = losses['gan'](net_d(self.gt), True, is_disc=True)
             l_fake = losses['gan'](net_d(self.output_u.detach()), False, is_disc=True)
             l_d = 0.5 * (l_real + l_fake)
-            l_d.backward()
-            optim_d.step()
+            self.backward(l_d)
+            self.optimizer_step(optim_d)
             extra.update(l_d_real=l_real.detach(), l_d_fake=l_fake.detach())
         self.log_dict = self.reduce_loss_dict(terms.logs(**extra))
         if student_step:
@@ -457,30 +494,33 @@ class SemiSupervisedDistillationModel(BaseModel):
         optimizer = self.optimizers['optim_g']
         optimizer.zero_grad(set_to_none=True)
         add = terms.add
-        out_p_s = student(self.lq, self.prior_p)
-        self.output = out_p_s
         out_u_s = None
+        if self.use_unpaired:  # paired and unpaired inputs in one batched forward (same result, one pass)
+            out_p_s, out_u_s = _paired_call(student, (self.lq, self.prior_p), (self.lq_u, self.prior_u))
+            self.output_u = out_u_s
+        else:
+            out_p_s = student(self.lq, self.prior_p)
+        self.output = out_p_s
         if 'pixel' in losses:
             add('pixel', losses['pixel'](out_p_s, self.gt))
         feats = {}
-        if self.features is not None:
+        distill = self.use_unpaired and ('intra' in losses or 'inter' in losses)
+        if distill:
+            feats['p_s'], feats['u_s'] = _paired_call(self._phi, (out_p_s,), (out_u_s,))
+        elif self.features is not None:
             feats['p_s'] = self._phi(out_p_s)
         if 'perceptual' in losses:
             with torch.no_grad():
                 feats_gt = self._phi(self.gt)
             add('perceptual', losses['perceptual'](feats['p_s'], feats_gt))
         if self.use_unpaired:
-            out_u_s = student(self.lq_u, self.prior_u)
-            self.output_u = out_u_s
             if self.use_teacher:
-                teacher = self.nets['net_g_ema']
                 with torch.no_grad():
-                    out_p_t = teacher(self.lq, self.prior_p)
-                    out_u_t = teacher(self.lq_u, self.prior_u)
-            if 'intra' in losses or 'inter' in losses:
-                feats['u_s'] = self._phi(out_u_s)
+                    out_p_t, out_u_t = _paired_call(self.nets['net_g_ema'], (self.lq, self.prior_p),
+                                                    (self.lq_u, self.prior_u))
+            if distill:
                 with torch.no_grad():
-                    feats['p_t'], feats['u_t'] = self._phi(out_p_t), self._phi(out_u_t)
+                    feats['p_t'], feats['u_t'] = _paired_call(self._phi, (out_p_t,), (out_u_t,))
             if 'intra' in losses:
                 add('intra', losses['intra'](feats['p_t'], feats['u_t'], feats['p_s'], feats['u_s']))
             if 'inter' in losses:
@@ -491,8 +531,8 @@ class SemiSupervisedDistillationModel(BaseModel):
                 add('gan', losses['gan'](net_d(out_u_s), True, is_disc=False))
         grads = self.grad_norm_logs(current_iter, terms.values, [out_p_s, out_u_s])
         if torch.is_tensor(terms.total):
-            terms.total.backward()
-            optimizer.step()
+            self.backward(terms.total)
+            self.optimizer_step(optimizer)
         return dict(grads)
 
     # ------------------------------------------------------------------ exact resume

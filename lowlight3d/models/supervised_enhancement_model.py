@@ -98,8 +98,8 @@ class SupervisedEnhancementModel(BaseModel):
         self.output = self.nets['net_g'](self.lq)
         terms = self.loss_terms(self.output, self.gt)
         grads = self.grad_norm_logs(current_iter, terms.values, [self.output])
-        terms.total.backward()
-        optimizer.step()
+        self.backward(terms.total)
+        self.optimizer_step(optimizer)
         self.log_dict = self.reduce_loss_dict(terms.logs(**grads))
         if 'net_g_ema' in self.nets:
             self.update_ema('net_g_ema', self.ema_decay)

@@ -164,8 +164,8 @@ class TriplaneDiffusionModel(BaseModel):
         optimizer.zero_grad(set_to_none=True)
         pred = self.nets['net_g'](x_t, t, self.lq)
         loss = self.losses['noise'](pred, target)
-        loss.backward()
-        optimizer.step()
+        self.backward(loss)
+        self.optimizer_step(optimizer)
         name = {'regression': 'l_regression', 'v': 'l_v'}.get(self.schedule.objective, 'l_noise')
         self.log_dict = self.reduce_loss_dict(OrderedDict([(name, loss.detach())]))
         if 'net_g_ema' in self.nets:

@@ -127,8 +127,8 @@ class TriplaneGeneratorModel(BaseModel):
         if 'density' in self.losses and current_iter % self.losses['density'].every == 0:
             p, q = self.losses['density'].points(planes.shape[0], planes.device)
             add('density', self.losses['density'](gen.renderer.query(planes, p)[0], gen.renderer.query(planes, q)[0]))
-        terms.total.backward()
-        optimizer.step()
+        self.backward(terms.total)
+        self.optimizer_step(optimizer)
         self.log_dict = self.reduce_loss_dict(terms.logs())
         if 'net_generator_ema' in self.nets:
             self.update_ema('net_generator_ema', self.ema_decay)

@@ -39,7 +39,8 @@ from lowlight3d.utils.options import load_config
 from lowlight3d.utils.registry import import_custom_modules, load_plugins
 from lowlight3d.utils.results_table import format_table
 
-__all__ = ['DEFAULT_OPTIONS', 'TimedCall', 'prior_stage_options', 'prior_settings', 'timed_calls_from_options',
+__all__ = ['DEFAULT_OPTIONS', 'TimedCall', 'prior_stage_options', 'prior_settings', 'parse_prior_variants',
+           'timed_calls_from_options',
            'time_interleaved', 'inference_speed', 'main']
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -160,7 +161,50 @@ def _zero_shot_model(opt_path, raw, steps, workdir):
         return build_model(opt)
 
 
-def timed_calls_from_options(opt_path, size=256, zero_shot_steps=None, seed=0, workdir=None):
+def _precision(net, half):
+    """``(autocast context factory, row suffix)`` of ``--half`` on the CPU; puts ``net`` in channels-last."""
+    if not half:
+        return contextlib.nullcontext, ''
+    from lowlight3d.inference.devices import half_dtype
+    dtype, reason = half_dtype(torch.device('cpu'), True)
+    if dtype is None:
+        return contextlib.nullcontext, f' [{reason}]'
+    net.to(memory_format=torch.channels_last)
+    return (lambda: torch.autocast('cpu', dtype=dtype)), ' [--half: bf16 autocast, channels_last]'
+
+
+def _prepare(x, half):
+    return x.contiguous(memory_format=torch.channels_last) if half and torch.is_tensor(x) and x.dim() == 4 else x
+
+
+def _with_prior(net, ext, lq, precision):
+    """One call: extract the prior of ``lq`` (no cache), then the enhancer, under ``precision``."""
+    def call():
+        with torch.no_grad(), precision():
+            out = ext.extract(lq, seed=0, use_cache=False)
+            net(lq, {'T': out['T'], 'D': out['D']})
+    return call
+
+
+def parse_prior_variants(steps=None, flips=None):
+    """Extractor overrides from ``--prior-steps`` and ``--prior-flip`` (their product); None when neither is given."""
+    if not steps and not flips:
+        return None
+    flip_values = [{'on': True, 'off': False}[f] for f in flips] if flips else [None]
+    variants = []
+    for s in steps or [None]:
+        for f in flip_values:
+            variant = {}
+            if s is not None:
+                variant['steps'] = int(s)
+            if f is not None:
+                variant['flip_consistent'] = f
+            variants.append(variant)
+    return variants
+
+
+def timed_calls_from_options(opt_path, size=256, zero_shot_steps=None, seed=0, workdir=None, half=False,
+                             prior_variants=None):
     """The rows one option file contributes (random weights, eval mode, no gradient; see the module docstring).
 
     Args:
@@ -170,6 +214,10 @@ def timed_calls_from_options(opt_path, size=256, zero_shot_steps=None, seed=0, w
             models); default the option file's ``test_opt.steps`` (0: forward only).
         seed (int): Seed of the random weights and inputs.
         workdir (str, optional): Folder for the resolved options of a zero-shot model (nothing is written there).
+        half (bool): Run every call under the ``--half`` autocast of :func:`lowlight3d.inference.devices.half_dtype`
+            (bf16 on a CPU with native bf16) with channels-last networks and inputs; the rows say so.
+        prior_variants (list[dict], optional): Extractor overrides (``steps``, ``flip_consistent``), one
+            ``enhancer + prior`` row each, instead of the single row of the file's own settings.
 
     Returns:
         list[TimedCall]: The enhancer forward, plus ``enhancer + prior`` for a method with a ``prior`` block and
@@ -187,27 +235,28 @@ def timed_calls_from_options(opt_path, size=256, zero_shot_steps=None, seed=0, w
     net = build_network(block, where='network_g').eval()
     inputs = example_inputs(net, size)
     enhancer_params = count_parameters(net)
+    precision, suffix = _precision(net, half)
+    inputs = [_prepare(x, half) for x in inputs]
 
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), precision():
             net(*inputs)
 
-    what = f"{block['type']} forward" + (' (prior maps given)' if len(inputs) > 1 else '')
+    what = f"{block['type']} forward" + (' (prior maps given)' if len(inputs) > 1 else '') + suffix
     calls = [TimedCall(method, what, enhancer_params, forward)]
     prior_opt = raw.get('prior')
     if isinstance(prior_opt, dict) and prior_opt:
         ddpm_path, settings = prior_settings(prior_opt)
         sampler = settings.pop('sampler', 'ddim')
-        ext, _ = random_extractor(ddpm_path, sampler=sampler, seed=seed, **settings)
         lq = inputs[0]
-
-        def with_prior():
-            with torch.no_grad():
-                out = ext.extract(lq, seed=0, use_cache=False)
-                net(lq, {'T': out['T'], 'D': out['D']})
-
-        params = enhancer_params + count_parameters(ext.denoiser) + count_parameters(ext.renderer)
-        calls.append(TimedCall(method, _describe_prior(ext), params, with_prior))
+        for variant in prior_variants or [{}]:
+            ext, _ = random_extractor(ddpm_path, sampler=sampler, seed=seed, **{**settings, **variant})
+            if half:
+                _precision(ext.denoiser, half)
+                _precision(ext.renderer, half)
+            calls.append(TimedCall(method, _describe_prior(ext) + suffix,
+                                   enhancer_params + count_parameters(ext.denoiser) + count_parameters(ext.renderer),
+                                   _with_prior(net, ext, lq, precision)))
     steps = int((raw.get('test_opt') or {}).get('steps', 0) or 0) if zero_shot_steps is None else int(zero_shot_steps)
     if steps > 0 and _has_zero_shot(raw):
         torch.manual_seed(seed)
@@ -250,7 +299,7 @@ def time_interleaved(calls, warmup=1, repeat=5, log=None):
 
 
 def inference_speed(opt_paths=DEFAULT_OPTIONS, size=256, threads=2, warmup=1, repeat=5, zero_shot_steps=None,
-                    seed=0, log=None):
+                    seed=0, log=None, half_modes=(False, ), prior_variants=None):
     """Median and minimum milliseconds per image of every method's inference, side by side (one process).
 
     Args:
@@ -262,6 +311,8 @@ def inference_speed(opt_paths=DEFAULT_OPTIONS, size=256, threads=2, warmup=1, re
         zero_shot_steps (int, optional): Test-time steps of zero-shot models (default: each file's ``test_opt``).
         seed (int): Seed of the random weights and inputs.
         log (callable, optional): Progress lines.
+        half_modes (Sequence[bool]): Build every row in float32 (False) and/or under ``--half`` (True).
+        prior_variants (list[dict], optional): See :func:`timed_calls_from_options`.
 
     Returns:
         list[dict]: One row per timed call: ``method``, ``what``, ``params_M``, ``ms_median``, ``ms_min``,
@@ -273,7 +324,9 @@ def inference_speed(opt_paths=DEFAULT_OPTIONS, size=256, threads=2, warmup=1, re
         calls = []
         with tempfile.TemporaryDirectory() as workdir:
             for path in opt_paths:
-                calls += timed_calls_from_options(path, size, zero_shot_steps, seed, workdir)
+                for half in half_modes:
+                    calls += timed_calls_from_options(path, size, zero_shot_steps, seed, workdir, half,
+                                                      prior_variants)
             if log:
                 log(f'{len(calls)} rows built; timing {warmup} warm-up + {repeat} timed interleaved rounds')
             times = time_interleaved(calls, warmup, repeat, log)
@@ -299,11 +352,19 @@ def main(argv=None):
                         '(0 in the training files: forward only). Adds a row; the forward row stays.')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='Also write the Markdown table (with its header lines) to this file.')
+    parser.add_argument('--half', choices=['off', 'on', 'both'], default='off',
+                        help='Rows under --half (bf16 autocast + channels_last on a CPU with native bf16): on, or both '
+                             'float32 and half rows side by side.')
+    parser.add_argument('--prior-steps', type=int, nargs='+', help='One prior row per number of sampling steps.')
+    parser.add_argument('--prior-flip', nargs='+', choices=['on', 'off'],
+                        help='Prior rows with / without flip-consistent averaging (2 samples).')
     args = parser.parse_args(argv)
+    half_modes = {'off': (False, ), 'on': (True, ), 'both': (False, True)}[args.half]
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
     with contextlib.redirect_stdout(sys.stderr):  # progress and build messages on stderr, the table on stdout
         rows = inference_speed(args.opts, args.size, args.threads, args.warmup, args.repeat, args.zero_shot_steps,
-                               args.seed, log=lambda line: print(line, flush=True))
+                               args.seed, log=lambda line: print(line, flush=True), half_modes=half_modes,
+                               prior_variants=parse_prior_variants(args.prior_steps, args.prior_flip))
     load_end = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
     header = (f'Inference time per 1x3x{args.size}x{args.size} image on CPU, {args.threads} torch threads, one '
               f'process, {args.warmup} warm-up + {args.repeat} timed interleaved rounds (wall time, '

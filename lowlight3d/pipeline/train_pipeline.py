@@ -220,6 +220,7 @@ def _start_logging(opt, argv, buffer, removed, model):
     logger.info('Command: ' + command + '\nResolved options:\n' + yaml_dump(opt))
     tb_logger = _init_tb_logger(opt)
     model.print_networks(logger)
+    logger.info(f'Training {model.precision.describe()} (train.amp, train.channels_last)')
     return logger, tb_logger
 
 
@@ -311,8 +312,7 @@ class _TrainingRun:
         p.current_iter += 1
         p.batches_done += 1
         model.update_learning_rate(p.current_iter, self.warmup_iter)
-        model.feed_data(batch)
-        model.optimize_parameters(p.current_iter)
+        model.train_step(batch, p.current_iter)
         iter_time = time.time() - data_t
         if self.first_iter is None:
             self.first_iter = (time.time() - self.t_start, time.process_time() - self.cpu_start)
