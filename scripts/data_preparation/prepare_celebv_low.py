@@ -5,11 +5,34 @@ Usage::
     python scripts/data_preparation/prepare_celebv_low.py --videos datasets/celebvhq/35666 \\
         --info datasets/celebvhq/celebvhq_info.json --output datasets/celebv_low [--criterion scene] [--lmdb]
 
-Re-running continues where an interrupted run stopped.  The logic lives in
-:mod:`lowlight3d.data.preparation.celebv_low_preparation`; see ``docs/data_preparation.md``.
+Re-running continues where an interrupted run stopped.  ``--workers N`` examines clips in N processes.  On a
+cluster, run the same command with ``--shard I/N`` for I = 0 .. N-1 (each writes ``<output>/shards/shard-I-of-N/``),
+then once with ``--merge``: the result is byte for byte that of one process.  The logic lives in
+:mod:`lowlight3d.data.preparation.celebv_low_preparation`; see ``docs/data_preparation.md`` section 5.
 """
 import argparse
 import sys
+
+SCALING_EPILOG = """scaling out (docs/data_preparation.md section 5):
+  --workers N      examine clips in N processes on this machine (same result as one process)
+  --shard I/N      process only shard I of N (0-based; every N-th clip from the I-th) into
+                   <output>/shards/shard-I-of-N/, e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
+                   or --shard $JOB_COMPLETION_INDEX/N; shards may run anywhere, at any time, and resume
+  --merge          once every shard is done: the same command with --merge instead of --shard combines them into
+                   <output> (byte-identical to a one-process run), makes the split and removes <output>/shards"""
+
+
+def _shard(text):
+    """argparse type of --shard (imported late so that --help stays quick)."""
+    from lowlight3d.data.preparation.sharding import shard_argument
+    return shard_argument(text)
+
+
+def _workers(text):
+    """argparse type of --workers (imported late so that --help stays quick)."""
+    from lowlight3d.data.preparation.sharding import workers_argument
+    return workers_argument(text)
+
 
 
 def build_parser():
@@ -20,9 +43,10 @@ def build_parser():
     """
     parser = argparse.ArgumentParser(description='Extract real low-light face frames from CelebV-HQ clips: '
                                      'brightness test, face detection + FFHQ-style alignment, quality filters, '
-                                     'near-duplicate removal, seeded split; every decision goes to decisions.csv.')
-    parser.add_argument('--videos', required=True, help='folder of CelebV-HQ clips (<clip_id>.mp4, searched '
-                        'recursively)')
+                                     'near-duplicate removal, seeded split; every decision goes to decisions.csv.',
+                                     epilog=SCALING_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--videos', default=None, help='folder of CelebV-HQ clips (<clip_id>.mp4, searched '
+                        'recursively); required except with --merge')
     parser.add_argument('--output', required=True, help='output folder')
     parser.add_argument('--info', default=None, help='celebvhq_info.json (optional: restricts to annotated clips and '
                         'groups clips of one YouTube video for the split)')
@@ -56,8 +80,36 @@ def build_parser():
     parser.add_argument('--allow-fewer', action='store_true', help='accept fewer accepted frames than requested')
     parser.add_argument('--lmdb', action='store_true', help='also write train.lmdb and test.lmdb')
     parser.add_argument('--max-videos', type=int, default=None, help='process only the first N videos (a trial)')
+    parser.add_argument('--workers', type=_workers, default=1, metavar='N',
+                        help='processes examining clips on this machine (default 1 = this process only)')
+    parser.add_argument('--shard', type=_shard, default=None, metavar='I/N',
+                        help='process only shard I of N (0-based) into <output>/shards/shard-I-of-N/; no split')
+    parser.add_argument('--merge', action='store_true',
+                        help='combine the finished shards in <output>/shards/ into <output>, then split (give the '
+                        'same options as the --shard runs)')
+    parser.add_argument('--keep-shards', action='store_true', help='with --merge: keep <output>/shards/')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
+
+
+def check_args(parser, args):
+    """Reject argument combinations argparse cannot express (argparse-style error, exit status 2).
+
+    Args:
+        parser (argparse.ArgumentParser): From :func:`build_parser`.
+        args (argparse.Namespace): Its parsed arguments.
+
+    Returns:
+        argparse.Namespace: ``args``.
+    """
+    if args.merge and args.shard is not None:
+        parser.error('--shard and --merge exclude each other: run every --shard I/N first, then the same command '
+                     'with --merge instead of --shard')
+    if not args.merge and not args.videos:
+        parser.error('the following arguments are required: --videos (only --merge works without it)')
+    if args.keep_shards and not args.merge:
+        parser.error('--keep-shards only applies to --merge')
+    return args
 
 
 def run(args):
@@ -84,7 +136,8 @@ def run(args):
                               filter_options=filter_options, duplicate_distance=args.duplicate_distance,
                               num_train=args.num_train, num_test=args.num_test, seed=args.seed,
                               split_by=args.split_by, allow_fewer=args.allow_fewer, lmdb=args.lmdb,
-                              max_videos=args.max_videos, progress=not args.no_progress)
+                              max_videos=args.max_videos, workers=args.workers, shard=args.shard, merge=args.merge,
+                              keep_shards=args.keep_shards, progress=not args.no_progress)
 
 
 def main(argv=None):
@@ -96,7 +149,8 @@ def main(argv=None):
     Returns:
         int: Exit status (0 on success, 1 on a reported error).
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = check_args(parser, parser.parse_args(argv))
     try:
         run(args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:

@@ -5,10 +5,31 @@ Usage::
     python scripts/data_preparation/prepare_ffhq.py --input datasets/ffhq_raw/images1024x1024 \\
         --output datasets/ffhq_lowlight [--num-train 5000 --num-test 1000 --seed 0 --size 256 --lmdb]
 
-The logic lives in :mod:`lowlight3d.data.preparation.ffhq_preparation`; see ``docs/data_preparation.md``.
+``--workers N`` writes images in N processes.  On a cluster, run the same command with ``--shard I/N`` for
+I = 0 .. N-1, then once with ``--merge`` (byte for byte the files of one process).  The logic lives in
+:mod:`lowlight3d.data.preparation.ffhq_preparation`; see ``docs/data_preparation.md`` section 5.
 """
 import argparse
 import sys
+
+SCALING_EPILOG = """scaling out (docs/data_preparation.md section 5):
+  --workers N      write images in N processes on this machine (same files as one process)
+  --shard I/N      write only shard I of N (0-based; every N-th selected image from the I-th) into
+                   <output>/shards/shard-I-of-N/, e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
+  --merge          once every shard is done: the same command with --merge instead of --shard combines them into
+                   <output> (byte-identical to a one-process run) and removes <output>/shards"""
+
+
+def _shard(text):
+    """argparse type of --shard (imported late so that --help stays quick)."""
+    from lowlight3d.data.preparation.sharding import shard_argument
+    return shard_argument(text)
+
+
+def _workers(text):
+    """argparse type of --workers (imported late so that --help stays quick)."""
+    from lowlight3d.data.preparation.sharding import workers_argument
+    return workers_argument(text)
 
 
 def main(argv=None):
@@ -21,8 +42,10 @@ def main(argv=None):
         int: Exit status (0 on success, 1 on a reported error).
     """
     parser = argparse.ArgumentParser(description='Select, resize and write the paired FFHQ set (train + test with a '
-                                     'fixed pre-synthesised low-light test input).')
-    parser.add_argument('--input', required=True, help='folder of FFHQ images (searched recursively)')
+                                     'fixed pre-synthesised low-light test input).', epilog=SCALING_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--input', default=None, help='folder of FFHQ images (searched recursively); required '
+                        'except with --merge')
     parser.add_argument('--output', required=True, help='output folder')
     parser.add_argument('--num-train', type=int, default=5000, help='training images (default 5000)')
     parser.add_argument('--num-test', type=int, default=1000, help='test images (default 1000)')
@@ -35,8 +58,23 @@ def main(argv=None):
     parser.add_argument('--allow-fewer', action='store_true', help='accept a folder with fewer images than requested')
     parser.add_argument('--lmdb', action='store_true', help='also write train.lmdb, test/gt.lmdb, test/lq.lmdb')
     parser.add_argument('--overwrite', action='store_true', help='replace a preparation made with other settings')
+    parser.add_argument('--workers', type=_workers, default=1, metavar='N',
+                        help='processes writing images on this machine (default 1 = this process only)')
+    parser.add_argument('--shard', type=_shard, default=None, metavar='I/N',
+                        help='write only shard I of N (0-based) into <output>/shards/shard-I-of-N/')
+    parser.add_argument('--merge', action='store_true',
+                        help='combine the finished shards in <output>/shards/ into <output> (give the same options '
+                        'as the --shard runs)')
+    parser.add_argument('--keep-shards', action='store_true', help='with --merge: keep <output>/shards/')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
+    if args.merge and args.shard is not None:
+        parser.error('--shard and --merge exclude each other: run every --shard I/N first, then the same command '
+                     'with --merge instead of --shard')
+    if not args.merge and not args.input:
+        parser.error('the following arguments are required: --input (only --merge works without it)')
+    if args.keep_shards and not args.merge:
+        parser.error('--keep-shards only applies to --merge')
 
     import lowlight3d  # noqa: F401  (compatibility patches first; imported late so --help is quick)
     from lowlight3d.data.preparation.ffhq_preparation import prepare_ffhq
@@ -45,7 +83,8 @@ def main(argv=None):
         degradation = _load_degradation(args.degradation)
         prepare_ffhq(args.input, args.output, num_train=args.num_train, num_test=args.num_test, seed=args.seed,
                      size=args.size, degradation=degradation, allow_fewer=args.allow_fewer, lmdb=args.lmdb,
-                     overwrite=args.overwrite, progress=not args.no_progress)
+                     overwrite=args.overwrite, workers=args.workers, shard=args.shard, merge=args.merge,
+                     keep_shards=args.keep_shards, progress=not args.no_progress)
     except (ImageReadError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

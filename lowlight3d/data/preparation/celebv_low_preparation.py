@@ -23,7 +23,10 @@ For every video, every ``frame_step``-th frame (at most ``max_frames_per_video``
 
 Unreadable or failing videos get a ``skipped_video`` row and are never fatal.  Decisions go to
 ``<out>/decisions.csv`` and ``<out>/videos.csv`` (:class:`~lowlight3d.data.preparation.decision_ledger.DecisionLedger`);
-a re-run skips finished videos.  Finally the accepted faces are split (seeded) into ``<out>/train`` and
+a re-run skips finished videos.  Videos are independent units of work: ``workers`` processes examine them in
+parallel, or ``shard='I/N'`` runs every ``N``-th of them (from the ``I``-th) into ``<out>/shards/shard-I-of-N/``
+and ``merge=True`` combines complete shards; either way the ledger and faces are those of a one-process run
+(:mod:`~lowlight3d.data.preparation.sharding`).  Finally the accepted faces are split (seeded) into ``<out>/train`` and
 ``<out>/test`` (hard links, ``meta_info.txt``, lists ``train_list.txt`` / ``test_list.txt``, optional LMDBs) and
 ``<out>/summary.json`` records the counts by reason.
 
@@ -38,7 +41,7 @@ from collections import Counter
 import numpy as np
 
 from lowlight3d.data.preparation.dataset_writing import build_lmdb, populate_folder, write_image_atomic, write_name_list
-from lowlight3d.data.preparation.decision_ledger import DecisionLedger
+from lowlight3d.data.preparation.decision_ledger import DecisionLedger, read_ledger, write_ledger
 from lowlight3d.data.preparation.frame_quality import (
     NearDuplicateFilter,
     blur_score,
@@ -47,6 +50,19 @@ from lowlight3d.data.preparation.frame_quality import (
     mean_brightness,
 )
 from lowlight3d.data.preparation.lowlight_criterion import build_lowlight_criterion
+from lowlight3d.data.preparation.sharding import (
+    SHARDS_DIRNAME,
+    adopt_file,
+    check_workers,
+    collect_shards,
+    interleave_shards,
+    items_fingerprint,
+    open_shard_folder,
+    ordered_map,
+    parse_shard,
+    remove_shards,
+    select_shard,
+)
 from lowlight3d.data.preparation.video_frames import VideoReadError, iter_video_frames, scan_videos
 from lowlight3d.data.seeding import check_seed
 from lowlight3d.face.alignment import align_face, five_landmarks
@@ -231,6 +247,99 @@ def _video_id(rel_path):
     return osp.splitext(rel_path)[0].replace('/', '__')
 
 
+class _VideoWorker:
+    """Processes one video (frames -> decisions -> aligned faces written): the unit of work of the pool and shards.
+
+    Nothing is shared between videos (the near-duplicate filter is per video, no randomness is drawn), so the result
+    of a video does not depend on the process or the order it runs in.
+
+    Args:
+        config (dict): ``videos_dir``, ``faces_dir``, ``criterion``, ``threshold``, ``criterion_options``,
+            ``detector`` (a concrete name, not ``'auto'``), ``weights_path``, ``face_size``, ``filter_options``,
+            ``duplicate_distance``, ``frame_step``, ``max_frames``.
+        detector: An already built detector to use instead of building one from ``config``.
+    """
+
+    def __init__(self, config, detector=None):
+        if detector is None:
+            from lowlight3d.face.detection import build_face_detector
+            detector, _ = build_face_detector(config['detector'], weights_path=config['weights_path'])
+        crit = build_lowlight_criterion(config['criterion'], threshold=config['threshold'],
+                                        **(config['criterion_options'] or {}))
+        self.frame_filter = LowLightFrameFilter(detector, crit, face_size=config['face_size'],
+                                                **(config['filter_options'] or {}))
+        self.config = config
+
+    def __call__(self, rel):
+        """Examine the sampled frames of one video.
+
+        Args:
+            rel (str): Video path relative to ``videos_dir``.
+
+        Returns:
+            dict: ``rel``, ``video`` (id), ``status`` (``'done'`` / ``'unreadable'``), ``reason``, ``rows`` (ledger
+            rows without ``group``) and ``frames`` (frames examined, also those of a video that broke off).
+        """
+        cfg = self.config
+        vid = _video_id(rel)
+        rows = []
+        try:
+            duplicates = NearDuplicateFilter(cfg['duplicate_distance'])
+            for index, frame in iter_video_frames(osp.join(cfg['videos_dir'], rel), cfg['frame_step'],
+                                                  cfg['max_frames']):
+                row, aligned, face_thumb = self.frame_filter.examine(frame, duplicates)
+                row.update(video=vid, frame=index)
+                if aligned is not None:
+                    name = f'{vid}__{index:06d}'
+                    write_image_atomic(osp.join(cfg['faces_dir'], name + '.png'), aligned.image)
+                    duplicates.add(name, face_thumb)
+                    row['output'] = f'faces/{name}.png'
+                rows.append(row)
+        except Exception as err:  # noqa: BLE001  (a broken video must never stop a 35k-clip run)
+            reason = err.reason if isinstance(err, VideoReadError) else f'{type(err).__name__}: {err}'
+            skipped = {'video': vid, 'frame': -1, 'decision': 'skipped_video', 'reason': f'unreadable: {reason}'}
+            return {'rel': rel, 'video': vid, 'status': 'unreadable', 'reason': reason, 'rows': [skipped],
+                    'frames': len(rows)}
+        return {'rel': rel, 'video': vid, 'status': 'done', 'reason': '', 'rows': rows, 'frames': len(rows)}
+
+
+def _list_videos(videos_dir, info_json, max_videos, log):
+    """The sorted videos to process and their groups (YouTube ids with ``info_json``)."""
+    rel_videos = scan_videos(videos_dir)
+    group_of = {}
+    if info_json:
+        annotated = load_celebvhq_info(info_json)
+        on_disk = {_video_id(r): r for r in rel_videos}
+        missing = sorted(set(annotated) - set(on_disk))
+        extra = sorted(set(on_disk) - set(annotated))
+        log(f'{len(annotated)} clips in {info_json}: {len(annotated) - len(missing)} on disk, {len(missing)} missing'
+            f'{f" (e.g. {missing[:3]})" if missing else ""}; {len(extra)} video files not annotated are ignored')
+        rel_videos = [on_disk[c] for c in sorted(on_disk) if c in annotated]
+        group_of = {c: annotated[c] for c in on_disk if c in annotated}
+    if max_videos is not None:
+        rel_videos = rel_videos[:int(max_videos)]
+    if not rel_videos:
+        raise ValueError(f"No video to process in '{videos_dir}' (extensions .mp4 .mkv .webm .avi .mov .m4v)")
+    return rel_videos, group_of
+
+
+def _run_options(criterion, threshold, criterion_options, detector, frame_step, max_frames_per_video, face_size,
+                 filter_options, duplicate_distance, max_videos):
+    """The options that change the ledger (JSON-able; shards must share them, a merge checks it)."""
+    return json.loads(json.dumps({
+        'criterion': criterion,
+        'threshold': float(threshold),
+        'criterion_options': dict(sorted((criterion_options or {}).items())),
+        'detector': detector,
+        'frame_step': int(frame_step),
+        'max_frames_per_video': None if max_frames_per_video is None else int(max_frames_per_video),
+        'face_size': int(face_size),
+        'filter_options': dict(sorted((filter_options or {}).items())),
+        'duplicate_distance': float(duplicate_distance),
+        'max_videos': None if max_videos is None else int(max_videos),
+    }))
+
+
 def prepare_celebv_low(videos_dir,
                        output_dir,
                        info_json=None,
@@ -251,12 +360,20 @@ def prepare_celebv_low(videos_dir,
                        allow_fewer=False,
                        lmdb=False,
                        max_videos=None,
+                       workers=1,
+                       shard=None,
+                       merge=False,
+                       keep_shards=False,
                        progress=True,
                        log=print):
-    """Run the whole CelebV-Low preparation (see the module docstring).
+    """Run the whole CelebV-Low preparation (see the module docstring), or one shard of it, or the merge of shards.
+
+    The ledger and the faces are the same whether the videos run in one process, in a pool of ``workers``
+    processes, or in shards merged afterwards (:mod:`~lowlight3d.data.preparation.sharding`;
+    ``docs/data_preparation.md`` section 5).
 
     Args:
-        videos_dir (str): Folder of CelebV-HQ clips.
+        videos_dir (str): Folder of CelebV-HQ clips (not read with ``merge``; may be None then).
         output_dir (str): Output folder.
         info_json (str, optional): ``celebvhq_info.json``.
         criterion (str): ``'brightness'`` (the paper's rule) or ``'scene'``.
@@ -276,76 +393,148 @@ def prepare_celebv_low(videos_dir,
         allow_fewer (bool): Accept fewer accepted frames than requested.
         lmdb (bool): Also write ``train.lmdb`` and ``test.lmdb``.
         max_videos (int, optional): Process only the first videos (sorted), e.g. for a trial.
+        workers (int): Processes examining videos (1 = this process only).
+        shard (str | Shard, optional): ``'I/N'``: process only shard ``I`` of ``N`` (every ``N``-th video from the
+            ``I``-th) into ``<output_dir>/shards/shard-I-of-N/``; no split is made.
+        merge (bool): Merge the complete shards in ``<output_dir>/shards/`` into ``output_dir`` (the ledger a
+            one-process run writes), then split; the processing options must be those of the shards.
+        keep_shards (bool): With ``merge``: keep ``<output_dir>/shards/`` (default: removed once merged).
         progress (bool): Show a tqdm progress bar.
         log (callable): Message sink.
 
     Returns:
-        dict: The summary also written to ``summary.json``.
+        dict: The summary also written to ``summary.json`` (for a shard: the shard's counts).
     """
     from tqdm import tqdm
 
     from lowlight3d.face.detection import build_face_detector
     log = log or (lambda *a, **k: None)
-    rel_videos = scan_videos(videos_dir)
-    group_of = {}
-    if info_json:
-        annotated = load_celebvhq_info(info_json)
-        on_disk = {_video_id(r): r for r in rel_videos}
-        missing = sorted(set(annotated) - set(on_disk))
-        extra = sorted(set(on_disk) - set(annotated))
-        log(f'{len(annotated)} clips in {info_json}: {len(annotated) - len(missing)} on disk, {len(missing)} missing'
-            f'{f" (e.g. {missing[:3]})" if missing else ""}; {len(extra)} video files not annotated are ignored')
-        rel_videos = [on_disk[c] for c in sorted(on_disk) if c in annotated]
-        group_of = {c: annotated[c] for c in on_disk if c in annotated}
-    if max_videos is not None:
-        rel_videos = rel_videos[:int(max_videos)]
-    if not rel_videos:
-        raise ValueError(f"No video to process in '{videos_dir}' (extensions .mp4 .mkv .webm .avi .mov .m4v)")
+    workers = check_workers(workers)
+    options = _run_options(criterion, threshold, criterion_options, detector, frame_step, max_frames_per_video,
+                           face_size, filter_options, duplicate_distance, max_videos)
+    if merge:
+        if shard is not None:
+            raise ValueError('shard and merge exclude each other: run every --shard I/N first, then --merge alone')
+        return _merge_shards(output_dir, options, num_train, num_test, seed, split_by, allow_fewer, lmdb, keep_shards,
+                             log)
+    rel_videos, group_of = _list_videos(videos_dir, info_json, max_videos, log)
+    work_dir, det, detector_report = output_dir, None, ''
+    if shard is not None:
+        shard = parse_shard(shard)
+        all_ids = [_video_id(r) for r in rel_videos]
+        groups_sha256 = items_fingerprint(f'{v}\t{group_of.get(v, v)}' for v in all_ids)
+        det, detector_report = build_face_detector(detector, weights_path=weights_path)
+        log(detector_report)
+        rel_videos = select_shard(rel_videos, shard)
+        log(f'shard {shard}: {len(rel_videos)} of the {len(all_ids)} videos (positions {shard.index}, '
+            f'{shard.index + shard.count}, {shard.index + 2 * shard.count}, ... of the sorted list)')
+        work_dir = open_shard_folder(output_dir, shard, 'celebv_low',
+                                     {**options, 'detector_used': det.name, 'groups_sha256': groups_sha256},
+                                     [_video_id(r) for r in rel_videos], items_fingerprint(all_ids), len(all_ids),
+                                     extra={'detector_report': detector_report})
+    elif osp.isdir(osp.join(output_dir, SHARDS_DIRNAME)):
+        log(f"note: '{osp.join(output_dir, SHARDS_DIRNAME)}' holds shards of a sharded run; this run does not use "
+            'them (add --merge to combine them)')
 
-    ledger = DecisionLedger(output_dir)
+    ledger = DecisionLedger(work_dir)
     if ledger.dropped_partial_rows:
         log(f'Resuming: dropped {ledger.dropped_partial_rows} ledger rows of an interrupted video')
     todo = [r for r in rel_videos if not ledger.is_done(_video_id(r))]
-    log(f'{len(rel_videos)} videos, {len(rel_videos) - len(todo)} already done, {len(todo)} to process')
-    faces_dir = osp.join(output_dir, 'faces')
+    log(f'{len(rel_videos)} videos, {len(rel_videos) - len(todo)} already done, {len(todo)} to process'
+        f'{f" in {workers} processes" if workers > 1 and todo else ""}')
+    faces_dir = osp.join(work_dir, 'faces')
     os.makedirs(faces_dir, exist_ok=True)
     frames_seen, t0 = 0, time.perf_counter()
-    detector_report = ''
     if todo:
-        crit = build_lowlight_criterion(criterion, threshold=threshold, **(criterion_options or {}))
-        det, detector_report = build_face_detector(detector, weights_path=weights_path)
-        log(detector_report)
-        frame_filter = LowLightFrameFilter(det, crit, face_size=face_size, **(filter_options or {}))
-        bar = tqdm(todo, desc='CelebV-Low videos', unit='video', disable=not progress)
-        for rel in bar:
-            vid = _video_id(rel)
-            rows = []
-            try:
-                duplicates = NearDuplicateFilter(duplicate_distance)
-                for index, frame in iter_video_frames(osp.join(videos_dir, rel), frame_step, max_frames_per_video):
-                    row, aligned, face_thumb = frame_filter.examine(frame, duplicates)
-                    row.update(video=vid, group=group_of.get(vid, vid), frame=index)
-                    if aligned is not None:
-                        name = f'{vid}__{index:06d}'
-                        write_image_atomic(osp.join(faces_dir, name + '.png'), aligned.image)
-                        duplicates.add(name, face_thumb)
-                        row['output'] = f'faces/{name}.png'
-                    rows.append(row)
-                    frames_seen += 1
-            except Exception as err:  # noqa: BLE001  (a broken video must never stop a 35k-clip run)
-                reason = err.reason if isinstance(err, VideoReadError) else f'{type(err).__name__}: {err}'
-                log(f'skipping video {rel}: {reason}')
-                rows = [{'video': vid, 'group': group_of.get(vid, vid), 'frame': -1, 'decision': 'skipped_video',
-                         'reason': f'unreadable: {reason}'}]
-                ledger.commit_video(vid, rows, status='unreadable', reason=reason)
-                continue
-            ledger.commit_video(vid, rows)
+        if det is None:
+            det, detector_report = build_face_detector(detector, weights_path=weights_path)
+            log(detector_report)
+        config = {'videos_dir': videos_dir, 'faces_dir': faces_dir, 'criterion': criterion, 'threshold': threshold,
+                  'criterion_options': criterion_options, 'detector': det.name, 'weights_path': weights_path,
+                  'face_size': face_size, 'filter_options': filter_options, 'duplicate_distance': duplicate_distance,
+                  'frame_step': frame_step, 'max_frames': max_frames_per_video}
+        local = _VideoWorker(config, detector=det) if workers == 1 else None
+        results = ordered_map(_VideoWorker, config, todo, workers=workers, local=local)
+        bar = tqdm(results, total=len(todo), desc='CelebV-Low videos', unit='video', disable=not progress)
+        for res in bar:  # in input order, whichever process finished first: the ledger does not depend on it
+            vid = res['video']
+            for row in res['rows']:
+                row['group'] = group_of.get(vid, vid)
+            if res['status'] == 'unreadable':
+                log(f"skipping video {res['rel']}: {res['reason']}")
+            ledger.commit_video(vid, res['rows'], status=res['status'], reason=res['reason'])
+            frames_seen += res['frames']
             bar.set_postfix(frames=frames_seen, fps=f'{frames_seen / max(time.perf_counter() - t0, 1e-9):.1f}')
     elapsed = time.perf_counter() - t0
-    return _finish(output_dir, ledger, faces_dir, num_train, num_test, seed, split_by, allow_fewer, lmdb,
-                   {'frames_examined_this_run': frames_seen, 'seconds_this_run': elapsed,
-                    'frames_per_second_this_run': frames_seen / elapsed if frames_seen and elapsed > 0 else None,
-                    'detector': detector_report, 'criterion': criterion, 'threshold': threshold}, log)
+    run_info = {'frames_examined_this_run': frames_seen, 'seconds_this_run': elapsed,
+                'frames_per_second_this_run': frames_seen / elapsed if frames_seen and elapsed > 0 else None,
+                'workers': workers, 'detector': detector_report, 'criterion': criterion, 'threshold': threshold}
+    if shard is not None:
+        done = sum(ledger.is_done(_video_id(r)) for r in rel_videos)
+        log(f'shard {shard}: {done} of {len(rel_videos)} videos done, {frames_seen} frames examined this run in '
+            f'{elapsed:.1f} s; run --merge once all {shard.count} shards are done')
+        return {'shard': str(shard), 'videos': len(rel_videos), 'videos_done': done, 'shard_dir': work_dir,
+                **run_info}
+    return _finish(output_dir, ledger, faces_dir, num_train, num_test, seed, split_by, allow_fewer, lmdb, run_info,
+                   log)
+
+
+def _merge_shards(output_dir, options, num_train, num_test, seed, split_by, allow_fewer, lmdb, keep_shards, log):
+    """Merge complete shards into ``output_dir`` (ledger in the one-process order, faces linked), then split."""
+    t0 = time.perf_counter()
+    shards = collect_shards(output_dir, 'celebv_low', options)
+    count = len(shards)
+    video_rows, decision_rows = {}, {}
+    for folder, manifest in shards:
+        videos, decisions = read_ledger(folder)
+        done = {v['video']: v for v in videos}
+        missing = [v for v in manifest['items'] if v not in done]
+        if missing:
+            raise ValueError(f"Shard {manifest['shard_index']}/{count} in '{folder}' is incomplete: "
+                             f"{len(manifest['items']) - len(missing)} of {len(manifest['items'])} videos done "
+                             f"(e.g. {missing[0]} is not): re-run it with --shard {manifest['shard_index']}/{count} "
+                             '(it resumes where it stopped), then --merge again')
+        for vid in manifest['items']:
+            video_rows[vid] = done[vid]
+            decision_rows[vid] = []
+        for row in decisions:
+            if row['video'] in decision_rows:
+                row_output = row.get('output') or ''
+                if row['decision'] == 'accepted':
+                    src = osp.join(folder, row_output)
+                    if not osp.isfile(src):
+                        raise ValueError(f"Shard {manifest['shard_index']}/{count} is damaged: '{src}' listed in its "
+                                         'decisions.csv is missing. Delete the shard folder and re-run the shard')
+                    row['_source'] = src
+                decision_rows[row['video']].append(row)
+    order = interleave_shards([m['items'] for _, m in shards])
+    existing = {v['video'] for v in read_ledger(output_dir)[0]}
+    foreign = sorted(existing - set(order))
+    if foreign:
+        raise ValueError(f"'{output_dir}' already holds a ledger with {len(foreign)} videos that are in no shard "
+                         f'(e.g. {foreign[0]}): merge into a new --output folder, or delete its decisions.csv and '
+                         'videos.csv')
+    faces_dir = osp.join(output_dir, 'faces')
+    os.makedirs(faces_dir, exist_ok=True)
+    merged = []
+    for vid in order:
+        for row in decision_rows[vid]:
+            src = row.pop('_source', None)
+            if src is not None:
+                adopt_file(src, osp.join(output_dir, row['output']))
+            merged.append(row)
+    write_ledger(output_dir, merged, [video_rows[v] for v in order])
+    log(f'merged {count} shards: {len(order)} videos, {len(merged)} ledger rows into {output_dir}')
+    first = shards[0][1]
+    ledger = DecisionLedger(output_dir)
+    summary = _finish(output_dir, ledger, faces_dir, num_train, num_test, seed, split_by, allow_fewer, lmdb,
+                      {'frames_examined_this_run': 0, 'seconds_this_run': time.perf_counter() - t0,
+                       'frames_per_second_this_run': None, 'merged_shards': count,
+                       'detector': first.get('detector_report', ''), 'criterion': options['criterion'],
+                       'threshold': options['threshold']}, log)
+    if not keep_shards:
+        remove_shards(output_dir, log)
+    return summary
 
 
 def _finish(output_dir, ledger, faces_dir, num_train, num_test, seed, split_by, allow_fewer, lmdb, run_info, log):

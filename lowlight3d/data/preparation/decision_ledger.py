@@ -3,13 +3,14 @@
 ``decisions.csv`` holds every sampled frame's decision (``accepted`` / ``rejected``), its reason and the measured
 values, plus one ``skipped_video`` row per unreadable video.  ``videos.csv`` gets a row when a video is finished
 (``done`` or ``unreadable``); it is the commit marker: a video without a row there is processed again, and rows of
-``decisions.csv`` left by an interrupted video are dropped when the ledger is opened.
+``decisions.csv`` left by an interrupted video are dropped when the ledger is opened.  :func:`read_ledger` and
+:func:`write_ledger` read and write a whole ledger (the merge of shards uses them).
 """
 import csv
 import os
 import os.path as osp
 
-__all__ = ['DECISION_FIELDS', 'VIDEO_FIELDS', 'DecisionLedger']
+__all__ = ['DECISION_FIELDS', 'VIDEO_FIELDS', 'DecisionLedger', 'read_ledger', 'write_ledger']
 
 #: Columns of ``decisions.csv``.
 DECISION_FIELDS = ('video', 'group', 'frame', 'decision', 'reason', 'brightness', 'scene_dark_fraction',
@@ -115,3 +116,35 @@ class DecisionLedger:
             list[dict]: The rows.
         """
         return _read_rows(self.decisions_path)
+
+
+def read_ledger(output_dir):
+    """The committed rows of a ledger folder, without changing it (rows of unfinished videos are left out).
+
+    Args:
+        output_dir (str): Folder holding ``decisions.csv`` and ``videos.csv`` (missing files read as empty).
+
+    Returns:
+        tuple[list[dict], list[dict]]: ``videos.csv`` rows and the ``decisions.csv`` rows of those videos, in file
+        order, as strings.
+    """
+    videos = _read_rows(osp.join(output_dir, 'videos.csv'))
+    done = {r['video'] for r in videos}
+    return videos, [r for r in _read_rows(osp.join(output_dir, 'decisions.csv')) if r['video'] in done]
+
+
+def write_ledger(output_dir, decision_rows, video_rows):
+    """Write a whole ledger, replacing both files atomically (``decisions.csv`` first, then the commit marker).
+
+    Rows read by :func:`read_ledger` (strings) are written back byte for byte as :class:`DecisionLedger` wrote them.
+
+    Args:
+        output_dir (str): The folder (created if needed).
+        decision_rows (list[dict]): Rows with keys of :data:`DECISION_FIELDS`.
+        video_rows (list[dict]): Rows with keys of :data:`VIDEO_FIELDS`.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    DecisionLedger._rewrite(osp.join(output_dir, 'decisions.csv'), DECISION_FIELDS,
+                            [{k: _format(r.get(k)) for k in DECISION_FIELDS} for r in decision_rows])
+    DecisionLedger._rewrite(osp.join(output_dir, 'videos.csv'), VIDEO_FIELDS,
+                            [{k: _format(r.get(k)) for k in VIDEO_FIELDS} for r in video_rows])

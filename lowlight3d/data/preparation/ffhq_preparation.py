@@ -26,6 +26,11 @@ Every method is then tested on identical inputs, whether it reads ``test/lq`` or
 **Resumable**: images whose output exists are skipped; files are written atomically.  A re-run with other
 selection or degradation settings on the same output folder stops with an error (use a new folder or
 ``overwrite``).
+
+**Scaling out**: ``workers`` processes write the images in parallel; ``shard='I/N'`` writes every ``N``-th
+selected image (from the ``I``-th; train list then test list) into ``<out>/shards/shard-I-of-N/`` and
+``merge=True`` combines complete shards.  The files are the same as those of a one-process run
+(:mod:`~lowlight3d.data.preparation.sharding`).
 """
 import json
 import os
@@ -39,6 +44,18 @@ from lowlight3d.data.image_source import scan_images
 from lowlight3d.data.lowlight_degradation import LowLightDegradation
 from lowlight3d.data.lowlight_face_dataset import resize_image
 from lowlight3d.data.preparation.dataset_writing import build_lmdb, write_image_atomic, write_meta_info, write_name_list
+from lowlight3d.data.preparation.sharding import (
+    SHARDS_DIRNAME,
+    adopt_file,
+    check_workers,
+    collect_shards,
+    items_fingerprint,
+    open_shard_folder,
+    ordered_map,
+    parse_shard,
+    remove_shards,
+    select_shard,
+)
 from lowlight3d.data.seeding import STREAM_PAIRED, check_seed, eval_rng
 from lowlight3d.utils.img_io import read_image
 
@@ -123,6 +140,94 @@ def _check_selection(out_dir, settings, overwrite, log):
             shutil.rmtree(osp.join(out_dir, sub))
 
 
+class _ImageWorker:
+    """Writes the outputs of one selected image: the unit of work of the pool and shards.
+
+    A test image's low-light input draws from ``eval_rng(seed, name)`` only, so its result does not depend on the
+    process or the order it runs in.
+
+    Args:
+        config (dict): ``input_dir``, ``train_dir``, ``gt_dir``, ``lq_dir``, ``size``, ``degradation`` (a
+            :class:`LowLightDegradation`) and ``seed``.
+    """
+
+    def __init__(self, config):
+        self.config = config
+
+    def __call__(self, item):
+        """Write one image's outputs.
+
+        Args:
+            item (tuple[str, str]): ``('train' | 'test', path relative to input_dir)``.
+
+        Returns:
+            tuple[str, str, dict | None]: Split, output name and (test images) the drawn degradation parameters.
+        """
+        cfg = self.config
+        split, rel = item
+        name = osp.splitext(osp.basename(rel))[0]
+        img = resize_image(read_image(osp.join(cfg['input_dir'], rel)), (cfg['size'], cfg['size']))
+        if split == 'train':
+            write_image_atomic(osp.join(cfg['train_dir'], name + '.png'), img)
+            return split, name, None
+        gt = _quantise(img)
+        lq, drawn = synthesise_test_input(gt, name, cfg['degradation'], cfg['seed'])
+        write_image_atomic(osp.join(cfg['gt_dir'], name + '.png'), gt)
+        write_image_atomic(osp.join(cfg['lq_dir'], name + '.png'), lq)
+        return split, name, drawn
+
+
+def _layout(root):
+    """The train, test/gt and test/lq folders and the parameter file of an output (or shard) folder."""
+    return (osp.join(root, 'train'), osp.join(root, 'test', 'gt'), osp.join(root, 'test', 'lq'),
+            osp.join(root, 'test', 'degradation_params.json'))
+
+
+def _load_params(path):
+    """The saved degradation parameters (empty when the file does not exist)."""
+    if not osp.isfile(path):
+        return {}
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def _item_done(root, item, params):
+    """Whether the outputs of ``item`` exist in ``root`` (for a test image: both images and its parameters)."""
+    train_dir, gt_dir, lq_dir, _ = _layout(root)
+    split, rel = item
+    name = osp.splitext(osp.basename(rel))[0]
+    if split == 'train':
+        return osp.isfile(osp.join(train_dir, name + '.png'))
+    return osp.isfile(osp.join(gt_dir, name + '.png')) and osp.isfile(osp.join(lq_dir, name + '.png')) and \
+        name in params
+
+
+def _ffhq_options(num_train, num_test, seed, size, deg, allow_fewer):
+    """The options that change the outputs (JSON-able; shards must share them, a merge checks it)."""
+    return json.loads(json.dumps({'num_train': int(num_train), 'num_test': int(num_test), 'seed': seed,
+                                  'size': size, 'degradation': deg.config, 'allow_fewer': bool(allow_fewer)}))
+
+
+def _write_selection(output_dir, settings, train, test, overwrite, log):
+    """Check and write ``selection.json`` and the two lists."""
+    os.makedirs(output_dir, exist_ok=True)
+    _check_selection(output_dir, settings, overwrite, log)
+    with open(osp.join(output_dir, 'selection.json'), 'w', encoding='utf-8') as f:
+        json.dump(settings, f, indent=2, sort_keys=True)
+    write_name_list(osp.join(output_dir, 'train_list.txt'), train)
+    write_name_list(osp.join(output_dir, 'test_list.txt'), test)
+
+
+def _finish_folders(output_dir, lmdb, log):
+    """Write ``meta_info.txt`` in the three image folders and, with ``lmdb``, their LMDBs."""
+    dirs = _layout(output_dir)[:3]
+    for d in dirs:
+        write_meta_info(d)
+    if lmdb:
+        for d in dirs:
+            build_lmdb(d, log=log)
+
+
 def prepare_ffhq(input_dir,
                  output_dir,
                  num_train=5000,
@@ -133,12 +238,20 @@ def prepare_ffhq(input_dir,
                  allow_fewer=False,
                  lmdb=False,
                  overwrite=False,
+                 workers=1,
+                 shard=None,
+                 merge=False,
+                 keep_shards=False,
                  progress=True,
                  log=print):
-    """Build the paired FFHQ set (see the module docstring for the layout).
+    """Build the paired FFHQ set (see the module docstring for the layout), or one shard of it, or merge shards.
+
+    The files are the same whether the images are written in one process, in a pool of ``workers`` processes, or
+    in shards merged afterwards (:mod:`~lowlight3d.data.preparation.sharding`; ``docs/data_preparation.md``
+    section 5).
 
     Args:
-        input_dir (str): Folder of FFHQ images (scanned recursively).
+        input_dir (str): Folder of FFHQ images (scanned recursively; not read with ``merge``, may be None then).
         output_dir (str): Output folder.
         num_train (int): Training images (5000 in the paper).
         num_test (int): Test images (1000 in the paper).
@@ -149,13 +262,20 @@ def prepare_ffhq(input_dir,
             None = the toolkit's defaults.
         allow_fewer (bool): Accept fewer images than requested.
         lmdb (bool): Also write ``train.lmdb``, ``test/gt.lmdb`` and ``test/lq.lmdb``.
-        overwrite (bool): Replace a preparation made with other settings.
+        overwrite (bool): Replace a preparation (or shard) made with other settings.
+        workers (int): Processes writing images (1 = this process only).
+        shard (str | Shard, optional): ``'I/N'``: write only shard ``I`` of ``N`` of the selected images (every
+            ``N``-th of the train list followed by the test list, from the ``I``-th) into
+            ``<output_dir>/shards/shard-I-of-N/``.
+        merge (bool): Merge the complete shards in ``<output_dir>/shards/`` into ``output_dir``; the options must
+            be those of the shards.
+        keep_shards (bool): With ``merge``: keep ``<output_dir>/shards/`` (default: removed once merged).
         progress (bool): Show tqdm progress bars.
         log (callable): Message sink.
 
     Returns:
         dict: ``num_train``, ``num_test``, ``written`` (images written this run), ``skipped`` (already present),
-        ``output_dir``.
+        ``output_dir`` (for a shard also ``shard``; for a merge ``merged_shards``).
     """
     from tqdm import tqdm
     log = log or (lambda *a, **k: None)
@@ -163,7 +283,13 @@ def prepare_ffhq(input_dir,
     size = int(size)
     if size < 8:
         raise ValueError(f'size must be >= 8, got {size}')
+    workers = check_workers(workers)
     deg = LowLightDegradation.from_opt(degradation)
+    options = _ffhq_options(num_train, num_test, seed, size, deg, allow_fewer)
+    if merge:
+        if shard is not None:
+            raise ValueError('shard and merge exclude each other: run every --shard I/N first, then --merge alone')
+        return _merge_shards(output_dir, options, lmdb, overwrite, keep_shards, log)
     rel_paths = scan_images(input_dir, recursive=True)
     if not rel_paths:
         raise ValueError(f"No image found in '{input_dir}' (searched recursively)")
@@ -181,54 +307,90 @@ def prepare_ffhq(input_dir,
         'size': size,
         'degradation': deg.config,
     }
-    os.makedirs(output_dir, exist_ok=True)
-    _check_selection(output_dir, settings, overwrite, log)
-    with open(osp.join(output_dir, 'selection.json'), 'w', encoding='utf-8') as f:
-        json.dump(settings, f, indent=2, sort_keys=True)
-    write_name_list(osp.join(output_dir, 'train_list.txt'), train)
-    write_name_list(osp.join(output_dir, 'test_list.txt'), test)
+    items = [('train', r) for r in train] + [('test', r) for r in test]
     log(f'FFHQ: {len(rel_paths)} images in {input_dir}; selected {len(train)} train / {len(test)} test (seed {seed})')
+    work_dir = output_dir
+    if shard is not None:
+        shard = parse_shard(shard)
+        names = [f'{split}:{rel}' for split, rel in items]
+        mine = select_shard(names, shard)
+        work_dir = open_shard_folder(output_dir, shard, 'ffhq', {**options, 'num_source_images': len(rel_paths)},
+                                     mine, items_fingerprint(names), len(names),
+                                     extra={'settings': settings, 'train': train, 'test': test},
+                                     overwrite=overwrite, log=log)
+        items = select_shard(items, shard)
+        log(f'shard {shard}: {len(items)} of the {len(names)} selected images (positions {shard.index}, '
+            f'{shard.index + shard.count}, ... of the train list followed by the test list) into {work_dir}')
+    else:
+        if osp.isdir(osp.join(output_dir, SHARDS_DIRNAME)):
+            log(f"note: '{osp.join(output_dir, SHARDS_DIRNAME)}' holds shards of a sharded run; this run does not "
+                'use them (add --merge to combine them)')
+        _write_selection(output_dir, settings, train, test, overwrite, log)
 
-    train_dir = osp.join(output_dir, 'train')
-    gt_dir, lq_dir = osp.join(output_dir, 'test', 'gt'), osp.join(output_dir, 'test', 'lq')
+    train_dir, gt_dir, lq_dir, params_path = _layout(work_dir)
     for d in (train_dir, gt_dir, lq_dir):
         os.makedirs(d, exist_ok=True)
-    params_path = osp.join(output_dir, 'test', 'degradation_params.json')
-    params = {}
-    if osp.isfile(params_path):
-        with open(params_path, encoding='utf-8') as f:
-            params = json.load(f)
-    written = skipped = 0
-    for rel in tqdm(train, desc='FFHQ train', disable=not progress):
-        out = osp.join(train_dir, osp.splitext(osp.basename(rel))[0] + '.png')
-        if osp.isfile(out):
-            skipped += 1
-            continue
-        write_image_atomic(out, resize_image(read_image(osp.join(input_dir, rel)), (size, size)))
+    params = _load_params(params_path)
+    todo = [it for it in items if not _item_done(work_dir, it, params)]
+    skipped = len(items) - len(todo)
+    config = {'input_dir': input_dir, 'train_dir': train_dir, 'gt_dir': gt_dir, 'lq_dir': lq_dir, 'size': size,
+              'degradation': deg, 'seed': seed}
+    written = tests_written = 0
+    results = ordered_map(_ImageWorker, config, todo, workers=workers)
+    desc = f'FFHQ train + test (gt + fixed low-light input){f", {workers} processes" if workers > 1 else ""}'
+    for split, name, drawn in tqdm(results, total=len(todo), desc=desc, disable=not progress):
         written += 1
-    for n, rel in enumerate(tqdm(test, desc='FFHQ test (gt + fixed low-light input)', disable=not progress), 1):
-        name = osp.splitext(osp.basename(rel))[0]
-        gt_out, lq_out = osp.join(gt_dir, name + '.png'), osp.join(lq_dir, name + '.png')
-        if osp.isfile(gt_out) and osp.isfile(lq_out) and name in params:
-            skipped += 1
-            continue
-        gt = _quantise(resize_image(read_image(osp.join(input_dir, rel)), (size, size)))
-        lq, drawn = synthesise_test_input(gt, name, deg, seed)
-        write_image_atomic(gt_out, gt)
-        write_image_atomic(lq_out, lq)
-        params[name] = drawn
-        written += 1
-        if n % 100 == 0 or n == len(test):  # checkpoint the parameters now and then (they are cheap to redo)
-            _dump_json(params_path, params)
+        if split == 'test':
+            params[name] = drawn
+            tests_written += 1
+            if tests_written % 100 == 0:  # checkpoint the parameters now and then (they are cheap to redo)
+                _dump_json(params_path, params)
     _dump_json(params_path, params)
-    for d in (train_dir, gt_dir, lq_dir):
-        write_meta_info(d)
-    if lmdb:
-        for d in (train_dir, gt_dir, lq_dir):
-            build_lmdb(d, log=log)
+    if shard is not None:
+        log(f'FFHQ shard {shard}: {written} images written, {skipped} already present, in {work_dir}; run --merge '
+            f'once all {shard.count} shards are done')
+        return {'num_train': len(train), 'num_test': len(test), 'written': written, 'skipped': skipped,
+                'output_dir': work_dir, 'shard': str(shard)}
+    _finish_folders(output_dir, lmdb, log)
     log(f'FFHQ: {written} images written, {skipped} already present, in {output_dir}')
     return {'num_train': len(train), 'num_test': len(test), 'written': written, 'skipped': skipped,
             'output_dir': output_dir}
+
+
+def _merge_shards(output_dir, options, lmdb, overwrite, keep_shards, log):
+    """Merge complete shards into ``output_dir`` (files linked, parameters combined), then write the folders."""
+    shards = collect_shards(output_dir, 'ffhq', options)
+    count = len(shards)
+    first = shards[0][1]
+    settings, train, test = first['settings'], first['train'], first['test']
+    params, files = {}, []
+    for folder, manifest in shards:
+        shard_params = _load_params(_layout(folder)[3])
+        for entry in manifest['items']:
+            item = tuple(entry.split(':', 1))
+            if not _item_done(folder, item, shard_params):
+                raise ValueError(f"Shard {manifest['shard_index']}/{count} in '{folder}' is incomplete ({item[1]} "
+                                 f"has no output): re-run it with --shard {manifest['shard_index']}/{count} (it "
+                                 'resumes where it stopped), then --merge again')
+            name = osp.splitext(osp.basename(item[1]))[0]
+            subs = [osp.join('train', name + '.png')] if item[0] == 'train' else [
+                osp.join('test', 'gt', name + '.png'), osp.join('test', 'lq', name + '.png')]
+            files += [(osp.join(folder, sub), osp.join(output_dir, sub)) for sub in subs]
+            if item[0] == 'test':
+                params[name] = shard_params[name]
+    _write_selection(output_dir, settings, train, test, overwrite, log)
+    train_dir, gt_dir, lq_dir, params_path = _layout(output_dir)
+    for d in (train_dir, gt_dir, lq_dir):
+        os.makedirs(d, exist_ok=True)
+    for src, dst in files:
+        adopt_file(src, dst)
+    _dump_json(params_path, params)
+    _finish_folders(output_dir, lmdb, log)
+    log(f'FFHQ: merged {count} shards ({len(files)} image files) into {output_dir}')
+    if not keep_shards:
+        remove_shards(output_dir, log)
+    return {'num_train': len(train), 'num_test': len(test), 'written': len(files), 'skipped': 0,
+            'output_dir': output_dir, 'merged_shards': count}
 
 
 def _dump_json(path, obj):
