@@ -72,3 +72,19 @@ def test_rows_of_two_stand_in_option_sets(tmp_path, capsys):
     text = out.read_text()
     assert 'RANDOM WEIGHTS' in text and text.count('| demo_') == 4
     assert '| method | what | params_M | ms_median | ms_min | threads |' in capsys.readouterr().out
+
+
+def test_half_rows_and_prior_variants(capsys):
+    """--half both doubles the rows (the half ones say so); --prior-steps x --prior-flip gives one prior row each."""
+    from lowlight3d.pipeline.inference_speed import parse_prior_variants
+    assert parse_prior_variants() is None
+    assert parse_prior_variants([20, 4], ['on', 'off']) == [
+        {'steps': 20, 'flip_consistent': True}, {'steps': 20, 'flip_consistent': False},
+        {'steps': 4, 'flip_consistent': True}, {'steps': 4, 'flip_consistent': False}]
+    assert parse_prior_variants(None, ['off']) == [{'flip_consistent': False}]
+    rows = main([OURS, '--size', '32', '--warmup', '0', '--repeat', '1', '--threads', '1', '--half', 'both',
+                 '--prior-steps', '2', '4', '--prior-flip', 'off'])
+    whats = [r['what'] for r in rows]
+    assert len(rows) == 6 and sum('--half' in w or '--half ignored' in w for w in whats) == 3
+    assert sum('2 ddim steps' in w for w in whats) == 2 and sum('4 ddim steps' in w for w in whats) == 2
+    assert not any('flip-consistent' in w for w in whats)

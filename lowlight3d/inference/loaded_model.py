@@ -65,6 +65,20 @@ class LoadedModel:
             extra += f', {self.per_image_steps} optimisation steps per image'
         return f'{self.name} ({self.record["model_type"]}, {type(self.network).__name__}, {count:,} parameters{extra})'
 
+    @property
+    def autocast_dtype(self):
+        """torch.dtype | None: The ``--half`` autocast type (None: float32). Setting a half type also puts the
+        networks (the prior's too) in channels-last memory, which oneDNN/cuDNN run fastest in half precision."""
+        return self._autocast_dtype
+
+    @autocast_dtype.setter
+    def autocast_dtype(self, dtype):
+        self._autocast_dtype = dtype
+        if dtype is not None:
+            for net in (self.network, getattr(self.prior, 'denoiser', None), getattr(self.prior, 'renderer', None)):
+                if isinstance(net, torch.nn.Module):
+                    net.to(memory_format=torch.channels_last)
+
     def _autocast(self):
         if self.autocast_dtype is None:
             return torch.autocast(self.device.type, enabled=False)

@@ -51,6 +51,7 @@ the teacher forward when any of ``intra/inter/pseudo_label`` is on (the EMA itse
 teacher), so ablation V1 (supervised only) is the full file with those blocks set to ``~`` and V5 (no 3D prior)
 is the full file with ``prior: ~``.  Inference, validation and testing use the **student** only.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -388,9 +389,11 @@ class SemiSupervisedDistillationModel(BaseModel):
     def _prior_of(self, img, identity=None, namespace='', use_cache=True):
         if self.prior is None:
             return None
-        with torch.autocast(self.device.type, enabled=False):  # a float32 prior whatever train.amp: it is cached
-            out = self.prior.extract(img.float(), seed=self.prior_seed, identity=identity, namespace=namespace,
-                                     use_cache=use_cache)
+        # in training a float32 prior whatever train.amp (it is cached and shared by runs of any precision); at
+        # inference the caller's autocast (--half) applies
+        with torch.autocast(self.device.type, enabled=False) if self.is_train else contextlib.nullcontext():
+            out = self.prior.extract(img.float() if self.is_train else img, seed=self.prior_seed, identity=identity,
+                                     namespace=namespace, use_cache=use_cache)
         return {'T': [t.to(self.device) for t in out['T']], 'D': [d.to(self.device) for d in out['D']]}
 
     def feed_data(self, data):
