@@ -22,3 +22,18 @@ def test_half_precision_choice():
     dtype, reason = half_dtype(torch.device('cpu'), True)
     assert dtype in (None, torch.bfloat16) and ('bfloat16' in reason or 'float32' in reason)
     assert half_dtype(torch.device('mps'), True)[0] is None
+
+
+def test_precision_auto_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
+    from lowlight3d.inference import devices
+    from lowlight3d.inference.devices import precision_dtype
+    monkeypatch.setattr(devices, 'cpu_has_native_bf16', lambda: True)
+    assert precision_dtype(torch.device('cpu'))[0] == torch.bfloat16
+    assert precision_dtype(torch.device('cuda'))[0] is None  # fp16 only on request
+    assert precision_dtype(torch.device('cuda'), 'half')[0] == torch.float16
+    assert precision_dtype(torch.device('cpu'), 'fp32') == (None, 'float32 (--precision fp32)')
+    monkeypatch.setattr(devices, 'cpu_has_native_bf16', lambda: False)
+    dtype, reason = precision_dtype(torch.device('cpu'))
+    assert dtype is None and 'float32' in reason
+    with pytest.raises(ValueError, match='--precision must be one of'):
+        precision_dtype(torch.device('cpu'), 'fp8')

@@ -28,7 +28,7 @@ __all__ = ['parse_inference_args', 'list_inputs', 'build_enhancers', 'inference_
 def parse_inference_args(argv=None):
     """Command-line arguments of ``inference_lowlight3d.py``."""
     from lowlight3d.face.detection import DETECTOR_CHOICES
-    from lowlight3d.inference.devices import DEVICE_CHOICES
+    from lowlight3d.inference.devices import DEVICE_CHOICES, PRECISION_CHOICES
     from lowlight3d.inference.image_enhancer import GRAY_CHOICES
     p = argparse.ArgumentParser(description='Enhance dark photos, folders of photos and videos (face-aware).')
     p.add_argument('-i', '--input', required=True, help='An image, a video or a folder of them.')
@@ -48,7 +48,10 @@ def parse_inference_args(argv=None):
     p.add_argument('--tile', type=int, default=0, help='Tile side for whole photos (0: no tiling).')
     p.add_argument('--tile_pad', type=int, default=32, help='Context around each tile.')
     p.add_argument('--device', default='auto', choices=DEVICE_CHOICES)
-    p.add_argument('--half', action='store_true', help='fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.')
+    p.add_argument('--half', action='store_true', help='fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 '
+                   '(same as --precision half).')
+    p.add_argument('--precision', default='auto', choices=PRECISION_CHOICES,
+                   help='auto (default): bf16 on CPUs with native bf16, else fp32; fp32; half (as --half).')
     p.add_argument('--prior_steps', type=int, default=None, help='Sampling steps of the 3D prior (ours).')
     p.add_argument('--ext', default='auto', help='Output image extension: auto (the input\'s), png, jpg ...')
     p.add_argument('--suffix', default=None, help='Suffix of the enhanced files.')
@@ -79,13 +82,13 @@ def list_inputs(path):
 def build_enhancers(args):
     """``(face_enhancer or None, image_enhancer, report lines)`` for parsed arguments."""
     from lowlight3d.inference.background import build_background
-    from lowlight3d.inference.devices import half_dtype, resolve_device
+    from lowlight3d.inference.devices import precision_dtype, resolve_device
     from lowlight3d.inference.face_enhancer import FaceEnhancer
     from lowlight3d.inference.image_enhancer import ImageEnhancer
     from lowlight3d.inference.loaded_model import load_model
     device = resolve_device(args.device)
     model = load_model(args.model, args.opt, args.weights, device=device, prior_steps=args.prior_steps)
-    dtype, precision = half_dtype(device, args.half)
+    dtype, precision = precision_dtype(device, 'half' if args.half else args.precision)
     model.autocast_dtype = dtype
     image = ImageEnhancer(model, args.tile, args.tile_pad, args.gray)
     lines = [f'model: {image.describe()}', f'device: {device}, {precision}'] + image.notes
