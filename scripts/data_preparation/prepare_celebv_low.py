@@ -11,7 +11,11 @@ then once with ``--merge``: the result is byte for byte that of one process.  Th
 :mod:`lowlight3d.data.preparation.celebv_low_preparation`; see ``docs/data_preparation.md`` section 5.
 """
 import argparse
+import os.path as osp
 import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # scale_out_args beside this script
+from scale_out_args import add_scale_out_arguments, check_scale_out_arguments  # noqa: E402
 
 SCALING_EPILOG = """scaling out (docs/data_preparation.md section 5):
   --workers N      examine clips in N processes on this machine (same result as one process)
@@ -20,19 +24,6 @@ SCALING_EPILOG = """scaling out (docs/data_preparation.md section 5):
                    or --shard $JOB_COMPLETION_INDEX/N; shards may run anywhere, at any time, and resume
   --merge          once every shard is done: the same command with --merge instead of --shard combines them into
                    <output> (byte-identical to a one-process run), makes the split and removes <output>/shards"""
-
-
-def _shard(text):
-    """argparse type of --shard (imported late so that --help stays quick)."""
-    from lowlight3d.data.preparation.sharding import shard_argument
-    return shard_argument(text)
-
-
-def _workers(text):
-    """argparse type of --workers (imported late so that --help stays quick)."""
-    from lowlight3d.data.preparation.sharding import workers_argument
-    return workers_argument(text)
-
 
 
 def build_parser():
@@ -80,14 +71,7 @@ def build_parser():
     parser.add_argument('--allow-fewer', action='store_true', help='accept fewer accepted frames than requested')
     parser.add_argument('--lmdb', action='store_true', help='also write train.lmdb and test.lmdb')
     parser.add_argument('--max-videos', type=int, default=None, help='process only the first N videos (a trial)')
-    parser.add_argument('--workers', type=_workers, default=1, metavar='N',
-                        help='processes examining clips on this machine (default 1 = this process only)')
-    parser.add_argument('--shard', type=_shard, default=None, metavar='I/N',
-                        help='process only shard I of N (0-based) into <output>/shards/shard-I-of-N/; no split')
-    parser.add_argument('--merge', action='store_true',
-                        help='combine the finished shards in <output>/shards/ into <output>, then split (give the '
-                        'same options as the --shard runs)')
-    parser.add_argument('--keep-shards', action='store_true', help='with --merge: keep <output>/shards/')
+    add_scale_out_arguments(parser, 'examining clips', ', then split')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
 
@@ -102,13 +86,7 @@ def check_args(parser, args):
     Returns:
         argparse.Namespace: ``args``.
     """
-    if args.merge and args.shard is not None:
-        parser.error('--shard and --merge exclude each other: run every --shard I/N first, then the same command '
-                     'with --merge instead of --shard')
-    if not args.merge and not args.videos:
-        parser.error('the following arguments are required: --videos (only --merge works without it)')
-    if args.keep_shards and not args.merge:
-        parser.error('--keep-shards only applies to --merge')
+    check_scale_out_arguments(parser, args, '--videos')
     return args
 
 

@@ -10,7 +10,11 @@ I = 0 .. N-1, then once with ``--merge`` (byte for byte the files of one process
 :mod:`lowlight3d.data.preparation.ffhq_preparation`; see ``docs/data_preparation.md`` section 5.
 """
 import argparse
+import os.path as osp
 import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # scale_out_args beside this script
+from scale_out_args import add_scale_out_arguments, check_scale_out_arguments  # noqa: E402
 
 SCALING_EPILOG = """scaling out (docs/data_preparation.md section 5):
   --workers N      write images in N processes on this machine (same files as one process)
@@ -18,18 +22,6 @@ SCALING_EPILOG = """scaling out (docs/data_preparation.md section 5):
                    <output>/shards/shard-I-of-N/, e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
   --merge          once every shard is done: the same command with --merge instead of --shard combines them into
                    <output> (byte-identical to a one-process run) and removes <output>/shards"""
-
-
-def _shard(text):
-    """argparse type of --shard (imported late so that --help stays quick)."""
-    from lowlight3d.data.preparation.sharding import shard_argument
-    return shard_argument(text)
-
-
-def _workers(text):
-    """argparse type of --workers (imported late so that --help stays quick)."""
-    from lowlight3d.data.preparation.sharding import workers_argument
-    return workers_argument(text)
 
 
 def main(argv=None):
@@ -58,23 +50,10 @@ def main(argv=None):
     parser.add_argument('--allow-fewer', action='store_true', help='accept a folder with fewer images than requested')
     parser.add_argument('--lmdb', action='store_true', help='also write train.lmdb, test/gt.lmdb, test/lq.lmdb')
     parser.add_argument('--overwrite', action='store_true', help='replace a preparation made with other settings')
-    parser.add_argument('--workers', type=_workers, default=1, metavar='N',
-                        help='processes writing images on this machine (default 1 = this process only)')
-    parser.add_argument('--shard', type=_shard, default=None, metavar='I/N',
-                        help='write only shard I of N (0-based) into <output>/shards/shard-I-of-N/')
-    parser.add_argument('--merge', action='store_true',
-                        help='combine the finished shards in <output>/shards/ into <output> (give the same options '
-                        'as the --shard runs)')
-    parser.add_argument('--keep-shards', action='store_true', help='with --merge: keep <output>/shards/')
+    add_scale_out_arguments(parser, 'writing images', '')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
-    if args.merge and args.shard is not None:
-        parser.error('--shard and --merge exclude each other: run every --shard I/N first, then the same command '
-                     'with --merge instead of --shard')
-    if not args.merge and not args.input:
-        parser.error('the following arguments are required: --input (only --merge works without it)')
-    if args.keep_shards and not args.merge:
-        parser.error('--keep-shards only applies to --merge')
+    check_scale_out_arguments(parser, args, '--input')
 
     import lowlight3d  # noqa: F401  (compatibility patches first; imported late so --help is quick)
     from lowlight3d.data.preparation.ffhq_preparation import prepare_ffhq
