@@ -25,7 +25,8 @@ import yaml
 
 __all__ = [
     'OptionError', 'yaml_load', 'yaml_loads', 'yaml_dump', 'load_config', 'merge_dicts', 'apply_cfg_options',
-    'resolve_options', 'dump_options', 'KNOWN_TOP_LEVEL_KEYS', 'register_option_keys', 'check_top_level_keys'
+    'resolve_options', 'dump_options', 'check_experiment_name', 'KNOWN_TOP_LEVEL_KEYS', 'register_option_keys',
+    'check_top_level_keys'
 ]
 
 #: Top-level keys a training/testing option file may hold (``network_*`` blocks are always allowed).  The keys that
@@ -76,6 +77,26 @@ def check_top_level_keys(opt, opt_path=None, keys=None):
         raise OptionError(f"Option file {opt_path}: unknown top-level key(s) {', '.join(parts)}. Known keys: "
                           f"{', '.join(sorted(known))}, network_*. A custom key must be declared: "
                           "custom_keys: [my_key] in the file (or register_option_keys('my_key') in a plug-in).")
+
+
+def check_experiment_name(name, opt_path='the options'):
+    """Refuse an experiment ``name`` that is not one plain path component.
+
+    The name becomes ``experiments/<name>``, ``results/<name>`` and ``tb_logger/<name>``, folders that a run writes,
+    archives (``--force``) and cleans (orphan temporary files); ``../x``, ``/abs``, ``a/b``, ``.`` or ``..`` would
+    put them outside those folders.
+
+    Raises:
+        OptionError: The name is not a non-empty string of one path component.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise OptionError(f'{opt_path}: name must be a non-empty string (the experiment folder), got {name!r}')
+    seps = {'/', '\\', osp.sep} | ({osp.altsep} if osp.altsep else set())
+    if any(sep in name for sep in seps) or name in ('.', '..') or '\0' in name or osp.isabs(name):
+        raise OptionError(f'{opt_path}: name {name!r} is not one folder name: it becomes experiments/<name>, '
+                          'results/<name> and tb_logger/<name>, so a path separator, an absolute path, "." or ".." '
+                          'would write outside them. Use letters, digits, "_", "-" and "." (e.g. '
+                          f"name={name.replace('/', '_').replace(chr(92), '_').strip('._') or 'my_run'})")
 
 
 class OptionError(ValueError):
@@ -283,6 +304,7 @@ def resolve_options(opt, is_train, root_path='.', rank=0, world_size=1, debug=Fa
     for required in ('name', 'model_type'):
         if required not in opt:
             raise OptionError(f"Option file {opt_path}: the top-level key '{required}' is missing")
+    check_experiment_name(opt['name'], opt_path)
     opt['opt_path'] = opt_path
     opt['is_train'] = is_train
     opt['rank'], opt['world_size'] = rank, world_size
