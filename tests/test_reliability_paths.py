@@ -1,12 +1,20 @@
-"""Reliability, second round (issue 24): an experiment name cannot leave experiments/ or results/."""
+"""Reliability, second round (issue 24): an experiment name cannot leave experiments/ or results/, and one run holds an
+experiment at a time."""
+import json
 import os
 import os.path as osp
+import socket
+import subprocess
+import sys
 
 import pytest
 
 import lowlight3d.pipeline.test_pipeline as testing  # (a bare test_pipeline name would be collected by pytest)
 from lowlight3d.pipeline.train_pipeline import train_pipeline
 from lowlight3d.utils.options import OptionError, check_experiment_name
+from lowlight3d.utils.run_lock import ExperimentLockedError
+
+from conftest import tiny_train_overrides
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_OPT = osp.join(REPO, 'options', 'demo', 'train_LowLightUNet_demo.yml')
@@ -41,3 +49,39 @@ def test_train_and_test_refuse_an_escaping_name_before_writing_anything(tmp_path
     assert (victim / 'keep.tmp123').read_text() == 'the user\'s file'
     assert sorted(os.listdir(tmp_path)) == before and os.listdir(root) == []
     assert not osp.exists('/tmp/lowlight3d_abs_victim')
+
+
+def _lock_file(root, name, pid, host=None):
+    path = root / 'experiments' / f'.{name}.lock'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({'pid': pid, 'host': host or socket.gethostname(), 'started': '2026-12-06 01:02:03'}))
+    return path
+
+
+def test_a_second_run_of_the_same_experiment_is_refused_naming_the_first(tmp_path, tiny_image_sets):
+    first = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        lock = _lock_file(tmp_path, 'locked_run', first.pid)
+        with pytest.raises(ExperimentLockedError, match=f'process {first.pid} on this host'):
+            train_pipeline(['-opt', TRAIN_OPT, '--cfg-options',
+                            *tiny_train_overrides(tiny_image_sets, 2, 'locked_run')], root_path=str(tmp_path))
+        assert lock.exists() and not (tmp_path / 'experiments' / 'locked_run').exists()
+        other = _lock_file(tmp_path, 'remote_run', 12345, host='another-host')
+        with pytest.raises(ExperimentLockedError, match=f'rm {other}'):
+            train_pipeline(['-opt', TRAIN_OPT, '--cfg-options',
+                            *tiny_train_overrides(tiny_image_sets, 2, 'remote_run')], root_path=str(tmp_path))
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_a_stale_lock_is_taken_over_and_every_lock_is_released(tmp_path, tiny_image_sets):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    lock = _lock_file(tmp_path, 'stale_run', dead.pid)
+    train_pipeline(['-opt', TRAIN_OPT, '--cfg-options', *tiny_train_overrides(tiny_image_sets, 2, 'stale_run'),
+                    'val.val_freq=0'], root_path=str(tmp_path))
+    log = next((tmp_path / 'experiments' / 'stale_run').glob('train_stale_run_*.log')).read_text()
+    assert f'Stale lock of experiment \'stale_run\' taken over: process {dead.pid}' in log  # replayed into the log
+    assert not lock.exists()  # released at the end of the run
+    assert (tmp_path / 'experiments' / 'stale_run' / 'models' / 'net_g_latest.pth').exists()

@@ -6,6 +6,10 @@ metrics), ``history.json``, ``models/net_g_best.pth`` (by ``val.save_best``), ``
 seconds of the training loop of the last run).  Tensorboard goes to
 ``tb_logger/<name>``.
 
+One run per experiment: ``experiments/.<name>.lock`` (pid, host, start time; :mod:`lowlight3d.utils.run_lock`) is
+held from before the folder is checked until the last save; a second run of the name is refused, naming the first,
+and the lock of a process that no longer exists is taken over with a warning.
+
 An existing experiment folder is never silently reused: ``--auto_resume`` continues it, ``--force`` archives
 it (loudly) and starts again, anything else is an error.  The options are validated and the data loaders and the
 model are built *before* the folder is created, so a failed start (a wrong value, an unknown arch, an empty data
@@ -14,6 +18,7 @@ start too and is reused with a warning.  Orphan ``*.tmp<pid>`` files of a save i
 ``logger.save_checkpoint_freq: 0`` saves only at the end.
 """
 import argparse
+import contextlib
 import glob
 import json
 import logging
@@ -35,6 +40,7 @@ from lowlight3d.utils.logger import LOGGER_NAME, buffer_logger, environment_info
 from lowlight3d.utils.options import dump_options, yaml_dump
 from lowlight3d.utils.plot import plot_training_curves
 from lowlight3d.utils.rng import set_random_seed
+from lowlight3d.utils.run_lock import RunLock
 
 __all__ = ['parse_train_args', 'train_pipeline', 'find_resume_state']
 
@@ -397,16 +403,19 @@ def train_pipeline(argv=None, root_path=None):
         dict: The resolved options of the run (the model is not kept alive).
     """
     args, opt, resume_path = _load_run_options(argv, root_path)
-    if opt['rank'] == 0:
-        _check_experiment_folder(opt, resume_path is not None, args.force)
     buffer = buffer_logger(opt['rank'])
-    loaders = _create_loaders(opt, logging.getLogger(LOGGER_NAME))
-    model = build_model(opt)
-    removed = _make_experiment_folder(opt, resume_path is not None, args.force)
-    logger, tb_logger = _start_logging(opt, argv, buffer, removed, model)
-    progress = _Progress.load(model, resume_path, logger)
-    run = _TrainingRun(opt, model, loaders, progress, logger, tb_logger)
-    run.train()
-    run.finish()
-    barrier()
+    lock = (RunLock(osp.dirname(opt['path']['experiments_root']), opt['name'], logging.getLogger(LOGGER_NAME))
+            if opt['rank'] == 0 else contextlib.nullcontext())
+    with lock:  # one run per experiment, from before the folder is checked until the last save
+        if opt['rank'] == 0:
+            _check_experiment_folder(opt, resume_path is not None, args.force)
+        loaders = _create_loaders(opt, logging.getLogger(LOGGER_NAME))
+        model = build_model(opt)
+        removed = _make_experiment_folder(opt, resume_path is not None, args.force)
+        logger, tb_logger = _start_logging(opt, argv, buffer, removed, model)
+        progress = _Progress.load(model, resume_path, logger)
+        run = _TrainingRun(opt, model, loaders, progress, logger, tb_logger)
+        run.train()
+        run.finish()
+        barrier()
     return opt
