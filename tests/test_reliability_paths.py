@@ -85,3 +85,20 @@ def test_a_stale_lock_is_taken_over_and_every_lock_is_released(tmp_path, tiny_im
     assert f'Stale lock of experiment \'stale_run\' taken over: process {dead.pid}' in log  # replayed into the log
     assert not lock.exists()  # released at the end of the run
     assert (tmp_path / 'experiments' / 'stale_run' / 'models' / 'net_g_latest.pth').exists()
+
+
+def test_option_values_never_run_code_from_a_path(tmp_path, monkeypatch):
+    """--cfg-options cannot set custom_imports (it imports modules); custom_imports takes module names, not files."""
+    from lowlight3d.utils.registry import import_custom_modules
+    payload = tmp_path / 'p.py'
+    marker = tmp_path / 'ran'
+    payload.write_text(f'open({str(marker)!r}, "w").write("x")\n')
+    for override in (f'+custom_imports=[{payload}]', 'custom_imports=[os]', '+custom_imports.0=x'):
+        with pytest.raises(OptionError, match='read from option files only'):
+            train_pipeline(['-opt', TRAIN_OPT, '--cfg-options', override], root_path=str(tmp_path / 'w'))
+    with pytest.raises(ImportError, match='not a module name'):
+        import_custom_modules([str(payload)])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ImportError, match='not a module name'):
+        import_custom_modules(['p.py'])
+    assert not marker.exists()

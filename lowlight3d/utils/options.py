@@ -229,6 +229,10 @@ def apply_cfg_options(opt, overrides, source='--cfg-options'):
         key, raw = item.split('=', 1)
         add = key.startswith('+')
         keys = _split_key(key.lstrip('+'))
+        if keys and keys[0] == 'custom_imports':
+            raise OptionError(f"{source}: '{key}' is refused: custom_imports imports (runs) Python modules, so it is "
+                              'read from option files only, never from the command line. Put custom_imports: '
+                              '[my_pkg.my_arch] into your option file.')
         value = yaml_loads(raw) if raw.strip() else ''
         node = opt
         for depth, k in enumerate(keys):

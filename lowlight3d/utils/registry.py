@@ -129,7 +129,8 @@ def import_custom_modules(modules):
 
     Args:
         modules (str | list[str]): Dotted module names importable from the current working directory or
-            ``sys.path``; a path to a ``.py`` file also works.
+            ``sys.path`` (as mmengine's ``custom_imports``). File paths are refused: a module is imported by its
+            name, as Python imports it, never executed from a path (``--cfg-options`` cannot set this key at all).
     """
     if not modules:
         return
@@ -139,11 +140,10 @@ def import_custom_modules(modules):
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     for name in modules:
-        if name.endswith('.py') and osp.isfile(name):
-            spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(name))[0], name)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            continue
+        if not isinstance(name, str) or name.endswith('.py') or '/' in name or '\\' in name:
+            raise ImportError(f'custom_imports: {name!r} is not a module name. Name the module as Python imports it '
+                              '(my_pkg.my_arch for my_pkg/my_arch.py) and run from the folder that holds my_pkg/ '
+                              '(or install it); files are not executed by path.')
         try:
             importlib.import_module(name)
         except ImportError as err:
