@@ -102,3 +102,46 @@ def test_option_values_never_run_code_from_a_path(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match='not a module name'):
         import_custom_modules(['p.py'])
     assert not marker.exists()
+
+
+def _png_declaring(width, height):
+    """A small PNG file whose header declares ``width x height`` (its pixel data is a few bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(b'\x00' * 64)) + \
+        chunk(b'IEND', b'')
+
+
+def test_hostile_files_are_skipped_by_name_and_the_good_ones_enhanced(tmp_path):
+    """A FIFO named .png (would block), a .png link to /dev/zero (would fill memory) and a PNG declaring
+    30000 x 30000 (10 GiB as float32) are skipped unread, named, and the good file after them is enhanced."""
+    from skimage import data
+
+    from lowlight3d.inference.command import inference_main
+    from lowlight3d.inference.model_file import export_model, save_model_file
+    from lowlight3d.utils.img_io import ImageReadError, read_image, read_limits, write_image
+
+    from inference_helpers import tiny_unet_options
+    (tmp_path / 'model').mkdir()
+    opt_path, _ = tiny_unet_options(str(tmp_path / 'model'))
+    model = save_model_file(export_model(opt_path, face_size=64), str(tmp_path / 'model' / 'tiny.pth'))
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    os.mkfifo(inputs / 'a_fifo.png')
+    os.symlink('/dev/zero', inputs / 'b_zero.png')
+    (inputs / 'c_bomb.png').write_bytes(_png_declaring(30000, 30000))
+    write_image(str(inputs / 'd_good.png'), data.astronaut()[::4, ::4].astype('float32') / 255 * 0.1)
+    with pytest.raises(ImageReadError, match='declares 30000 x 30000'):
+        read_image(str(inputs / 'c_bomb.png'))
+    summary = inference_main(['-i', str(inputs), '-o', str(tmp_path / 'out'), '--model', model, '--no_face',
+                              '--no_pbar'])
+    skipped = {osp.basename(s['file']): s['reason'] for s in summary['skipped']}
+    assert set(skipped) == {'a_fifo.png', 'b_zero.png', 'c_bomb.png'}
+    assert 'FIFO' in skipped['a_fifo.png'] and 'device' in skipped['b_zero.png']
+    assert 'megapixels' in skipped['c_bomb.png'] and summary['images'] == 1
+    assert (tmp_path / 'out' / 'restored_imgs' / 'd_good.png').exists()
+    assert read_limits()['max_pixels'] == 150_000_000

@@ -20,7 +20,14 @@ import time
 
 import numpy as np
 
-from lowlight3d.utils.img_io import IMAGE_EXTENSIONS, ImageReadError, decode_image_array, read_image, write_image
+from lowlight3d.utils.img_io import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    decode_image_array,
+    read_image,
+    set_read_limits,
+    write_image,
+)
 
 __all__ = ['parse_inference_args', 'list_inputs', 'build_enhancers', 'inference_main']
 
@@ -60,6 +67,9 @@ def parse_inference_args(argv=None):
     p.add_argument('--compare', action='store_true',
                    help='Also write cmp/<name>_whole.<ext>: the input photo and its result side by side.')
     p.add_argument('--no_pbar', action='store_true', help='No progress bar.')
+    p.add_argument('--max_pixels', type=int, default=None,
+                   help='Refuse images whose header declares more pixels (default 150e6, or '
+                        'LOWLIGHT3D_MAX_IMAGE_PIXELS); such a file is skipped by name.')
     return p.parse_args(argv)
 
 
@@ -185,6 +195,8 @@ def inference_main(argv=None):
     """Run the command (see the module docstring); returns a summary dict."""
     from lowlight3d.inference.video import is_video_file
     args = parse_inference_args(argv)
+    if args.max_pixels is not None:
+        set_read_limits(max_pixels=args.max_pixels)
     inputs = list_inputs(args.input)
     if not inputs:
         raise FileNotFoundError(f'-i {args.input}: no image or video files found (extensions '

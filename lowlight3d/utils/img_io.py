@@ -16,21 +16,33 @@ Conversions done by :func:`read_image`:
 The decoding step alone is :func:`decode_image_array` (native dtype, channel count and BGR order, orientation
 applied); the LMDB writer re-encodes exactly that array, which is why a folder and its LMDB give identical
 pixels.
+
+Limits against hostile or broken files (:func:`set_read_limits`; environment ``LOWLIGHT3D_MAX_IMAGE_BYTES`` and
+``LOWLIGHT3D_MAX_IMAGE_PIXELS``): only regular files are read (a FIFO would block forever, a link to ``/dev/zero``
+would be read until memory runs out), at most 512 MiB each, and an image whose header declares more than 150
+megapixels is refused before it is decoded. Each case is an :class:`ImageReadError` naming the file, so a batch
+skips it and goes on.
 """
 import io
 import os
 import os.path as osp
+import stat
+import warnings
 
 import cv2
 import numpy as np
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'ImageReadError', 'decode_image_array', 'read_image', 'read_image_bytes', 'to_float_rgb',
-    'write_image', 'is_image_file'
+    'write_image', 'is_image_file', 'set_read_limits', 'read_limits', 'declared_size'
 ]
 
 #: File extensions treated as images by default (lower case, with the dot).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+#: Defaults of the read limits (see the module docstring); the environment overrides them at import.
+_LIMITS = {'max_bytes': int(os.environ.get('LOWLIGHT3D_MAX_IMAGE_BYTES', 512 * 2**20)),
+           'max_pixels': int(os.environ.get('LOWLIGHT3D_MAX_IMAGE_PIXELS', 150_000_000))}
 
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _JPEG_SIGNATURE = b'\xff\xd8'
@@ -123,6 +135,42 @@ def _apply_orientation(img, orientation):
     return img
 
 
+def set_read_limits(max_bytes=None, max_pixels=None):
+    """Change the file-size and pixel caps of every later read (None keeps a cap); returns the previous caps."""
+    previous = dict(_LIMITS)
+    for key, value in (('max_bytes', max_bytes), ('max_pixels', max_pixels)):
+        if value is not None:
+            if int(value) < 1:
+                raise ValueError(f'{key} must be a positive integer, got {value!r}')
+            _LIMITS[key] = int(value)
+    return previous
+
+
+def read_limits():
+    """The caps in force: ``{'max_bytes': ..., 'max_pixels': ...}``."""
+    return dict(_LIMITS)
+
+
+def declared_size(raw):
+    """``(width, height)`` that encoded image bytes declare in their header (read without decoding the pixels), or
+    None when the header cannot be read (the decoder then reports what is wrong)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pillow comes with torchvision; without it only OpenCV's own 2^30-pixel cap applies
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # PIL's own decompression-bomb warning: our cap decides
+            old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(io.BytesIO(raw)) as img:
+                    return img.size
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+    except Exception:  # not an image PIL knows, or a broken header
+        return None
+
+
 def decode_image_array(data, name_for_errors='<bytes>'):
     """Decode encoded image bytes to OpenCV's native array, with JPEG EXIF orientation applied.
 
@@ -145,6 +193,12 @@ def decode_image_array(data, name_for_errors='<bytes>'):
         buf = np.frombuffer(raw, dtype=np.uint8)
     if len(raw) == 0:
         raise ImageReadError(name_for_errors, 'empty file (0 bytes)')
+    size = declared_size(raw)
+    if size is not None and size[0] * size[1] > _LIMITS['max_pixels']:
+        raise ImageReadError(name_for_errors, f'declares {size[0]} x {size[1]} = {size[0] * size[1] / 1e6:.0f} '
+                             f"megapixels, above the cap of {_LIMITS['max_pixels'] / 1e6:.0f} (decoding it would take "
+                             f'about {size[0] * size[1] * 12 / 2**30:.1f} GiB as float32 RGB); raise the cap with '
+                             'LOWLIGHT3D_MAX_IMAGE_PIXELS or --max_pixels if the file is genuine')
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as err:
@@ -219,8 +273,19 @@ def read_image_bytes(path):
     if osp.isdir(path):
         raise ImageReadError(path, 'is a folder, not a file')
     try:
+        info = os.stat(path)  # follows links: what would be read
+    except OSError as err:
+        raise ImageReadError(path, f'cannot open the file ({err.strerror or err})') from err
+    if not stat.S_ISREG(info.st_mode):
+        kind = 'a FIFO' if stat.S_ISFIFO(info.st_mode) else 'a device' if (
+            stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)) else 'not a regular file'
+        raise ImageReadError(path, f'is {kind} (or a link to one), not an image file: skipped unread')
+    if info.st_size > _LIMITS['max_bytes']:
+        raise ImageReadError(path, f"is {info.st_size / 2**20:.0f} MiB, above the cap of "
+                             f"{_LIMITS['max_bytes'] / 2**20:.0f} MiB (LOWLIGHT3D_MAX_IMAGE_BYTES raises it)")
+    try:
         with open(path, 'rb') as f:
-            return f.read()
+            return f.read(_LIMITS['max_bytes'] + 1)
     except OSError as err:
         raise ImageReadError(path, f'cannot open the file ({err.strerror or err})') from err
 
