@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import lowlight3d.pipeline.test_pipeline as testing  # (a bare test_pipeline name would be collected by pytest)
@@ -145,3 +146,43 @@ def test_hostile_files_are_skipped_by_name_and_the_good_ones_enhanced(tmp_path):
     assert 'megapixels' in skipped['c_bomb.png'] and summary['images'] == 1
     assert (tmp_path / 'out' / 'restored_imgs' / 'd_good.png').exists()
     assert read_limits()['max_pixels'] == 150_000_000
+
+
+def test_outputs_never_overwrite_inputs(tmp_path):
+    """-o overlapping -i (either way) and two inputs with one output name are refused before any work."""
+    import argparse
+
+    from lowlight3d.inference.command import check_outputs, list_inputs
+    from lowlight3d.utils.img_io import write_image
+    photos = tmp_path / 'X' / 'restored_imgs'
+    img = np.full((8, 8, 3), 0.1, dtype=np.float32)
+    write_image(str(photos / 'a.jpg'), img)
+    write_image(str(photos / 'a.png'), img)
+
+    def args(i, o, ext='auto'):
+        return argparse.Namespace(input=str(i), output=str(o), ext=ext)
+    for i, o, what in ((photos, tmp_path / 'X', 'overwrite the inputs'), (photos, photos, 'enhanced again'),
+                       (photos, photos / 'out', 'enhanced again'), (photos / 'a.jpg', tmp_path / 'X', 'inside')):
+        with pytest.raises(ValueError, match=what):
+            check_outputs(args(i, o), list_inputs(str(i)))
+    with pytest.raises(ValueError, match='both be written as a.png'):
+        check_outputs(args(photos, tmp_path / 'out', 'png'), list_inputs(str(photos)))
+    check_outputs(args(photos, tmp_path / 'out'), list_inputs(str(photos)))  # auto keeps a.jpg and a.png apart
+
+
+def test_export_never_replaces_a_file_without_overwrite(tmp_path):
+    from lowlight3d.inference.export_command import export_main
+
+    from inference_helpers import tiny_unet_options
+    opt_path, ckpt = tiny_unet_options(str(tmp_path))
+    target = tmp_path / 'm.pth'
+    target.write_text('someone else\'s file')
+    with pytest.raises(ValueError, match='exists: choose another name, or add --overwrite'):
+        export_main(['-opt', opt_path, '--out', str(target), '--face_size', '64'])
+    assert target.read_text() == 'someone else\'s file'
+    with pytest.raises(ValueError, match='one of the files the export reads'):
+        export_main(['-opt', opt_path, '--out', ckpt, '--face_size', '64', '--overwrite'])
+    with pytest.raises(ValueError, match='is a folder'):
+        export_main(['-opt', opt_path, '--out', str(tmp_path), '--face_size', '64'])
+    export_main(['-opt', opt_path, '--out', str(target), '--face_size', '64', '--overwrite'])
+    assert target.stat().st_size > 1000

@@ -132,6 +132,40 @@ def _output_image(img, gray_file):
     return img[..., 0] if gray_file else img
 
 
+def check_outputs(args, inputs):
+    """Refuse, before any work, a run whose outputs could overwrite or re-read its inputs.
+
+    * ``-o`` and ``-i`` must not overlap: an output folder inside the input folder would be enhanced again by the
+      next run, an input folder inside the output folder (``-i X/restored_imgs -o X``) would be overwritten;
+    * two inputs must not give one output file (``a.jpg`` and ``a.png`` with ``--ext png``).
+
+    Raises:
+        ValueError: Naming the clash and how to avoid it.
+    """
+    from lowlight3d.inference.video import is_video_file
+    src, out = osp.realpath(args.input), osp.realpath(args.output)
+
+    def inside(a, b):
+        return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+    if osp.isdir(src) and (inside(out, src) or inside(src, out)):
+        raise ValueError(f'-o {args.output} and -i {args.input} overlap: the results would '
+                         f"{'be enhanced again by the next run' if inside(out, src) else 'overwrite the inputs'}. "
+                         'Choose an output folder outside the input folder (and not above it).')
+    if osp.isfile(src) and inside(src, out):
+        raise ValueError(f'-i {args.input} lies inside the output folder -o {args.output}: a result could overwrite '
+                         'it. Choose an output folder that does not hold the input.')
+    seen = {}
+    for path in inputs:
+        if is_video_file(path):
+            continue
+        ext = osp.splitext(path)[1][1:].lower() if args.ext == 'auto' else args.ext.lstrip('.').lower()
+        key = (_stem(path, args.input), ext)
+        if key in seen:
+            raise ValueError(f'{seen[key]} and {path} would both be written as {key[0]}.{ext} (--ext {args.ext}): '
+                             'rename one, or use --ext auto to keep each input\'s extension.')
+        seen[key] = path
+
+
 def _stem(path, root):
     """Output name of an input: its path below the input folder, with ``/`` as ``_``."""
     rel = osp.relpath(path, root) if osp.isdir(root) else osp.basename(path)
@@ -201,6 +235,7 @@ def inference_main(argv=None):
     if not inputs:
         raise FileNotFoundError(f'-i {args.input}: no image or video files found (extensions '
                                 f'{", ".join(IMAGE_EXTENSIONS)} and videos)')
+    check_outputs(args, inputs)
     face, image, lines = build_enhancers(args)
     for line in lines:
         print(line, flush=True)

@@ -19,12 +19,34 @@ def parse_export_args(argv=None):
     p.add_argument('--onnx', default=None, help='Also export the network to this ONNX file (parity checked).')
     p.add_argument('--allow_untrained', action='store_true', help='Export untrained networks (tests/timing only).')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE', help='Option overrides.')
+    p.add_argument('--overwrite', action='store_true', help='Replace an existing --out / --onnx file.')
     return p.parse_args(argv)
+
+
+def _check_targets(args):
+    """Refuse to replace an existing file (or write onto a folder, or onto the weights read) without --overwrite."""
+    import os.path as osp
+
+    from lowlight3d.utils.options import load_config
+    paths = load_config(args.opt).get('path') or {}
+    read = (args.opt, args.weights or paths.get('pretrain_network_g'),
+            args.generator_weights or paths.get('pretrain_network_generator'))
+    sources = {osp.realpath(p) for p in read if isinstance(p, str) and p}
+    for flag, path in (('--out', args.out), ('--onnx', args.onnx)):
+        if not path:
+            continue
+        if osp.isdir(path):
+            raise ValueError(f'{flag} {path} is a folder: give the file to write (e.g. {osp.join(path, "model.pth")})')
+        if osp.realpath(path) in sources:
+            raise ValueError(f'{flag} {path} is one of the files the export reads: write the model elsewhere')
+        if osp.exists(path) and not args.overwrite:
+            raise ValueError(f'{flag} {path} exists: choose another name, or add --overwrite to replace it')
 
 
 def export_main(argv=None):
     """Run the export; prints what was written and returns the record."""
     args = parse_export_args(argv)
+    _check_targets(args)
     if args.prior:
         from lowlight3d.models.prior_file import prior_record_fingerprint, save_prior_file
         weights = args.weights
