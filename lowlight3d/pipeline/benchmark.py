@@ -554,6 +554,7 @@ def main(argv=None):
         seeds = seeds[:1] if seeds else load_benchmark_list(_resolve(args.list))['seeds'][:1]
         workdir = workdir or out + '_work'
     out = osp.abspath(out)
+    _absolute_user_paths(args)
     if workdir:
         _enter_workdir(workdir)
     rows = run_benchmark(args.list, out, total_iter, seeds, args.only, args.cfg_options, args.force,
@@ -561,6 +562,19 @@ def main(argv=None):
     print(format_table(rows), flush=True)
     print(f'[benchmark] written: {out}/benchmark.md, benchmark.csv', flush=True)
     return rows
+
+
+def _absolute_user_paths(args, env=('LOWLIGHT3D_TEST_DATA', )):
+    """Resolve what the user gave relative to *their* working folder, before any change of folder: the list file
+    (when it exists there; else it is looked up in the repository, as before) and the data folders named by
+    environment variables (``LOWLIGHT3D_TEST_DATA=../shared/data`` keeps meaning the caller's ``../shared/data``
+    inside ``--workdir`` / ``--smoke``)."""
+    if not osp.isabs(args.list) and osp.isfile(args.list):
+        args.list = osp.abspath(args.list)
+    for name in env:
+        value = os.environ.get(name)
+        if value and not osp.isabs(value):
+            os.environ[name] = osp.abspath(value)
 
 
 def _enter_workdir(workdir):
