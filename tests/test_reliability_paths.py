@@ -207,3 +207,19 @@ def test_relative_paths_follow_the_caller_not_the_workdir(tmp_path, monkeypatch)
     repo_list = argparse.Namespace(list='options/real/benchmark_real.yml')  # not under the caller: the repository's
     benchmark._absolute_user_paths(repo_list)
     assert repo_list.list == 'options/real/benchmark_real.yml'
+
+
+def test_a_resume_keeps_options_yml_and_records_its_own_changes(tmp_path, tiny_image_sets):
+    import glob
+
+    from lowlight3d.utils.options import load_config
+    common = ['-opt', TRAIN_OPT, '--cfg-options', *tiny_train_overrides(tiny_image_sets, 6, 'resumed_run')]
+    train_pipeline(common, root_path=str(tmp_path))
+    folder = tmp_path / 'experiments' / 'resumed_run'
+    first = (folder / 'options.yml').read_text()
+    train_pipeline(['--auto_resume'] + common + ['train.optim_g.lr=0.5'], root_path=str(tmp_path))
+    assert (folder / 'options.yml').read_text() == first  # the first run's options stay
+    resumes = glob.glob(str(folder / 'options_resume_*.yml'))
+    assert len(resumes) == 1 and load_config(resumes[0])['train']['optim_g']['lr'] == 0.5
+    log = '\n'.join(open(p).read() for p in glob.glob(str(folder / 'train_resumed_run_*.log')))
+    assert 'differ from options.yml' in log and 'train.optim_g.lr' in log and "keep the state's values" in log

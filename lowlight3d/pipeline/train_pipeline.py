@@ -207,7 +207,46 @@ def _make_experiment_folder(opt, resuming, force):
     return removed
 
 
-def _start_logging(opt, argv, buffer, removed, model):
+def _flat(tree, prefix=''):
+    """``{'a.b.c': value}`` of a nested dict (lists and scalars are leaves)."""
+    out = {}
+    for key, value in (tree or {}).items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, name + '.'))
+        else:
+            out[name] = value
+    return out
+
+
+def _record_options(opt, command, resumed_from):
+    """``options.yml`` describes the run that started the experiment and is never rewritten by a resume; each resume
+    writes ``options_resume_<time>.yml`` (its own resolved options) and logs the keys it changed. What a training
+    state restores (network weights, optimiser and scheduler states, so a changed learning rate too) keeps the
+    state's values whatever the options say; the log line says so."""
+    from lowlight3d.utils.options import load_config
+    folder = opt['path']['experiments_root']
+    first = osp.join(folder, 'options.yml')
+    if not resumed_from or not osp.isfile(first):
+        dump_options(opt, first, command)
+        return
+    path = osp.join(folder, f"options_resume_{time.strftime('%Y%m%d_%H%M%S')}.yml")
+    dump_options(opt, path, command)
+    before, now = _flat(load_config(first)), _flat(opt)
+    ignored = ('path.', 'rank', 'world_size', 'dist', 'opt_path', 'prior.fingerprint')
+    changed = sorted(k for k in set(before) | set(now)
+                     if before.get(k) != now.get(k) and not k.startswith(ignored))
+    logger = logging.getLogger(LOGGER_NAME)
+    if changed:
+        logger.warning(f'Resumed from {resumed_from} with options that differ from options.yml (kept as the first '
+                       f"run's): {', '.join(f'{k}: {before.get(k)!r} -> {now.get(k)!r}' for k in changed[:20])}. "
+                       'Values the training state restores (weights, optimiser and scheduler states: the learning '
+                       f'rate among them) keep the state\'s values. This resume\'s options: {osp.basename(path)}')
+    else:
+        logger.info(f'Resumed with the options of options.yml; this resume\'s copy: {osp.basename(path)}')
+
+
+def _start_logging(opt, argv, buffer, removed, model, resumed_from=None):
     """Step 4: the log file (replaying what was logged before it existed), the environment, the command line and
     the resolved options (also written to ``options.yml``), tensorboard and the network summary.
 
@@ -222,7 +261,7 @@ def _start_logging(opt, argv, buffer, removed, model):
         logger.warning(f'Removed {len(removed)} orphan temporary file(s) of an interrupted save: {removed}')
     command = ' '.join(shlex.quote(a) for a in [sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))
     if rank == 0:
-        dump_options(opt, osp.join(opt['path']['experiments_root'], 'options.yml'), command)
+        _record_options(opt, command, resumed_from)
     logger.info('Command: ' + command + '\nResolved options:\n' + yaml_dump(opt))
     tb_logger = _init_tb_logger(opt)
     model.print_networks(logger)
@@ -412,7 +451,7 @@ def train_pipeline(argv=None, root_path=None):
         loaders = _create_loaders(opt, logging.getLogger(LOGGER_NAME))
         model = build_model(opt)
         removed = _make_experiment_folder(opt, resume_path is not None, args.force)
-        logger, tb_logger = _start_logging(opt, argv, buffer, removed, model)
+        logger, tb_logger = _start_logging(opt, argv, buffer, removed, model, resume_path)
         progress = _Progress.load(model, resume_path, logger)
         run = _TrainingRun(opt, model, loaders, progress, logger, tb_logger)
         run.train()
