@@ -4,7 +4,7 @@ Face-aware by default (detect on a brightened copy, align, enhance, paste back);
 :mod:`lowlight3d.inference.command` for the options and the output layout.
 """
 import lowlight3d  # noqa: F401  (compat patches + registrations)
-from lowlight3d.inference.command import inference_main
+from lowlight3d.inference.command import main
 
 if __name__ == '__main__':
-    inference_main()
+    main()

@@ -223,3 +223,27 @@ def test_a_resume_keeps_options_yml_and_records_its_own_changes(tmp_path, tiny_i
     assert len(resumes) == 1 and load_config(resumes[0])['train']['optim_g']['lr'] == 0.5
     log = '\n'.join(open(p).read() for p in glob.glob(str(folder / 'train_resumed_run_*.log')))
     assert 'differ from options.yml' in log and 'train.optim_g.lr' in log and "keep the state's values" in log
+
+
+def test_a_run_that_enhances_nothing_fails_and_bad_arguments_fail_before_any_work(tmp_path, capsys):
+    from lowlight3d.inference.command import main
+    from lowlight3d.inference.model_file import export_model, save_model_file
+
+    from inference_helpers import tiny_unet_options
+    (tmp_path / 'model').mkdir()
+    opt_path, _ = tiny_unet_options(str(tmp_path / 'model'))
+    model = save_model_file(export_model(opt_path, face_size=64), str(tmp_path / 'model' / 'tiny.pth'))
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    (inputs / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    base = ['-i', str(inputs), '--model', model, '--no_face', '--no_pbar']
+    with pytest.raises(SystemExit) as exit_info:
+        main(base + ['-o', str(tmp_path / 'out')])
+    assert exit_info.value.code == 1 and 'every input was skipped (1 file(s)' in capsys.readouterr().err
+    (tmp_path / 'afile').write_text('x')
+    for extra, message in ((['-o', str(tmp_path / 'afile')], 'is a file, not a folder'),
+                           (['-o', str(tmp_path / 'o2'), '--ext', 'exe'], '--ext exe: not an image extension')):
+        with pytest.raises(SystemExit):
+            main(base + extra)
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / 'o2').exists()

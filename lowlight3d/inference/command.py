@@ -29,7 +29,8 @@ from lowlight3d.utils.img_io import (
     write_image,
 )
 
-__all__ = ['parse_inference_args', 'list_inputs', 'build_enhancers', 'inference_main']
+__all__ = ['parse_inference_args', 'list_inputs', 'check_outputs', 'build_enhancers', 'inference_main', 'main',
+           'NothingEnhancedError']
 
 
 def parse_inference_args(argv=None):
@@ -144,6 +145,11 @@ def check_outputs(args, inputs):
     """
     from lowlight3d.inference.video import is_video_file
     src, out = osp.realpath(args.input), osp.realpath(args.output)
+    if args.ext != 'auto' and f".{args.ext.lstrip('.').lower()}" not in IMAGE_EXTENSIONS:
+        raise ValueError(f"--ext {args.ext}: not an image extension this toolkit writes; use auto or one of "
+                         f"{', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}")
+    if osp.exists(out) and not osp.isdir(out):
+        raise ValueError(f'-o {args.output} is a file, not a folder: give the folder the results go to')
 
     def inside(a, b):
         return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
@@ -272,4 +278,22 @@ def inference_main(argv=None):
         print(f"skipped {len(summary['skipped'])} file(s): " + ', '.join(s['file'] for s in summary['skipped']),
               flush=True)
     print(f'Results are in {out}', flush=True)
+    if summary['skipped'] and not summary['images'] and not summary['videos']:
+        raise NothingEnhancedError(f"every input was skipped ({len(summary['skipped'])} file(s), reasons above): "
+                                   'nothing was enhanced')
     return summary
+
+
+class NothingEnhancedError(RuntimeError):
+    """Every input of a run was skipped (the command exits with status 1)."""
+
+
+def main(argv=None):
+    """Entry point of ``inference_lowlight3d.py``: :func:`inference_main`, exit status 1 (with a one-line reason,
+    no traceback) when every input was skipped or an argument is refused."""
+    import sys
+    try:
+        return inference_main(argv)
+    except (NothingEnhancedError, ValueError, FileNotFoundError) as err:
+        print(f'inference_lowlight3d.py: error: {err}', file=sys.stderr, flush=True)
+        sys.exit(1)
