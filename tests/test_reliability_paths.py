@@ -247,3 +247,25 @@ def test_a_run_that_enhances_nothing_fails_and_bad_arguments_fail_before_any_wor
             main(base + extra)
         assert message in capsys.readouterr().err
     assert not (tmp_path / 'o2').exists()
+
+
+def test_large_photos_are_tiled_automatically_within_the_memory_budget(tmp_path, monkeypatch):
+    from lowlight3d.inference import image_enhancer
+    from lowlight3d.inference.loaded_model import load_model
+
+    from inference_helpers import tiny_unet_options
+    (tmp_path / 'model').mkdir()
+    opt_path, ckpt = tiny_unet_options(str(tmp_path / 'model'))
+    model = load_model(opt=opt_path, weights=ckpt)
+    per_pixel = image_enhancer.activation_bytes_per_pixel(model)
+    assert per_pixel > 100  # a U-Net keeps many feature maps per pixel
+    tiles = []
+    real = image_enhancer.tiled_apply
+    monkeypatch.setattr(image_enhancer, 'tiled_apply', lambda x, fn, tile, pad: tiles.append(tile) or real(
+        x, fn, tile, pad))
+    enhancer = image_enhancer.ImageEnhancer(model, tile=0, memory_budget=int(per_pixel * 300 * 300))
+    assert enhancer.auto_tile == 256 and 'automatic tiling' in enhancer.notes[-1]
+    small, large = np.full((200, 200, 3), 0.1, np.float32), np.full((520, 700, 3), 0.1, np.float32)
+    assert enhancer.enhance(small).shape == (200, 200, 3) and tiles[-1] == 0  # fits: one piece
+    assert enhancer.enhance(large).shape == (520, 700, 3) and tiles[-1] == 256  # too large: tiles
+    assert image_enhancer.ImageEnhancer(model, tile=0).auto_tile >= 256

@@ -15,10 +15,52 @@ import torch
 from lowlight3d.inference.tiling import tiled_apply
 from lowlight3d.utils.gray import keep_gray
 
-__all__ = ['ImageEnhancer', 'GRAY_CHOICES', 'to_tensor', 'to_array']
+__all__ = ['ImageEnhancer', 'GRAY_CHOICES', 'to_tensor', 'to_array', 'auto_tile_side', 'activation_bytes_per_pixel']
 
 #: ``--gray`` choices: ``auto`` = ``keep`` (and a 1-channel input file is written as a 1-channel file).
 GRAY_CHOICES = ('auto', 'keep', 'colour')
+
+
+def activation_bytes_per_pixel(model, size=64):
+    """Bytes of all intermediate outputs of ``model``'s network per input pixel (an upper bound of its peak memory
+    per pixel at inference: no intermediate outlives ``no_grad`` for long), by hooks on a ``size`` x ``size`` probe.
+    """
+    net, total = model.network, [0]
+
+    def hook(_module, _inputs, output):
+        for t in (output if isinstance(output, (list, tuple)) else [output]):
+            if torch.is_tensor(t):
+                total[0] += t.numel() * t.element_size()
+    handles = [m.register_forward_hook(hook) for m in net.modules() if not list(m.children())]
+    try:
+        x = torch.rand(1, 3, size, size, device=model.device) * 0.2
+        with torch.no_grad():
+            if model.uses_prior:
+                t = torch.zeros(1, 3, size, size, device=model.device)
+                d = torch.zeros(1, 1, size, size, device=model.device)
+                net(x, {'T': [t, t, t], 'D': [d, d, d]})
+            else:
+                net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(total[0] / (size * size), 1.0)
+
+
+def auto_tile_side(model, memory_budget=None):
+    """``(tile side, note)``: the side of the tiles a photo is cut into when it would not fit the memory budget in
+    one piece (``--tile 0``). Budget: ``memory_budget`` bytes, default a third of the memory available now (at most
+    8 GiB); the model's cost per pixel from :func:`activation_bytes_per_pixel`; side in [256, 2048], a multiple of
+    64."""
+    import psutil
+    available = psutil.virtual_memory().available
+    budget = int(memory_budget or min(available // 3, 8 * 2**30))
+    per_pixel = activation_bytes_per_pixel(model)
+    side = int(min(2048, max(256, (budget / per_pixel) ** 0.5 // 64 * 64)))
+    note = (f'automatic tiling: photos above {side} x {side} px are enhanced in tiles of {side} (+ pad) to stay '
+            f'within {budget / 2**30:.1f} GiB ({per_pixel / 1024:.1f} KiB of activations per pixel, '
+            f'{available / 2**30:.1f} GiB available); --tile N sets the tiles yourself')
+    return side, note
 
 
 def to_tensor(img, device='cpu'):
@@ -41,11 +83,15 @@ class ImageEnhancer:
         gray (str): One of :data:`GRAY_CHOICES`.
     """
 
-    def __init__(self, model, tile=0, tile_pad=32, gray='auto'):
+    def __init__(self, model, tile=0, tile_pad=32, gray='auto', memory_budget=None):
         if gray not in GRAY_CHOICES:
             raise ValueError(f'--gray must be one of {GRAY_CHOICES}, got {gray!r}')
         self.model, self.tile, self.tile_pad, self.gray = model, int(tile or 0), int(tile_pad), gray
         self.notes = []
+        self.auto_tile = 0
+        if not self.tile and model.tileable:
+            self.auto_tile, note = auto_tile_side(model, memory_budget)
+            self.notes.append(note)
         if self.tile and not model.tileable:
             self.notes.append(f'{model.name}: per-image optimisation needs the whole image, --tile is not used')
         elif self.tile:
@@ -81,6 +127,8 @@ class ImageEnhancer:
         """
         model = self.model
         tile = self.tile if tile is None else tile
+        if not tile and self.auto_tile and x.shape[-2] * x.shape[-1] > self.auto_tile ** 2:
+            tile = self.auto_tile  # a photo too large for the memory budget in one piece
         if not model.tileable:
             out = model.enhance(x, [name])
         elif model.uses_prior:
