@@ -12,6 +12,7 @@ Predictions and ground truths are paired by file name without extension; unmatch
 out of the mean.  The logic lives in :mod:`lowlight3d.metrics.folder_evaluation`.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import warnings
@@ -60,6 +61,13 @@ def main(argv=None):
     parser.add_argument('--no-download', action='store_true', help='LPIPS: never try to download weights')
     parser.add_argument('--quiet', action='store_true', help='do not print the per-image table')
     args = parser.parse_args(argv)
+    out_real = osp.realpath(args.out)
+    if not args.out.lower().endswith('.csv'):
+        parser.error(f'--out {args.out}: the table is a CSV file; give a path ending in .csv')
+    for flag, folder in (('--pred', args.pred), ('--gt', args.gt)):
+        if folder and (out_real + os.sep).startswith(osp.realpath(folder).rstrip(os.sep) + os.sep):
+            parser.error(f'--out {args.out} lies inside {flag} {folder}: the table must not be written among the '
+                         'images it scores')
 
     metric_names = (args.metrics or (FULL_DEFAULT if args.gt else NO_REF_DEFAULT)).split(',')
     lpips_opts = {'download': not args.no_download}

@@ -269,3 +269,19 @@ def test_large_photos_are_tiled_automatically_within_the_memory_budget(tmp_path,
     assert enhancer.enhance(small).shape == (200, 200, 3) and tiles[-1] == 0  # fits: one piece
     assert enhancer.enhance(large).shape == (520, 700, 3) and tiles[-1] == 256  # too large: tiles
     assert image_enhancer.ImageEnhancer(model, tile=0).auto_tile >= 256
+
+
+def test_evaluate_never_writes_its_table_over_the_images(tmp_path):
+    import subprocess
+    import sys as _sys
+
+    from lowlight3d.utils.img_io import write_image
+    for folder in ('gt', 'pred'):
+        write_image(str(tmp_path / folder / 'x.png'), np.full((8, 8, 3), 0.5, np.float32))
+    before = (tmp_path / 'gt' / 'x.png').read_bytes()
+    script = osp.join(REPO, 'scripts', 'evaluate.py')
+    for out, message in ((tmp_path / 'gt' / 'x.png', 'ending in .csv'), (tmp_path / 'gt' / 't.csv', 'inside --gt')):
+        run = subprocess.run([_sys.executable, script, '--pred', str(tmp_path / 'pred'), '--gt', str(tmp_path / 'gt'),
+                              '--metrics', 'psnr', '--out', str(out)], capture_output=True, text=True)
+        assert run.returncode == 2 and message in run.stderr, run.stderr
+    assert (tmp_path / 'gt' / 'x.png').read_bytes() == before and not (tmp_path / 'gt' / 't.csv').exists()
