@@ -82,7 +82,7 @@ stages:
     assert 'demo_faces_test.yml' in composed.read_text()
     assert not osp.exists(tmp_path / 'experiments' / 'demo_EnlightenGAN_seed0')  # failed start cleaned up
     table = (tmp_path / 'out' / 'benchmark.md').read_text()
-    assert 'pretrained weights missing: vgg16-397923af.pth' in table
+    assert 'pretrained weights missing: vgg16-397923af.pth' in table and 'INCOMPLETE' not in table
     with open(tmp_path / 'out' / 'benchmark.csv') as f:
         assert len(list(csv.DictReader(f))) == 2
 
@@ -92,3 +92,16 @@ def tiny_cfg(sets):
     return (f'[datasets.train.dataroot_gt={sets}/train, datasets.val.dataroot_gt={sets}/val, '
             'datasets.train.gt_size=32, datasets.val.gt_size=32, datasets.train.batch_size_per_gpu=4, '
             'network_g.num_feat=4, logger.save_checkpoint_freq=2, val.val_freq=2]')
+
+
+def test_a_table_written_before_the_last_stage_says_it_is_incomplete(tmp_path):
+    """The table is rewritten after every stage: until the last one it names the stages not yet run, so the table
+    of an interrupted benchmark cannot pass for a finished one."""
+    from lowlight3d.pipeline.benchmark import _write
+    spec = load_benchmark_list(osp.join(REPO, 'options', 'demo', 'benchmark_demo.yml'))
+    rows = [summarise('UNet', [], None, None, None)]
+    _write(rows, str(tmp_path), spec, [0, 1], total_iter=2, pending=['V1', 'Ours'])
+    table = (tmp_path / 'benchmark.md').read_text()
+    assert table.startswith('**INCOMPLETE: 1 of 3 stages done; not (yet) run: V1, Ours.')
+    _write(rows, str(tmp_path), spec, [0, 1], total_iter=2)
+    assert 'INCOMPLETE' not in (tmp_path / 'benchmark.md').read_text()

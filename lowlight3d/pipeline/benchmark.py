@@ -488,7 +488,8 @@ def run_benchmark(list_path=DEFAULT_LIST, out_dir=osp.join('results', 'benchmark
         rows.append(summarise(stage['label'], runs, complexity, failure, plan,
                               budget_columns=any(s.get('train') for s in stages)))
         columns.append((stage.get('grid_label') or stage['label'], runs))
-        _write(rows, out_dir, spec, seeds, total_iter, budget_s)
+        _write(rows, out_dir, spec, seeds, total_iter, budget_s,
+               pending=[s['label'] for s in stages[len(rows):]])
     if spec['face_grids'] and any(runs for _, runs in columns):
         from lowlight3d.pipeline.benchmark_grids import write_face_grids
         index = int(spec['face_grids'].get('seeds_index', 0))
@@ -497,7 +498,9 @@ def run_benchmark(list_path=DEFAULT_LIST, out_dir=osp.join('results', 'benchmark
     return rows
 
 
-def _write(rows, out_dir, spec, seeds, total_iter=None, budget_s=None):
+def _write(rows, out_dir, spec, seeds, total_iter=None, budget_s=None, pending=()):
+    """Write ``benchmark.md`` / ``benchmark.csv`` of the rows so far; while stages are ``pending`` (a run in
+    progress, or one that stopped), the table says it is incomplete and names them."""
     os.makedirs(out_dir, exist_ok=True)
     write_rows_csv(rows, osp.join(out_dir, 'benchmark.csv'))
     budget = None if total_iter else (budget_s or spec.get('budget_s'))
@@ -518,6 +521,9 @@ def _write(rows, out_dir, spec, seeds, total_iter=None, budget_s=None):
               '(start-up, validation and checkpoints included).\n\n')
     if spec.get('notes'):
         header += ' '.join(str(spec['notes']).split()) + '\n\n'
+    if pending:
+        header = (f'**INCOMPLETE: {len(rows)} of {len(rows) + len(pending)} stages done; not (yet) run: '
+                  f"{', '.join(pending)}. The run is still going, or it stopped before them.**\n\n") + header
     with open(osp.join(out_dir, 'benchmark.md'), 'w', encoding='utf-8') as f:
         f.write(header + format_table(rows) + '\n')
 
