@@ -262,3 +262,15 @@ def test_file_sha1_reads_in_chunks_and_matches_hashlib(tmp_path):
     assert file_sha1(str(a)) == hashlib.sha1(data).hexdigest()
     both = update_file_digest(update_file_digest(hashlib.sha1(), str(a)), str(b))
     assert both.hexdigest() == hashlib.sha1(data + b'second').hexdigest()
+
+
+def test_point8_two_images_with_one_file_name_in_a_set_are_refused(tmp_path, trained):
+    """``a/x.png`` and ``b/x.png`` in one set: results and rows are keyed by file name, so one would be lost."""
+    _, weights = trained
+    photos = tmp_path / 'dark'
+    write_smooth_images(str(photos / 'a'), 1, size=24)
+    write_smooth_images(str(photos / 'b'), 1, size=24)
+    with pytest.raises(ValueError, match="share the file name '000'"):
+        testing.test_pipeline(['-opt', TEST_OPT, '--input', str(photos), '--no-metrics', '--cfg-options',
+                               'name=dup_names', 'network_g.num_feat=8', f'path.pretrain_network_g={weights}'],
+                              root_path=str(tmp_path))

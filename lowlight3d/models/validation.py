@@ -64,7 +64,15 @@ def evaluate_loader(model, dataloader, metrics_opt, save_path_fn=None, pbar=Fals
     if pbar:
         from tqdm import tqdm
         iterator = tqdm(dataloader, total=len(dataloader), unit='batch', desc='test')
+    seen = {}
     for data in iterator:
+        for path in data['lq_path']:  # results and rows are keyed by file name: one would be lost
+            name = _stem(path)
+            if name in seen:
+                raise ValueError(f'{seen[name]} and {path} share the file name {name!r} in one set: results and '
+                                 'metric rows are keyed by file name, so one would be lost. Rename one, or list '
+                                 'each image once in the meta_info file.')
+            seen[name] = path
         model.feed_data(data)
         model.test()
         visuals = model.get_current_visuals()
