@@ -285,3 +285,21 @@ def test_evaluate_never_writes_its_table_over_the_images(tmp_path):
                               '--metrics', 'psnr', '--out', str(out)], capture_output=True, text=True)
         assert run.returncode == 2 and message in run.stderr, run.stderr
     assert (tmp_path / 'gt' / 'x.png').read_bytes() == before and not (tmp_path / 'gt' / 't.csv').exists()
+
+
+def test_a_model_file_whose_options_do_not_fit_its_weights_is_one_clear_line(tmp_path, capsys):
+    from lowlight3d.inference.command import main
+    from lowlight3d.inference.model_file import export_model, load_model_file, save_model_file
+
+    from inference_helpers import tiny_unet_options
+    (tmp_path / 'model').mkdir()
+    opt_path, _ = tiny_unet_options(str(tmp_path / 'model'))
+    record = load_model_file(save_model_file(export_model(opt_path, face_size=64), str(tmp_path / 'ok.pth')))
+    record['options']['network_g']['num_feat'] = 16  # options of another network than the weights
+    bad = save_model_file(record, str(tmp_path / 'bad.pth'))
+    from lowlight3d.utils.img_io import write_image
+    write_image(str(tmp_path / 'in' / 'x.png'), np.full((16, 16, 3), 0.1, np.float32))
+    with pytest.raises(SystemExit) as exit_info:
+        main(['-i', str(tmp_path / 'in'), '-o', str(tmp_path / 'out'), '--model', bad, '--no_face'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and 'different shape' in err and 'disagree' in err and 'Traceback' not in err

@@ -294,6 +294,6 @@ def main(argv=None):
     import sys
     try:
         return inference_main(argv)
-    except (NothingEnhancedError, ValueError, FileNotFoundError) as err:
+    except (NothingEnhancedError, ValueError, FileNotFoundError) as err:  # ModelFileError is a ValueError
         print(f'inference_lowlight3d.py: error: {err}', file=sys.stderr, flush=True)
         sys.exit(1)

@@ -13,7 +13,8 @@ the frozen 3D prior from the embedded prior record.  Two ways to call it:
 """
 import torch
 
-from lowlight3d.inference.model_file import build_training_model, load_model_file
+from lowlight3d.inference.model_file import ModelFileError, build_training_model, load_model_file
+from lowlight3d.models.base_model import load_weights_checked
 
 __all__ = ['LoadedModel', 'load_model']
 
@@ -35,7 +36,11 @@ class LoadedModel:
         self.per_image_steps = int(record['per_image_steps'])
         self.model = build_training_model(record['options'], record['model_type'], record['name'], self.device)
         self.network = self.model.test_network()
-        self.network.load_state_dict(record['params'], strict=True)
+        try:
+            load_weights_checked(self.network, record['params'], f"the model file of {record['name']}", 'net_g')
+        except RuntimeError as err:  # options and weights of the file do not fit: one clear line, no traceback
+            raise ModelFileError(f"{err} The file's options and its weights disagree: export it again with "
+                                 'scripts/export_model.py from the option file of its weights.') from None
         self.network.eval()
         self.prior = None
         if record.get('prior') is not None:
