@@ -37,3 +37,21 @@ def test_precision_auto_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
     assert dtype is None and 'float32' in reason
     with pytest.raises(ValueError, match='--precision must be one of'):
         precision_dtype(torch.device('cpu'), 'fp8')
+
+
+def test_prior_steps_and_flip_overrides_of_a_loaded_model(tmp_path):
+    """``--prior_steps 4 --prior_flip off`` (the fast setting at paper scale) reach the loaded model's prior; the
+    defaults keep the model file's."""
+    import os.path as osp
+
+    from lowlight3d.inference.loaded_model import LoadedModel
+    from lowlight3d.inference.model_file import export_model
+
+    from inference_helpers import DEMO, tiny_ours_overrides
+    record = export_model(osp.join(DEMO, 'test_LowLight3D_demo.yml'), cfg_options=tiny_ours_overrides(str(tmp_path)))
+    default = LoadedModel(record)
+    fast = LoadedModel(record, prior_steps=4, prior_flip=False)
+    assert default.prior.flip_consistent and default.prior.steps == 2  # the tiny prior file's settings
+    assert not fast.prior.flip_consistent and fast.prior.steps == 4
+    x = torch.rand(1, 3, 32, 32) * 0.2
+    assert fast.enhance(x).shape == (1, 3, 32, 32)

@@ -66,12 +66,13 @@ class NoBackground:
         return np.array(img, dtype=np.float32, copy=True)
 
 
-def build_background(choice, face_enhancer=None, device='cpu', tile=0, tile_pad=32, gray='auto', prior_steps=None):
+def build_background(choice, face_enhancer=None, device='cpu', tile=0, tile_pad=32, gray='auto', prior_steps=None,
+                     prior_flip=None):
     """The background enhancer for ``--bg_model``.
 
     Args:
         choice (str): ``gamma``, ``none``, ``face`` or a model file. face_enhancer (ImageEnhancer): for ``face``.
-        device, tile, tile_pad, gray, prior_steps: Settings of a model-file background.
+        device, tile, tile_pad, gray, prior_steps, prior_flip: Settings of a model-file background.
     """
     import os.path as osp
     if choice in (None, '', 'gamma'):
@@ -87,4 +88,5 @@ def build_background(choice, face_enhancer=None, device='cpu', tile=0, tile_pad=
                                 'with python scripts/export_model.py -opt <option file> --out bg.pth')
     from lowlight3d.inference.image_enhancer import ImageEnhancer
     from lowlight3d.inference.loaded_model import load_model
-    return ImageEnhancer(load_model(choice, device=device, prior_steps=prior_steps), tile, tile_pad, gray)
+    return ImageEnhancer(load_model(choice, device=device, prior_steps=prior_steps, prior_flip=prior_flip), tile,
+                         tile_pad, gray)

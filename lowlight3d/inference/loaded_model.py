@@ -26,9 +26,10 @@ class LoadedModel:
         record (dict): A model record (:func:`~lowlight3d.inference.model_file.load_model_file`).
         device (str | torch.device): Device.
         prior_steps (int, optional): Sampling steps of the 3D prior (default: the record's).
+        prior_flip (bool, optional): Flip-consistent prior averaging (2 samples) on or off (default: the record's).
     """
 
-    def __init__(self, record, device='cpu', prior_steps=None):
+    def __init__(self, record, device='cpu', prior_steps=None, prior_flip=None):
         self.record = record
         self.device = torch.device(device)
         self.name = record['name']
@@ -46,6 +47,8 @@ class LoadedModel:
         if record.get('prior') is not None:
             from lowlight3d.models.prior_file import extractor_from_prior
             overrides = {'steps': int(prior_steps)} if prior_steps else {}
+            if prior_flip is not None:
+                overrides['flip_consistent'] = bool(prior_flip)
             self.prior, seed = extractor_from_prior(record['prior'], self.device, **overrides)
             self.model.prior, self.model.prior_seed = self.prior, seed
         self.autocast_dtype = None
@@ -130,13 +133,15 @@ class LoadedModel:
         return out.detach().float().clamp(0, 1)
 
 
-def load_model(model_path=None, opt=None, weights=None, device='cpu', prior_steps=None, allow_untrained=False):
+def load_model(model_path=None, opt=None, weights=None, device='cpu', prior_steps=None, allow_untrained=False,
+               prior_flip=None):
     """A :class:`LoadedModel` from a model file, or from an option file (+ weights) through an in-memory export.
 
     Args:
         model_path (str, optional): Model file written by ``scripts/export_model.py``.
         opt (str, optional): Option file (instead of ``model_path``). weights (str, optional): Its ``net_g_*.pth``.
-        device (str): Device. prior_steps (int, optional): Prior sampling steps.
+        device (str): Device. prior_steps (int, optional): Prior sampling steps. prior_flip (bool, optional):
+            Flip-consistent prior on/off (default: the model file's).
         allow_untrained (bool): Accept networks without trained weights (option-file route; tests only).
     """
     if bool(model_path) == bool(opt):
@@ -147,4 +152,4 @@ def load_model(model_path=None, opt=None, weights=None, device='cpu', prior_step
     else:
         from lowlight3d.inference.model_file import export_model
         record = export_model(opt, weights=weights, allow_untrained=allow_untrained)
-    return LoadedModel(record, device=device, prior_steps=prior_steps)
+    return LoadedModel(record, device=device, prior_steps=prior_steps, prior_flip=prior_flip)
