@@ -169,12 +169,17 @@ def check_outputs(args, inputs):
     for path in inputs:
         if is_video_file(path):
             continue
-        ext = osp.splitext(path)[1][1:].lower() if args.ext == 'auto' else args.ext.lstrip('.').lower()
+        ext = _output_ext(path, args.ext).lower()
         key = (_stem(path, args.input), ext)
         if key in seen:
             raise ValueError(f'{seen[key]} and {path} would both be written as {key[0]}.{ext} (--ext {args.ext}): '
                              'rename one, or use --ext auto to keep each input\'s extension.')
         seen[key] = path
+
+
+def _output_ext(path, ext):
+    """Extension (without the dot) of the result of image ``path`` under ``--ext`` (``auto``: the input's)."""
+    return osp.splitext(path)[1][1:].lower() if ext == 'auto' else ext.lstrip('.')
 
 
 def _stem(path, root):
@@ -264,7 +269,7 @@ def inference_main(argv=None):
             if is_video_file(path):
                 summary['videos'].append(_process_video(path, stem, args, face, image, out))
             else:
-                ext = osp.splitext(path)[1][1:].lower() if args.ext == 'auto' else args.ext.lstrip('.')
+                ext = _output_ext(path, args.ext)
                 summary['faces'] += _process_image(path, stem, args, face, image, out, ext)
                 summary['images'] += 1
         except _UNREADABLE as err:  # an unreadable image or video: reported by name, the run goes on

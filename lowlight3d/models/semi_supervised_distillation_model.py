@@ -276,8 +276,8 @@ def prior_refresh(opt):
 
 
 def _cat_batch(a, b):
-    """Two inputs of a network (a tensor, a prior dict of tensor lists, or None) as one along the batch axis;
-    None when they cannot be joined (other shapes, one of them None)."""
+    """Two inputs of a network (a tensor, a prior dict of tensor lists, or None) as one along the batch axis: the
+    joined input, None when both are None, False when they cannot be joined (other shapes, one of them None)."""
     if a is None or b is None:
         return None if (a is None) == (b is None) else False
     if torch.is_tensor(a):

@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import os.path as osp
 import statistics
+import tempfile
 import time
 import warnings
 from collections import OrderedDict
@@ -55,16 +56,14 @@ def random_batch(batch, size, generator):
             'lq_path': names, 'gt_path': names, 'lq_unpaired_path': names, 'ref_path': names}
 
 
-def _random_weights_file(raw, block):
-    """A temporary file of random weights (``params``) for option block ``block`` (``network_generator``), standing
-    in for the output of a stage that has not been trained; ``~`` when the file names no such block."""
-    import tempfile
-
+def _random_weights_file(raw, block, folder):
+    """A file in ``folder`` of random weights (``params``) for option block ``block`` (``network_generator``),
+    standing in for the output of a stage that has not been trained; ``~`` when the file names no such block."""
     from lowlight3d.archs import build_network
     from lowlight3d.utils.checkpoint import atomic_save
     if not isinstance(raw.get(block), dict):
         return '~'
-    path = osp.join(tempfile.mkdtemp(prefix='lowlight3d_timing_'), f'{block}_random.pth')
+    path = osp.join(folder, f'{block}_random.pth')
     atomic_save({'params': build_network(raw[block], where=block).state_dict()}, path)
     return path
 
@@ -78,13 +77,14 @@ def build_timing_model(opt_path, cfg_options=()):
         cfg.append('prior=~')
     if (raw.get('train') or {}).get('feature_extractor'):
         cfg.append('train.feature_extractor.weights=random_for_tests')
-    for key, value in (raw.get('path') or {}).items():  # another stage's weights that are not there: random ones
-        if key.startswith('pretrain_network_') and isinstance(value, str) and not osp.isfile(value):
-            cfg.append(f'path.{key}={_random_weights_file(raw, key[len("pretrain_"):])}')
-    opt = load_options(opt_path, is_train=True, cfg_options=cfg + list(cfg_options), root_path='/tmp')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        model = build_model(opt)
+    with tempfile.TemporaryDirectory(prefix='lowlight3d_timing_') as folder:  # read while the model is built only
+        for key, value in (raw.get('path') or {}).items():  # another stage's weights that are not there: random ones
+            if key.startswith('pretrain_network_') and isinstance(value, str) and not osp.isfile(value):
+                cfg.append(f'path.{key}={_random_weights_file(raw, key[len("pretrain_"):], folder)}')
+        opt = load_options(opt_path, is_train=True, cfg_options=cfg + list(cfg_options), root_path='/tmp')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            model = build_model(opt)
     model.grad_norm_freq = 0
     return model, opt
 

@@ -27,6 +27,7 @@ import io
 import os
 import os.path as osp
 import stat
+import threading
 import warnings
 
 import cv2
@@ -43,6 +44,8 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '
 #: Defaults of the read limits (see the module docstring); the environment overrides them at import.
 _LIMITS = {'max_bytes': int(os.environ.get('LOWLIGHT3D_MAX_IMAGE_BYTES', 512 * 2**20)),
            'max_pixels': int(os.environ.get('LOWLIGHT3D_MAX_IMAGE_PIXELS', 150_000_000))}
+
+_PIL_LIMIT_LOCK = threading.Lock()
 
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _JPEG_SIGNATURE = b'\xff\xd8'
@@ -159,8 +162,10 @@ def declared_size(raw):
     except ImportError:  # pillow comes with torchvision; without it only OpenCV's own 2^30-pixel cap applies
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # PIL's own decompression-bomb warning: our cap decides
+        # PIL's own decompression-bomb limit is switched off around the header read (our cap decides), under a lock:
+        # two threads swapping the module-wide value could otherwise leave it switched off for good
+        with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+            warnings.simplefilter('ignore')
             old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
                 with Image.open(io.BytesIO(raw)) as img:

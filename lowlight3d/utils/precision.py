@@ -13,6 +13,7 @@ backward pass outside autocast), and checkpoints (written contiguous, float32). 
 state (fp16) travels in the training state.
 """
 import contextlib
+import functools
 import logging
 
 import torch
@@ -25,10 +26,11 @@ AMP_MODES = ('off', 'bf16', 'fp16')
 _CPU_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_native_bf16():
     """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX-BF16); False when unknown.
 
-    Reads the instruction-set flags of ``/proc/cpuinfo`` (Linux), else asks torch's own check.
+    Reads the instruction-set flags of ``/proc/cpuinfo`` (Linux), else asks torch's own check; once per process.
     """
     try:
         with open('/proc/cpuinfo') as f:
