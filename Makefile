@@ -10,13 +10,14 @@ export LOWLIGHT3D_TEST_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 FACES ?=
 
-.PHONY: venv demo test benchmark-demo benchmark-real benchmark-paper clean-demo help
+.PHONY: venv demo test benchmark-demo benchmark-real benchmark-real-equal-iter benchmark-paper clean-demo help
 
 help:
 	@echo "make demo [FACES=dir]   generate demo faces (or use yours), train, test, print the metric table"
 	@echo "make test               lint (ruff) and run the test suite (CPU)"
 	@echo "make benchmark-demo     train+test every method of options/demo/benchmark_demo.yml over 2 seeds, one table"
 	@echo "make benchmark-real     same on real faces (UTKFace, Yale B of LOWLIGHT3D_TEST_DATA), equal CPU budget"
+	@echo "make benchmark-real-equal-iter   U-Net, V1, V3-V7 and the full method at equal iterations on real faces (hours)"
 	@echo "make benchmark-paper    Table 1 + Table 2 at paper scale (GPU machine, prepared FFHQ/CelebV-Low, real VGG weights)"
 	@echo "make venv               (re)create the virtual environment $(VENV) if requirements changed"
 
@@ -47,6 +48,13 @@ benchmark-real: venv
 		exit 1; }
 	$(PY) scripts/prepare_real_faces.py
 	$(PY) scripts/benchmark_demo.py --list options/real/benchmark_real.yml --out results/benchmark_real
+
+# The paper's Table 2 protocol on real faces: every variant trains the same iterations (resumes where it stopped).
+benchmark-real-equal-iter: venv
+	@test -n "$(LOWLIGHT3D_TEST_DATA)" || { echo "benchmark-real-equal-iter reads the shared photos from" \
+		"LOWLIGHT3D_TEST_DATA, which is unset and ../shared/data does not exist"; exit 1; }
+	$(PY) scripts/prepare_real_faces.py
+	$(PY) scripts/benchmark_demo.py --list options/real/benchmark_real_equal_iter.yml --out results/benchmark_real_equal_iter
 
 # Paper scale: every stage trains its own option file's iterations (options/benchmark_paper.yml); needs a GPU machine.
 benchmark-paper: venv

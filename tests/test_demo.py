@@ -51,5 +51,13 @@ def test_user_faces_split_and_demo(tmp_path):
     (name, summary), = summaries.items()
     assert name.startswith('demo_LowLight3D_randomVGG_user_faces_')
     assert summary['UserFaces_test']['num_images'] == 1
-    # the 3D prior stages stay on the generated faces (photos have no depth or cameras)
-    assert not any(n.startswith('demo_Triplane') and 'user_faces' in n for n in os.listdir(tmp_path / 'experiments'))
+    # the 3D prior learns from the same photos (FaceMesh depth, cached; canonical camera) and guides the method
+    tag = name[len('demo_LowLight3D_randomVGG_'):]
+    gen, ddpm = f'demo_TriplaneGenerator_{tag}', f'demo_TriplaneDDPM_v_{tag}'
+    experiments = os.listdir(tmp_path / 'experiments')
+    assert gen in experiments and ddpm in experiments
+    assert osp.isdir(tmp_path / 'datasets' / tag / 'facemesh_depth_64')
+    ddpm_opt = open(tmp_path / 'experiments' / ddpm / 'options.yml').read()
+    assert f'experiments/{gen}/models/net_generator_latest.pth' in ddpm_opt
+    method_opt = open(tmp_path / 'experiments' / name / 'options.yml').read()
+    assert f'experiments/{ddpm}/models/prior_latest.pth' in method_opt and 'UserFaces_train' in method_opt

@@ -5,6 +5,7 @@ tri-planes); the tables' structure and the metrics' behaviour do not depend on t
 """
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -116,3 +117,31 @@ def test_the_script_is_a_thin_entry_point():
     source = open(script).read()
     assert 'from lowlight3d.pipeline.prior_quality import' in source and '_load' not in source
     assert len(source.splitlines()) < 40
+
+
+class _PyramidMesh:
+    """A stand-in for FaceMeshDepth: a square pyramid (apex nearest) over the centre of the image."""
+
+    triangles = np.array([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]])
+
+    def landmarks(self, rgb):
+        return np.array([[0.1, 0.1, 0.2], [0.9, 0.1, 0.2], [0.9, 0.9, 0.2], [0.1, 0.9, 0.2], [0.5, 0.5, -0.2]])
+
+
+def test_facemesh_depth_agreement_by_hand():
+    """Guidance that is an affine, nearer-is-brighter copy of the FaceMesh depth agrees perfectly; its inverse has
+    correlation -1; a constant has none."""
+    from lowlight3d.data.mediapipe_depth import landmarks_to_depth
+    from lowlight3d.pipeline.prior_quality import facemesh_depth_agreement
+    mesh = _PyramidMesh()
+    r = 16
+    fm = torch.from_numpy(landmarks_to_depth(mesh.landmarks(None), r, r, mesh.triangles))
+    gt = torch.rand(2, 3, 32, 32)
+    good = (3.0 - fm)[None, None].repeat(2, 1, 1, 1) * 0.5
+    out = facemesh_depth_agreement(good, gt, mesh)
+    assert out['fm_faces'] == 2
+    assert out['fm_corr'] == pytest.approx(1.0, abs=1e-6) and out['fm_err'] == pytest.approx(0.0, abs=1e-6)
+    inv = facemesh_depth_agreement(fm[None, None].repeat(2, 1, 1, 1), gt, mesh)
+    assert inv['fm_corr'] == pytest.approx(-1.0, abs=1e-6)
+    flat = facemesh_depth_agreement(torch.ones(2, 1, r, r), gt, mesh)
+    assert flat['fm_corr'] == 0.0 and flat['fm_err'] > 0.1

@@ -370,3 +370,26 @@ def test_a_misspelt_loss_block_is_rejected(tiny_setup):
     opt['train']['nosie_opt'] = opt['train'].pop('noise_opt')
     with pytest.raises(ValueError, match='train.nosie_opt: TriplaneDiffusionModel does not use.*noise_opt'):
         build_model(opt)
+
+
+def test_image_input_feeds_full_resolution_features_to_the_regression_unet():
+    """Ablation V6: with ``x_t = 0, t = 0`` the default denoiser sees the image only at 1/2 and 1/4 (the gradient
+    of its output with respect to the full-resolution features is zero); ``image_input`` feeds those features into
+    the U-Net input, and the options of both regressor files switch it on."""
+    torch.manual_seed(0)
+    for image_input, expect in ((False, False), (True, True)):
+        den = TriplaneDDPM(plane_channels=2, base_channels=8, image_input=image_input)
+        torch.nn.init.normal_(den.out[-1].weight, std=0.1)  # zero-initialised: give the output a path back
+        img = torch.rand(1, 3, 16, 16)
+        feats = den.condition(img)
+        f0 = feats[0].detach().requires_grad_(True)
+        x = torch.zeros(1, den.in_channels, 16, 16)
+        out = den.denoise(x, torch.zeros(1, dtype=torch.long), [f0, feats[1], feats[2]])
+        out.square().sum().backward()
+        assert (f0.grad is not None and f0.grad.abs().sum().item() > 0) == expect
+    for path in ('options/train/LowLight3D/train_TriplaneRegressor_FFHQ.yml',
+                 'options/demo/train_TriplaneRegressor_demo.yml'):
+        opt = load_config(osp.join(REPO, path))
+        assert opt['network_g']['image_input'] is True and opt['diffusion']['objective'] == 'regression'
+    assert not load_config(osp.join(REPO, 'options/train/LowLight3D/train_TriplaneDDPM_FFHQ.yml'))['network_g'].get(
+        'image_input', False)

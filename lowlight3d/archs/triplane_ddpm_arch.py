@@ -5,6 +5,11 @@
 (widths C, 2C, 4C, one residual block per level down and up, skip concatenation, sinusoidal timestep embedding
 added in every block) fuses them at levels 2 and 3 with a channel-attention adaptive fusion block.
 
+With ``image_input`` (the regression U-Net of ablation V6) the level-1 condition features, at the tri-plane
+resolution (the full image resolution at paper scale, ``image_downsample: 0``), are also concatenated to the U-Net
+input, so the image reaches the network at full resolution and not only through the fusions at 1/2 and 1/4 (a
+regression network sees ``x_t = 0`` and ``t = 0``: without it the input level carries nothing).
+
 ``x0`` layout: ``[planes (3 * plane_channels) | camera (25, broadcast)]``, standardised per channel with the
 statistics held in the buffers ``x_mean``/``x_std`` (saved with the checkpoint); see :meth:`standardize`,
 :meth:`split_x0`.
@@ -107,9 +112,12 @@ class TriplaneDDPM(nn.Module):
         image_downsample (int): ``log2(image size / tri-plane resolution)`` (paper 256 -> 256: 0).
         cond_blocks (int): Residual blocks of the condition extractor (paper 3).
         fusion (str): ``'sk'`` or ``'proj'`` (see :class:`AdaptiveFusion`).
+        image_input (bool): Concatenate the level-1 condition features to the U-Net input (ablation V6's
+            regression U-Net; module docstring).  Default False (the paper's denoiser).
     """
 
-    def __init__(self, plane_channels=32, base_channels=32, image_downsample=0, cond_blocks=3, fusion='sk'):
+    def __init__(self, plane_channels=32, base_channels=32, image_downsample=0, cond_blocks=3, fusion='sk',
+                 image_input=False):
         super().__init__()
         self.plane_channels, self.image_downsample = int(plane_channels), int(image_downsample)
         c = int(base_channels)
@@ -118,7 +126,8 @@ class TriplaneDDPM(nn.Module):
         self.base_channels = c
         self.time_mlp = nn.Sequential(nn.Linear(c, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.cond = ConditionExtractor(c, image_downsample, cond_blocks)
-        self.inp = nn.Conv2d(self.in_channels, c, 3, padding=1)
+        self.image_input = bool(image_input)
+        self.inp = nn.Conv2d(self.in_channels + (c if self.image_input else 0), c, 3, padding=1)
         self.down1 = ResBlock(c, c, emb)
         self.pool1 = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
         self.down2 = ResBlock(2 * c, 2 * c, emb)
@@ -189,7 +198,7 @@ class TriplaneDDPM(nn.Module):
             raise ValueError(f'condition features are {tuple(feats[0].shape[-2:])} but tri-planes are '
                              f'{tuple(x.shape[-2:])}: set image_downsample = log2(image size / plane resolution)')
         emb = self.time_mlp(timestep_embedding(t, self.base_channels))
-        h1 = self.down1(self.inp(x), emb)
+        h1 = self.down1(self.inp(torch.cat([x, feats[0]], 1) if self.image_input else x), emb)
         h2 = self.fuse2(self.down2(self.pool1(h1), emb), feats[1])
         h = self.fuse3(self.mid(self.pool2(h2), emb), feats[2])
         h = self.up2_block(torch.cat([self.up2(F.interpolate(h, scale_factor=2, mode='nearest')), h2], 1), emb)

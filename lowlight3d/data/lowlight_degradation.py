@@ -12,6 +12,10 @@ steps done in **linear light** (sRGB decoded with the exact IEC 61966-2-1 curve,
    Then, if ``mean_range`` is set, the linear intensities are rescaled so that the mean sRGB brightness (the mean
    of R, G and B in ``[0, 1]``, measured after the lighting, exposure and colour steps) lies in ``mean_range``
    (``[0.02, 0.2]``; the section-10 target and the paper's "mean brightness < 0.2" rule for real low-light frames).
+   ``mean_sampling`` says how: ``'clip'`` (default) moves only a mean outside the range to its nearer end;
+   ``'log_uniform'`` draws a target mean from a log-uniform distribution over the range for every image, so that
+   each decade of darkness gets the same share (the real-face options: ``[0.002, 0.2]``, as dark as the darkest
+   real Yale B frames; ``docs/data_protocol.md`` "Darkness and noise of real photos").
 3. ``color``: white-balance cast, per-channel gains ``~ U(gain_range)`` in linear light.
 4. ``blur``: Gaussian kernel, isotropic with probability ``isotropic_prob`` else anisotropic with a random
    rotation; ``sigma ~ U(sigma_range)`` per axis (GFPGAN's family, milder sigma, in linear light).
@@ -31,7 +35,8 @@ import json
 import cv2
 import numpy as np
 
-__all__ = ['DEFAULT_DEGRADATION', 'LowLightDegradation', 'srgb_to_linear', 'linear_to_srgb', 'mean_brightness']
+__all__ = ['DEFAULT_DEGRADATION', 'DEGRADATION_PRESETS', 'MEAN_SAMPLINGS', 'LowLightDegradation',
+           'srgb_to_linear', 'linear_to_srgb', 'mean_brightness']
 
 #: The default ranges (our stand-in for FRR-Net; see the module docstring).  ``None`` for a block disables it.
 DEFAULT_DEGRADATION = {
@@ -45,6 +50,7 @@ DEFAULT_DEGRADATION = {
         'scale_range': [0.1, 0.5],
         'gamma_range': [1.5, 3.0],
         'mean_range': [0.02, 0.2],
+        'mean_sampling': 'clip',
     },
     'color': {
         'prob': 1.0,
@@ -65,6 +71,23 @@ DEFAULT_DEGRADATION = {
     'jpeg': {
         'prob': 1.0,
         'quality_range': [60, 100],
+    },
+}
+
+#: Ways of bringing the mean brightness into ``exposure.mean_range`` (module docstring, step 2).
+MEAN_SAMPLINGS = ('clip', 'log_uniform')
+
+#: Named degradation settings (``degradation: <name>`` or ``degradation: {preset: <name>, <step>: ...}`` in a
+#: dataset option).  ``real_dark``: the darkness and noise of the real dark photos of the shared data, measured by
+#: ``scripts/calibrate_noise.py`` (``docs/data_protocol.md``, "Darkness and noise of real photos"): mean brightness
+#: log-uniform in ``[0.002, 0.2]`` (the darkest real Yale B frames are at 0.002), shot noise ``k`` in
+#: ``[1000, 10000]`` and read noise 0.3-2 levels (real dark frames: 0.35-1.3 levels of noise at low signal, where
+#: the default ranges give 1.1-3), JPEG on half of the images.
+DEGRADATION_PRESETS = {
+    'real_dark': {
+        'exposure': {'mean_range': [0.002, 0.2], 'mean_sampling': 'log_uniform'},
+        'noise': {'shot_k_range': [1000.0, 10000.0], 'read_sigma_range': [0.3 / 255, 2.0 / 255]},
+        'jpeg': {'prob': 0.5, 'quality_range': [70, 100]},
     },
 }
 
@@ -154,7 +177,7 @@ class LowLightDegradation:
     Args:
         lighting (dict | None): ``prob``, ``kinds`` (subset of ``['ramp', 'lambert']``), ``gain_range``.
         exposure (dict | None): ``prob``, ``scale_range``, ``gamma_range``, ``mean_range`` (``None`` = no
-            brightness correction).
+            brightness correction), ``mean_sampling`` (``'clip'`` | ``'log_uniform'``).
         color (dict | None): ``prob``, ``gain_range``.
         blur (dict | None): ``prob``, ``kernel_size`` (odd), ``sigma_range``, ``isotropic_prob``.
         noise (dict | None): ``prob``, ``space`` (``'srgb'`` | ``'linear'``), ``shot_k_range`` (``None`` = no
@@ -186,20 +209,34 @@ class LowLightDegradation:
         """Build from a dataset option's ``degradation`` block.
 
         Args:
-            opt (dict | None): Block with any of the step names and ``quantize``; ``None`` means every default.
-                Unknown keys raise ``ValueError``.
+            opt (dict | str | None): Block with any of the step names and ``quantize``; ``None`` means every
+                default; a name of :data:`DEGRADATION_PRESETS`, or a block with ``preset: <name>`` whose step
+                blocks override the preset's.  Unknown keys raise ``ValueError``.
 
         Returns:
             LowLightDegradation: The pipeline.
         """
         if opt is None:
             return cls()
+        if isinstance(opt, str):
+            opt = {'preset': opt}
         if not isinstance(opt, dict):
-            raise ValueError(f"'degradation' must be a mapping of steps, got {opt!r}")
-        unknown = set(opt) - set(_STEPS) - {'quantize', 'type'}
+            raise ValueError(f"'degradation' must be a mapping of steps or a preset name, got {opt!r}")
+        unknown = set(opt) - set(_STEPS) - {'quantize', 'type', 'preset'}
         if unknown:
-            raise ValueError(f'Unknown degradation step(s) {sorted(unknown)}; known: {list(_STEPS)} and quantize')
-        kwargs = {k: v for k, v in opt.items() if k != 'type'}
+            raise ValueError(f'Unknown degradation step(s) {sorted(unknown)}; known: {list(_STEPS)}, quantize and '
+                             'preset')
+        kwargs = {k: v for k, v in opt.items() if k not in ('type', 'preset')}
+        if opt.get('preset') is not None:
+            if opt['preset'] not in DEGRADATION_PRESETS:
+                raise ValueError(f"Unknown degradation preset {opt['preset']!r}; known: {sorted(DEGRADATION_PRESETS)}")
+            merged = copy.deepcopy(DEGRADATION_PRESETS[opt['preset']])
+            for step, block in kwargs.items():
+                if isinstance(block, dict) and isinstance(merged.get(step), dict):
+                    merged[step].update(block)
+                else:
+                    merged[step] = block
+            kwargs = merged
         return cls(**kwargs)
 
     @staticmethod
@@ -232,6 +269,9 @@ class LowLightDegradation:
             block['gamma_range'] = _check_range(block, 'gamma_range', 1e-3)
             if block['mean_range'] is not None:
                 block['mean_range'] = _check_range(block, 'mean_range', 1e-4, 1.0)
+            if block['mean_sampling'] not in MEAN_SAMPLINGS:
+                raise ValueError(f"degradation 'exposure.mean_sampling' must be one of {list(MEAN_SAMPLINGS)}, got "
+                                 f"{block['mean_sampling']!r}")
         elif step == 'color':
             block['gain_range'] = _check_range(block, 'gain_range', 0.0)
         elif step == 'blur':
@@ -292,20 +332,45 @@ class LowLightDegradation:
         return gain, params
 
     @staticmethod
-    def _brightness_factor(lin, target_lo, target_hi):
-        """Multiplier bringing the mean sRGB brightness of ``lin`` into ``[target_lo, target_hi]`` (1 if inside)."""
+    def _brightness_factor(lin, target_lo, target_hi, target=None):
+        """Multiplier bringing the mean sRGB brightness of ``lin`` to ``target``, or without one into
+        ``[target_lo, target_hi]`` (1 if inside)."""
         sample = lin[::2, ::2] if lin.shape[0] >= 64 and lin.shape[1] >= 64 else lin
         mean = mean_brightness(linear_to_srgb(sample))
-        if target_lo <= mean <= target_hi or mean <= 0.0:
+        if mean <= 0.0 or (target is None and target_lo <= mean <= target_hi):
             return 1.0, mean
-        target = min(max(mean, target_lo), target_hi)
-        factor = 1.0
-        for _ in range(8):  # sRGB is close to a 1/2.2 power law: a few multiplicative steps converge
-            current = mean_brightness(linear_to_srgb(sample * factor))
-            if current <= 0.0 or abs(current - target) < 1e-4:
+        target = min(max(mean, target_lo), target_hi) if target is None else target
+
+        def mean_at(log_f):
+            return mean_brightness(linear_to_srgb(sample * np.float32(np.exp(log_f))))
+
+        # The mean brightness rises monotonically with the factor; near black sRGB is linear and higher up close to
+        # a 1/2.2 power, so no fixed exponent converges everywhere: bracket in log space, then bisect.
+        lo_f, hi_f = (0.0, 0.0)
+        step = 1.0 if mean < target else -1.0
+        while True:
+            nxt = (hi_f if step > 0 else lo_f) + step
+            if abs(nxt) > 40.0:
                 break
-            factor *= (target / current)**2.2
-        return float(factor), mean
+            if step > 0:
+                lo_f, hi_f = hi_f, nxt
+                if mean_at(hi_f) >= target:
+                    break
+            else:
+                hi_f, lo_f = lo_f, nxt
+                if mean_at(lo_f) <= target:
+                    break
+        for _ in range(40):
+            mid = 0.5 * (lo_f + hi_f)
+            current = mean_at(mid)
+            if abs(current - target) <= 1e-4 * target:
+                lo_f = hi_f = mid
+                break
+            if current < target:
+                lo_f = mid
+            else:
+                hi_f = mid
+        return float(np.exp(0.5 * (lo_f + hi_f))), mean
 
     def __call__(self, img, rng):
         """Degrade one image.
@@ -339,10 +404,14 @@ class LowLightDegradation:
         cfg = self.cfg['exposure']
         r = step_rngs['exposure']
         exposure_on = cfg is not None and r.random() < cfg['prob']
+        target_mean = None
         if exposure_on:
             scale, gamma = _uniform(r, cfg['scale_range']), _uniform(r, cfg['gamma_range'])
             lin = scale * np.power(lin, gamma)
             params['exposure'] = {'scale': scale, 'gamma': gamma}
+            if cfg['mean_range'] is not None and cfg['mean_sampling'] == 'log_uniform':
+                target_mean = float(np.exp(_uniform(r, np.log(cfg['mean_range']))))
+                params['exposure']['target_mean'] = target_mean
 
         cfg = self.cfg['color']
         r = step_rngs['color']
@@ -353,7 +422,7 @@ class LowLightDegradation:
 
         if exposure_on and self.cfg['exposure']['mean_range'] is not None:
             lo, hi = self.cfg['exposure']['mean_range']
-            factor, mean_before = self._brightness_factor(lin, lo, hi)
+            factor, mean_before = self._brightness_factor(lin, lo, hi, target_mean)
             lin = lin * factor
             params['exposure'].update({'mean_before_correction': mean_before, 'correction': factor})
         lin = np.clip(lin, 0.0, 1.0).astype(np.float32)

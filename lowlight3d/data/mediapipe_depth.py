@@ -24,6 +24,7 @@ Only forehead-to-chin and cheek-to-cheek are covered (no hair, ears or neck).
 """
 import os
 import os.path as osp
+import warnings
 
 import numpy as np
 
@@ -175,7 +176,9 @@ class FaceMeshDepth:
             self._mesh = self.mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=self.refine_landmarks,
                 min_detection_confidence=self.min_detection_confidence)
-        result = self._mesh.process(np.ascontiguousarray(rgb))
+        with warnings.catch_warnings():  # protobuf's deprecation warning, once per call of mediapipe 0.10.14
+            warnings.filterwarnings('ignore', message='SymbolDatabase.GetPrototype', category=UserWarning)
+            result = self._mesh.process(np.ascontiguousarray(rgb))
         faces = getattr(result, 'multi_face_landmarks', None)
         if not faces:
             return None

@@ -32,13 +32,14 @@ DEMO_ROOT = osp.join('datasets', 'demo_faces')
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: The demo stages, in order: ``name`` (experiment), ``train`` and ``test`` option files (``test`` None: a
 #: training-only stage whose weights a later stage reads) and ``user_faces`` (where ``FACES=<dir>`` photos go:
-#: None = the stage keeps the generated demo faces; ``'semi'`` = the paired part of the semi-supervised set).
-#: The 3D prior stages stay on the demo faces with FACES (they need exact depth and cameras, which photos lack).
+#: None = the stage keeps the generated demo faces; ``'semi'`` = the paired part of the semi-supervised set;
+#: ``'generator'`` / ``'ddpm'`` = the 3D prior stages, which then learn from the photos with mediapipe FaceMesh
+#: depth and the canonical camera, as options/real/train_Triplane*_real.yml do, and hand their weights on).
 DEMO_STAGES = [
     {'name': 'demo_TriplaneGenerator', 'train': 'options/demo/train_TriplaneGenerator_demo.yml', 'test': None,
-     'user_faces': None},
+     'user_faces': 'generator'},
     {'name': 'demo_TriplaneDDPM_v', 'train': 'options/demo/train_TriplaneDDPM_demo.yml', 'test': None,
-     'user_faces': None},
+     'user_faces': 'ddpm'},
     {'name': 'demo_LowLight3D_randomVGG', 'train': 'options/demo/train_LowLight3D_demo.yml',
      'test': 'options/demo/test_LowLight3D_demo.yml', 'user_faces': 'semi'},
 ]
@@ -73,16 +74,40 @@ def prepare_user_faces(faces_dir, out_root='datasets', val_fraction=0.1, test_fr
     return folder, metas
 
 
-def _user_overrides(faces_dir, metas, layout):
+def _prior_overrides(faces_dir, metas, layout, folder):
+    """``--cfg-options`` of a 3D prior stage (``layout`` ``'generator'`` or ``'ddpm'``) on the user's photos:
+    FaceMesh depth cached in ``<folder>/facemesh_depth_64``, the canonical camera, the previous stage's weights."""
+    tag = osp.basename(folder)
+    overrides = []
+    for key, split in (('datasets.train', 'train'), ('datasets.val', 'val')):
+        overrides += [f'{key}.dataroot_gt={faces_dir}', f'+{key}.meta_info_file={metas[split]}',
+                      f'{key}.name=UserFaces_{split}', f'{key}.camera_file=~']
+        if layout == 'generator':
+            overrides += [f'{key}.depth_source=mediapipe', f'{key}.dataroot_depth=~', f'{key}.dataroot_mask=~',
+                          f"+{key}.depth_cache_dir={osp.join(folder, 'facemesh_depth_64')}"]
+    if layout == 'generator':  # FaceMesh depth is relative and covers the face only (as train_*_real.yml)
+        overrides += ['train.depth_opt.fit=scale_shift', 'train.opacity_opt.inside_only=true']
+    else:
+        overrides.append('path.pretrain_network_generator='
+                         f'experiments/demo_TriplaneGenerator_{tag}/models/net_generator_latest.pth')
+    return overrides
+
+
+def _user_overrides(faces_dir, metas, layout, folder=None):
     """``--cfg-options`` that put the user's photos into the train (``layout``: ``'semi'`` = its paired
-    sub-block, ``'paired'`` = a flat paired set), val and paired test sets."""
+    sub-block, ``'paired'`` = a flat paired set; ``'generator'`` / ``'ddpm'``: :func:`_prior_overrides`), val and
+    paired test sets."""
     faces_dir = osp.abspath(faces_dir)
+    if layout in ('generator', 'ddpm'):
+        return _prior_overrides(faces_dir, metas, layout, folder)
     overrides = []
     train_key = 'datasets.train.paired' if layout == 'semi' else 'datasets.train'
     for key, phase, split in ((train_key, 'train', 'train'), ('datasets.val', 'val', 'val'),
                               ('datasets.test_paired', 'test_paired', 'test')):
         overrides += [f'{key}.dataroot_gt={faces_dir}', f'+{key}.meta_info_file={metas[split]}',
                       f'datasets.{phase}.name=UserFaces_{split}']
+    if folder is not None:  # the prior learned from the same photos
+        overrides.append(f'prior.file=experiments/demo_TriplaneDDPM_v_{osp.basename(folder)}/models/prior_latest.pth')
     return overrides
 
 
@@ -91,7 +116,8 @@ def run_demo(faces=None, root='.', demo_data_kwargs=None, extra_overrides=(), th
 
     Args:
         faces (str, optional): Folder of the user's own normal-light face photos replacing the generated
-            paired faces (the unpaired "real-like" low-light test set stays the generated one).
+            paired faces, for the 3D prior too (the unpaired "real-like" low-light test set stays the generated
+            one).
         root (str): Folder where ``datasets/``, ``experiments/`` and ``results/`` live (relative dataset paths
             of the option files are relative to it).
         demo_data_kwargs (dict, optional): Arguments of ``generate_demo_dataset`` (counts, size).
@@ -128,7 +154,7 @@ def _run_stages(faces, demo_data_kwargs, extra_overrides):
         name, overrides = stage['name'], list(extra_overrides)
         if faces and stage['user_faces']:
             name = f"{name}_{osp.basename(folder)}"
-            overrides = _user_overrides(faces, metas, stage['user_faces']) + overrides
+            overrides = _user_overrides(faces, metas, stage['user_faces'], folder) + overrides
         stage_overrides = overrides + [f'name={name}']  # datasets.test* overrides apply to testing only
         train_opt = osp.join(REPO_ROOT, stage['train'])
         print(f'[demo] training {name} ({train_opt}) ...', flush=True)

@@ -5,7 +5,13 @@ Entry point: ``scripts/prior_quality.py`` (usage there); this module holds the m
 * Quality (:func:`quality_rows`): PSNR/SSIM of the render from sampled tri-planes against the render of the
   generator's tri-planes of the normal-light image (true camera, :func:`render_targets`), and the mean absolute
   difference of the depth guidance maps (``[0, 1]``) (:func:`prior_metrics`), for every setting of
-  :func:`quality_settings` (sampler, steps, paper variance, clamp of ``x0``).
+  :func:`quality_settings` (sampler, steps, paper variance, clamp of ``x0``).  With ``--data-opt`` the images are
+  another option file's validation set (a prior learned on one kind of face, measured on another), and with
+  ``--facemesh`` two measurements that do not depend on the prior's own generator, so priors from different
+  generators compare: ``PSNR_gt`` (render against the normal-light image itself at the render size) and the
+  agreement of the prior's depth with mediapipe FaceMesh depth of the normal-light image inside the face
+  (:func:`facemesh_depth_agreement`: correlation, and the error of a scale-and-shift fit as a fraction of the face's
+  depth range); the generator's own render gets the same row (``generator target``: what a perfect prior gives).
 * Complexity (:func:`complexity_rows`, paper-scale option file, 256x256 input): parameters of the denoiser
   (condition extractor included), GFLOPs/GMACs of one denoiser step, of the condition extractor (once), of one
   128x128 render, and of a full sampling with S steps = extractor + S steps + render.
@@ -32,6 +38,7 @@ from lowlight3d.utils.options import load_config
 from lowlight3d.utils.results_table import format_table
 
 __all__ = ['DenoiserStep', 'complexity_rows', 'quality_settings', 'load_quality_batch', 'render_targets',
+           'facemesh_depth_agreement', 'save_prior_grid',
            'prior_metrics', 'quality_rows', 'timing_rows', 'main']
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -124,6 +131,48 @@ def quality_settings(objective, samplers, steps_list, variances=('beta', ), clip
     return out
 
 
+def facemesh_depth_agreement(guidance, gt, face_mesh):
+    """How well a prior's depth guidance follows FaceMesh depth of the normal-light image, inside the face.
+
+    Args:
+        guidance (torch.Tensor): ``(B, 1, R, R)`` depth guidance (near = bright, :func:`depth_guidance`).
+        gt (torch.Tensor): ``(B, 3, S, S)`` normal-light images in ``[0, 1]``.
+        face_mesh (FaceMeshDepth): The landmark detector.
+
+    Returns:
+        dict: ``fm_corr`` (mean Pearson correlation of guidance with FaceMesh nearness, 1 = same ordering) and
+        ``fm_err`` (mean absolute error of the least-squares ``a * guidance + b`` fit to FaceMesh depth, as a
+        fraction of the face's depth range) over the images with a face; ``fm_faces`` their number.
+    """
+    from lowlight3d.data.mediapipe_depth import landmarks_to_depth
+    corrs, errs = [], []
+    r = guidance.shape[-1]
+    for i in range(gt.shape[0]):
+        pts = face_mesh.landmarks(gt[i].permute(1, 2, 0).numpy())
+        if pts is None:
+            continue
+        fm = landmarks_to_depth(pts, r, r, face_mesh.triangles)
+        inside = fm > 0
+        if inside.sum() < 10:
+            continue
+        g = guidance[i, 0].float().numpy()[inside].astype(np.float64)
+        d = fm[inside].astype(np.float64)
+        if g.std() < 1e-8:
+            corrs.append(0.0)
+        else:
+            corrs.append(float(np.corrcoef(g, -d)[0, 1]))
+        a, b = np.linalg.lstsq(np.stack([g, np.ones_like(g)], 1), d, rcond=None)[0]
+        errs.append(float(np.abs(a * g + b - d).mean() / max(d.max() - d.min(), 1e-8)))
+    return {'fm_corr': float(np.mean(corrs)) if corrs else float('nan'),
+            'fm_err': float(np.mean(errs)) if errs else float('nan'), 'fm_faces': len(corrs)}
+
+
+def _gt_psnr(render, gt):
+    """Mean PSNR of renders against the normal-light images resized (area) to the render size."""
+    small = torch.nn.functional.interpolate(gt, size=render.shape[-2:], mode='area')
+    return float(np.mean([psnr(_to_img(render[i]), _to_img(small[i])) for i in range(render.shape[0])]))
+
+
 def load_quality_batch(opt, max_images):
     """The first ``max_images`` images of the option file's ``datasets.val``: ``(lq, gt, cameras)`` tensors."""
     val_opt = dict(opt['datasets']['val'])
@@ -175,7 +224,7 @@ def prior_metrics(render, depth, target_render, target_depth):
 
 
 def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, flip_consistent=False,
-                 variances=('beta', ), clips=(5.0, )):
+                 variances=('beta', ), clips=(5.0, ), data_opt=None, facemesh=False, grid_path=None):
     """Rows of PSNR/SSIM/depth error/seconds per image for each sampler, number of steps and (paper) variance.
 
     A regression network (``diffusion.objective: regression``, ablation V6) gives one row (one forward pass).
@@ -191,12 +240,16 @@ def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, fl
         flip_consistent (bool): Average with the flipped prior.
         variances (list[str]): Variances of the paper sampler.
         clips (list[float | None]): Clamps of ``x0``.
+        data_opt (str, optional): Option file whose ``datasets.val`` gives the images (default ``opt_path``'s).
+        facemesh (bool): Add ``PSNR_gt`` and the FaceMesh depth agreement (module docstring), and a first row for
+            the generator's own render.
+        grid_path (str, optional): Write a picture of the first setting here (:func:`save_prior_grid`).
 
     Returns:
         list[dict]: One row per setting of :func:`quality_settings`.
     """
     opt = load_config(opt_path)
-    lq, gt, cams = load_quality_batch(opt, max_images)
+    lq, gt, cams = load_quality_batch(load_config(data_opt) if data_opt else opt, max_images)
     n = lq.shape[0]
     rows = []
     objective = (opt.get('diffusion') or {}).get('objective', 'noise')
@@ -204,6 +257,14 @@ def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, fl
     load_network_weights(gen, opt['path']['pretrain_network_generator'], 'generator')
     gen.eval()
     t_img, t_depth = render_targets(gen, gt, cams)
+    face_mesh = None
+    if facemesh:
+        from lowlight3d.data.mediapipe_depth import FaceMeshDepth
+        face_mesh = FaceMeshDepth()
+        rows.append({'sampler': 'generator target', 'steps': '-', 'variance': '-', 'clip': '-',
+                     **prior_metrics(t_img, t_depth, t_img, t_depth), 'PSNR_gt': _gt_psnr(t_img, gt),
+                     **facemesh_depth_agreement(t_depth, gt, face_mesh), 'cpu_s_per_image': 0.0,
+                     'wall_s_per_image': 0.0})
     for sampler, steps, variance, clip in quality_settings(objective, samplers, steps_list, variances, clips):
         ext = PriorExtractor.from_options(opt, weights, steps=steps, sampler=sampler, flip_consistent=flip_consistent,
                                           variance='beta' if variance == '-' else variance, clip=clip)
@@ -211,10 +272,31 @@ def quality_rows(opt_path, weights, steps_list, samplers, max_images, seed=0, fl
         w0 = time.perf_counter()
         out = ext.extract(lq, seed=seed)
         cpu_s, wall_s = (time.process_time() - t0) / n, (time.perf_counter() - w0) / n
+        extra = {}
+        if face_mesh is not None:
+            extra = {'PSNR_gt': _gt_psnr(out['render'], gt), **facemesh_depth_agreement(out['depth'], gt, face_mesh)}
         rows.append({'sampler': sampler, 'steps': steps, 'variance': variance, 'clip': clip,
-                     **prior_metrics(out['render'], out['depth'], t_img, t_depth),
+                     **prior_metrics(out['render'], out['depth'], t_img, t_depth), **extra,
                      'cpu_s_per_image': cpu_s, 'wall_s_per_image': wall_s})
+        if grid_path and len(rows) == 1 + (face_mesh is not None):
+            save_prior_grid(grid_path, lq, gt, t_img, t_depth, out['render'], out['depth'])
     return rows
+
+
+def save_prior_grid(path, lq, gt, target_render, target_depth, render, depth, max_rows=6):
+    """A picture, one face per row: low-light input, normal-light image, the generator's render and depth (the
+    target), the sampled prior's render and depth; every panel at the input size (nearest-neighbour upscaling)."""
+    import cv2
+
+    from lowlight3d.utils.img_io import write_image
+    size = gt.shape[-1]
+    rows = []
+    for i in range(min(max_rows, gt.shape[0])):
+        panels = [lq[i], gt[i], target_render[i], target_depth[i].expand(3, -1, -1), render[i],
+                  depth[i].expand(3, -1, -1)]
+        tiles = [cv2.resize(_to_img(p.float()), (size, size), interpolation=cv2.INTER_NEAREST) for p in panels]
+        rows.append(np.concatenate(tiles, 1))
+    write_image(path, np.ascontiguousarray(np.concatenate(rows, 0)[:, :, ::-1]))  # _to_img gives BGR
 
 
 def timing_rows(scales, steps_list, batches, flips, samplers=('ddim', ), repeat=1):
@@ -266,6 +348,12 @@ def main(argv=None):
     parser.add_argument('--clips', nargs='+', default=['5'],
                         help="Clamps of the standardised x0 in both samplers ('none': off, paper sampler = eq. 4).")
     parser.add_argument('--max-images', type=int, default=24)
+    parser.add_argument('--data-opt', default=None,
+                        help="Measure on this option file's datasets.val (default: --opt's), e.g. held-out real faces.")
+    parser.add_argument('--save-grid', default=None,
+                        help='PNG: input | image | generator render | its depth | prior render | its depth, per face.')
+    parser.add_argument('--facemesh', action='store_true',
+                        help='Add PSNR against the image and depth agreement with FaceMesh (needs mediapipe).')
     parser.add_argument('--flip-consistent', action='store_true', help='Average with the flipped prior (2x cost).')
     parser.add_argument('--complexity-only', action='store_true')
     parser.add_argument('--timing-only', action='store_true', help='Only the CPU timing table (random weights).')
@@ -295,4 +383,6 @@ def main(argv=None):
     print(f'\nPrior quality vs sampling steps ({osp.relpath(args.opt, REPO)}, {torch.get_num_threads()} CPU threads)')
     print(format_table(quality_rows(args.opt, args.weights, args.steps, args.samplers, args.max_images,
                                     flip_consistent=args.flip_consistent, variances=args.variances,
-                                    clips=[None if c.lower() == 'none' else float(c) for c in args.clips]), digits=4))
+                                    clips=[None if c.lower() == 'none' else float(c) for c in args.clips],
+                                    data_opt=args.data_opt, facemesh=args.facemesh, grid_path=args.save_grid),
+                      digits=4))
