@@ -459,3 +459,20 @@ def test_lpips_rejects_wrong_head_file(lpips_standin, tmp_path):
     img = np.zeros((32, 32, 3), np.uint8)
     with pytest.raises(MetricUnavailable, match='negative'):
         compute_metric(dict(lpips_standin, lpips_path=str(bad)), img, img)
+
+
+def test_exposure_metric_in_stops_by_hand():
+    """``exposure`` = |log2| of the mean BT.601 luma ratio: a frame twice as bright is one stop off either way, gray and
+    colour compare by luma, and black is floored at half a level instead of dividing by zero."""
+    from lowlight3d.metrics.exposure_metric import exposure, mean_luma
+    from lowlight3d.metrics.metric_util import metric_info
+    ref = np.full((8, 8), 100, np.uint8)
+    assert exposure(np.full((8, 8), 200, np.uint8), ref) == pytest.approx(1.0)
+    assert exposure(np.full((8, 8), 50, np.uint8), ref) == pytest.approx(1.0)
+    bgr = np.zeros((8, 8, 3), np.uint8)
+    bgr[..., 2] = 200  # pure red: luma 0.299 * 200 = 59.8
+    assert mean_luma(bgr) == pytest.approx(59.8)
+    assert exposure(bgr, np.full((8, 8), 59.8, np.float64)) == pytest.approx(0.0, abs=1e-9)
+    assert exposure(np.zeros((8, 8), np.uint8), np.full((8, 8), 1, np.uint8)) == pytest.approx(1.0)
+    assert metric_info('exposure') == {'reference': 'full', 'better': 'lower'}
+    assert metric_info('border_step') == {'reference': 'no', 'better': 'lower'}

@@ -196,3 +196,29 @@ def test_paired_call_equals_two_calls_for_the_student_and_the_features():
         assert odd[1].shape[-1] == 16
         mixed = _paired_call(net, (x_a, p_a), (x_b, None))
         assert torch.allclose(mixed[1], net(x_b, None), atol=1e-5)
+
+
+def test_nonfinite_loss_skips_the_step_and_a_streak_stops_the_run():
+    """A NaN loss is not back-propagated and its step is skipped (the weights stay finite and unchanged); a finite
+    loss afterwards trains normally; MAX_NONFINITE_ITERATIONS NaN iterations in a row raise FloatingPointError."""
+    from lowlight3d.utils.precision import MAX_NONFINITE_ITERATIONS
+    prec = MixedPrecision('off', False, torch.device('cpu'))
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in net.parameters()]
+    prec.backward(net(torch.ones(1, 2)).sum() * float('nan'))
+    prec.step(opt)
+    prec.update()
+    assert prec.nonfinite_streak == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    prec.backward(net(torch.ones(1, 2)).sum())
+    prec.step(opt)
+    prec.update()
+    assert prec.nonfinite_streak == 0
+    assert not torch.equal(before[1], net.bias) and all(torch.isfinite(p).all() for p in net.parameters())
+    with pytest.raises(FloatingPointError, match='NaN or infinite'):
+        for _ in range(MAX_NONFINITE_ITERATIONS):
+            opt.zero_grad()
+            prec.backward(net(torch.ones(1, 2)).sum() * float('inf'))
+            prec.step(opt)
+            prec.update()

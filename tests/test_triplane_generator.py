@@ -125,3 +125,17 @@ def test_a_misspelt_loss_block_is_rejected(tiny_faces, tmp_path):
     opt['train']['mirorr_opt'] = opt['train'].pop('mirror_opt')
     with pytest.raises(ValueError, match='train.mirorr_opt: TriplaneGeneratorModel does not use.*mirror_opt'):
         build_model(opt)
+
+
+def test_opacity_loss_is_finite_for_saturated_opacity_in_bf16():
+    """Opacity 1 outside the mask under bf16: the loss is the clamped BCE, finite, as in float32 (bf16 rounded the
+    clamp bound 1 - 1e-4 to 1 and the loss was NaN, seen in a real-face generator run)."""
+    from lowlight3d.losses.triplane_losses_loss import OpacityMaskLoss
+    opacity = torch.ones(1, 1, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    ref = OpacityMaskLoss(loss_weight=1.0)(opacity, mask)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = OpacityMaskLoss(loss_weight=1.0)(opacity.bfloat16(), mask.bfloat16())
+    assert torch.isfinite(got) and got.item() == pytest.approx(ref.item(), rel=1e-3)
+    assert ref.item() == pytest.approx(-0.5 * np.log(1e-4), rel=1e-3)  # half the pixels pay -log(1e-4)

@@ -85,8 +85,9 @@ class OpacityMaskLoss(nn.Module):
         self.loss_weight, self.inside_only = float(loss_weight), bool(inside_only)
 
     def forward(self, opacity, mask):
-        """``opacity``, ``mask``: ``(B, 1, H, W)``."""
-        o = opacity.clamp(1e-4, 1 - 1e-4)
+        """``opacity``, ``mask``: ``(B, 1, H, W)``.  Computed in float32: under bf16 autocast ``1 - 1e-4`` rounds
+        to 1, ``log(1 - o)`` is ``-inf`` and ``0 * -inf`` made the loss NaN."""
+        o, mask = opacity.float().clamp(1e-4, 1 - 1e-4), mask.float()
         bce = -(mask * torch.log(o) + (1 - mask) * torch.log(1 - o))
         if self.inside_only:
             return self.loss_weight * (bce * mask).sum() / mask.sum().clamp_min(1)

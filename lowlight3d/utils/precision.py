@@ -20,7 +20,7 @@ import torch
 
 from lowlight3d.utils.logger import LOGGER_NAME
 
-__all__ = ['AMP_MODES', 'MixedPrecision', 'cpu_has_native_bf16', 'parse_amp']
+__all__ = ['AMP_MODES', 'MAX_NONFINITE_ITERATIONS', 'MixedPrecision', 'cpu_has_native_bf16', 'parse_amp']
 
 AMP_MODES = ('off', 'bf16', 'fp16')
 _CPU_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
@@ -59,6 +59,10 @@ def parse_amp(value, where='train.amp'):
         return value.lower()
     raise ValueError(f'{where} must be one of off | bf16 | fp16 (bf16: bfloat16 autocast on CUDA or a CPU with '
                      f'native bf16; fp16: float16 autocast with loss scaling, CUDA only), got {value!r}')
+
+
+#: Consecutive iterations with a non-finite loss after which training stops (:meth:`MixedPrecision.update`).
+MAX_NONFINITE_ITERATIONS = 10
 
 
 class MixedPrecision:
@@ -103,6 +107,10 @@ class MixedPrecision:
                     'training in float32')
         self.dtype = {'off': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[self.mode]
         self.scaler = torch.amp.GradScaler('cuda') if self.mode == 'fp16' else None
+        self.logger = logger or logging.getLogger(LOGGER_NAME)
+        self._pending_nonfinite = False  # a non-finite loss since the last step: skip that step
+        self._iteration_nonfinite = False
+        self.nonfinite_streak = 0  # consecutive iterations with a non-finite loss
 
     @classmethod
     def from_options(cls, opt, device, logger=None):
@@ -138,8 +146,17 @@ class MixedPrecision:
                 if torch.is_tensor(v) and v.dim() == 4 and v.is_floating_point() else v for k, v in data.items()}
 
     def backward(self, loss, **kwargs):
-        """``loss.backward()`` in float32 outside autocast, scaled by the GradScaler for fp16."""
+        """``loss.backward()`` in float32 outside autocast, scaled by the GradScaler for fp16.
+
+        Without fp16 (whose GradScaler already skips overflowing steps) a NaN or infinite loss is not
+        back-propagated: the next :meth:`step` is skipped with a warning, and :meth:`update` stops the run after
+        :data:`MAX_NONFINITE_ITERATIONS` such iterations in a row (a NaN reaching the weights would silently ruin
+        every later iteration).
+        """
         loss = loss.float()
+        if self.scaler is None and not bool(torch.isfinite(loss.detach()).all()):
+            self._pending_nonfinite = self._iteration_nonfinite = True
+            return
         with torch.autocast(self.device.type, enabled=False):
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward(**kwargs)
 
@@ -149,16 +166,31 @@ class MixedPrecision:
             self.scaler.unscale_(optimizer)
 
     def step(self, optimizer):
-        """``optimizer.step()``, skipped by the GradScaler when fp16 gradients overflowed."""
+        """``optimizer.step()``, skipped by the GradScaler when fp16 gradients overflowed, and skipped (its
+        gradients dropped) after a non-finite loss (:meth:`backward`)."""
+        if self._pending_nonfinite:
+            self._pending_nonfinite = False
+            optimizer.zero_grad(set_to_none=True)
+            self.logger.warning('non-finite (NaN/inf) loss: this optimizer step is skipped')
+            return
         if self.scaler is not None:
             self.scaler.step(optimizer)
         else:
             optimizer.step()
 
     def update(self):
-        """End of an iteration: the GradScaler adapts its scale (fp16 only)."""
+        """End of an iteration: the GradScaler adapts its scale (fp16 only); a run whose loss has been
+        non-finite for :data:`MAX_NONFINITE_ITERATIONS` iterations in a row stops with ``FloatingPointError``."""
         if self.scaler is not None:
             self.scaler.update()
+        self.nonfinite_streak = self.nonfinite_streak + 1 if self._iteration_nonfinite else 0
+        self._iteration_nonfinite = self._pending_nonfinite = False
+        if self.nonfinite_streak >= MAX_NONFINITE_ITERATIONS:
+            raise FloatingPointError(
+                f'the training loss was NaN or infinite in {self.nonfinite_streak} iterations in a row (their steps '
+                f'were skipped; precision {self.mode}): the run diverged. Resume from the last checkpoint with a '
+                'lower learning rate, or with --cfg-options train.amp=off to rule out reduced precision, and look '
+                'at the loss terms in the log to see which one broke.')
 
     def state_dict(self):
         """What an exact resume needs: the mode and, with fp16, the GradScaler's scale and counters."""
