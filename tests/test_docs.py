@@ -125,3 +125,19 @@ def test_readme_lists_the_docs():
         readme = f.read()
     unlisted = [f for f in sorted(os.listdir(DOCS)) if f.endswith('.md') and f'(docs/{f})' not in readme]
     assert not unlisted, f'README.md does not link {unlisted}'
+
+
+def test_licence_and_citation_files_agree_with_the_package():
+    """LICENSE is the Apache-2.0 text setup.py declares; CITATION.cff parses, carries the package version and cites
+    the paper the toolkit implements."""
+    import yaml
+
+    from lowlight3d.version import __version__
+    text = open(osp.join(ROOT, 'LICENSE'), encoding='utf-8').read()
+    assert 'Apache License' in text and 'Version 2.0' in text
+    assert "license='Apache-2.0'" in open(osp.join(ROOT, 'setup.py'), encoding='utf-8').read()
+    cff = yaml.safe_load(open(osp.join(ROOT, 'CITATION.cff'), encoding='utf-8'))
+    assert cff['license'] == 'Apache-2.0' and str(cff['version']) == __version__
+    assert 'Knowledge Distillation and 3D Prior' in cff['preferred-citation']['title']
+    first = open(osp.join(ROOT, 'requirements.txt'), encoding='utf-8').readline()
+    assert '../' not in first  # the repository's files point inside the repository
