@@ -250,11 +250,6 @@ class PriorGuidedEnhancer(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def flatten_prior(prior):
-        """``{'T': [T1, T2, T3], 'D': [D1, D2, D3]}`` -> ``(T1, T2, T3, D1, D2, D3)``."""
-        return tuple(prior['T']) + tuple(prior['D'])
-
-    @staticmethod
     def unflatten_prior(maps):
         """``(T1, T2, T3, D1, D2, D3)`` -> ``{'T': [T1, T2, T3], 'D': [D1, D2, D3]}``."""
         if len(maps) != 2 * NUM_LEVELS:

@@ -380,11 +380,6 @@ class SemiSupervisedDistillationModel(BaseModel):
                                                'iteration at which the adversarial term and the discriminator start')
         self.setup_schedulers()
 
-    @property
-    def uses_random_features(self):
-        """Whether the perceptual/distillation features come from a random-weight stand-in (label the results)."""
-        return bool(getattr(self.features, 'is_random_standin', False))
-
     # ------------------------------------------------------------------ data and prior
     def _prior_of(self, img, identity=None, namespace='', use_cache=True):
         if self.prior is None:
@@ -567,8 +562,3 @@ class SemiSupervisedDistillationModel(BaseModel):
         self.prior_p = self._prior_of(self.lq)
         self.output = net(self.lq, self.prior_p)
         net.train(was_training)
-
-    def teacher_output(self, lq, prior=None):
-        """The teacher's enhancement of ``lq`` (no gradient), e.g. to compare teacher and student."""
-        with torch.no_grad():
-            return self.nets['net_g_ema'](lq.to(self.device), prior)

@@ -86,11 +86,6 @@ class SupervisedEnhancementModel(BaseModel):
         else:
             terms.add(name, value)
 
-    def compute_losses(self, output, target):
-        """Sum of the configured losses; returns ``(total, {'l_<name>': value})``."""
-        terms = self.loss_terms(output, target)
-        return terms.total, terms.logs()
-
     def optimize_parameters(self, current_iter):
         """One step on ``net_g`` (per-term gradient norms every ``logger.grad_norm_freq``); then the EMA update."""
         optimizer = self.optimizers['optim_g']
