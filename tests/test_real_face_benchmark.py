@@ -365,3 +365,33 @@ def test_probe_cache_is_keyed_by_threads_and_cpu(tmp_path, monkeypatch):
         assert len(probes) == 3  # another CPU model: measured anew
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_equal_iteration_list_is_table_2_on_real_faces_with_the_real_prior():
+    """The paper's protocol list: every learned row at one fixed iteration count (no budget), the ablations and the
+    full method on the 3D prior learned from real faces (V6: the one-pass regressor), real_dark training inputs."""
+    spec = load_benchmark_list(osp.join(REAL, 'benchmark_real_equal_iter.yml'))
+    assert spec['budget_s'] is None and spec['total_iter'] >= 1500 and len(spec['seeds']) == 2
+    labels = ' | '.join(s['label'] for s in spec['stages'])
+    for needed in ('Identity', 'Gamma', 'LowLightUNet', 'V1 ', 'V3 ', 'V4 ', 'V5 ', 'V6 ', 'V7 ', 'Ours full'):
+        assert needed in labels, needed
+    assert spec['prerequisites'] == ['options/real/train_TriplaneGenerator_real.yml',
+                                     'options/real/train_TriplaneDDPM_real.yml',
+                                     'options/real/train_TriplaneRegressor_real.yml']
+    names = set()
+    for stage in spec['stages']:
+        if not stage.get('train'):
+            continue
+        train = load_config(osp.join(REPO, stage['train']))
+        names.add(train['name'])
+        if train['model_type'] == 'SemiSupervisedDistillationModel':
+            assert train['datasets']['train']['paired']['degradation'] == 'real_dark'
+            if 'V5' not in stage['label']:
+                expected = 'real_TriplaneRegressor' if 'V6' in stage['label'] else 'real_TriplaneDDPM_v'
+                assert train['prior']['file'] == f'experiments/{expected}/models/prior_latest.pth'
+        else:
+            assert train['datasets']['train']['degradation'] == 'real_dark'
+    assert len(names) == 8  # every row its own experiment
+    regressor = load_config(osp.join(REAL, 'train_TriplaneRegressor_real.yml'))
+    assert regressor['network_g']['image_input'] is True and regressor['diffusion']['objective'] == 'regression'
+    assert regressor['path']['pretrain_network_generator'].startswith('experiments/real_TriplaneGenerator/')
