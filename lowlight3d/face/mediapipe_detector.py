@@ -23,7 +23,7 @@ class MediapipeFaceDetector:
     Args:
         model_selection (int): 0 = short range (faces within about 2 m), 1 = full range (small faces too).
         min_confidence (float): Score threshold.
-        brighten (bool): Detect on the brightened copy (:func:`~lowlight3d.face.detection.brighten_for_detection`).
+        brighten (bool | str): Detect on the brightened copy (:func:`~lowlight3d.face.detection.detection_input`).
     """
 
     name = 'mediapipe'
@@ -33,7 +33,7 @@ class MediapipeFaceDetector:
         from mediapipe.python.solutions import face_detection
         self._version = mediapipe.__version__
         self.model_selection, self.min_confidence = int(model_selection), float(min_confidence)
-        self.brighten = bool(brighten)
+        self.brighten = brighten if isinstance(brighten, str) else bool(brighten)
         self.model = face_detection.FaceDetection(model_selection=self.model_selection,
                                                   min_detection_confidence=self.min_confidence)
 

@@ -49,7 +49,7 @@ class RetinaFaceDetector:
         self.weights_path = path
         self.conf_threshold = float(conf_threshold)
         self.device = device
-        self.brighten = bool(brighten)
+        self.brighten = brighten if isinstance(brighten, str) else bool(brighten)
         self.model = init_detection_model(model_name, half=False, device=device,
                                           model_rootpath=osp.dirname(osp.abspath(path)))
         self._torch = torch

@@ -5,13 +5,20 @@ Outputs, in GFPGAN's layout (``<idx>`` = face number, two digits; ``_<suffix>`` 
     <out>/cropped_faces/<name>_<idx>.png              aligned input faces
     <out>/restored_faces/<name>_<idx>[_<suffix>].png  enhanced faces
     <out>/cmp/<name>_<idx>.png                        input face | enhanced face
-    <out>/cmp/<name>_whole.<ext>                      input photo | enhanced photo (``--compare``)
+    <out>/cmp/<name>_whole.<ext>                      input photo | enhanced photo (``--compare``; face mode:
+                                                      input | background only | enhanced photo)
     <out>/restored_imgs/<name>[_<suffix>].<ext>       the whole enhanced photo
     <out>/restored_videos/<name>[_<suffix>].<video ext>
 
 Modes: face mode (default; :class:`~lowlight3d.inference.face_enhancer.FaceEnhancer`), ``--aligned`` (inputs are
 aligned faces), ``--no_face`` (the method on the whole photo only, tiled with ``--tile``).  Unreadable files are
 reported by name and skipped; the run goes on and the summary lists them.  The output folder is printed at the end.
+
+Face mode logs one line per photo: its faces, the time it took, and per face whether the face model's result was
+pasted, blended or replaced by the background and why (:mod:`lowlight3d.face.trust`; ``--no_trust`` pastes every
+face); with ``--compare`` also the seam of each pasted face against the background-only result, in 8-bit levels
+(:mod:`lowlight3d.face.seam`).  ``--paste gain`` is the paste-back before ``seamless`` (colour/exposure gains in
+the feather band, the whole crop square pasted).
 """
 import argparse
 import os
@@ -70,6 +77,12 @@ def parse_inference_args(argv=None):
                    help='auto/keep: a grayscale input stays grayscale; colour: the network\'s result as it is.')
     p.add_argument('--compare', action='store_true',
                    help='Also write cmp/<name>_whole.<ext>: the input photo and its result side by side.')
+    p.add_argument('--paste', default='seamless', choices=['seamless', 'gain'],
+                   help='Face paste-back match: seamless (default: exposure, contrast, colour and low frequencies '
+                        'matched to the background, face ellipse) or gain (the paste-back before: band gains only, '
+                        'crop square).')
+    p.add_argument('--no_trust', action='store_true',
+                   help='Paste every face model result, even one much darker or flatter than the background.')
     p.add_argument('--no_pbar', action='store_true', help='No progress bar.')
     p.add_argument('--max_pixels', type=int, default=None,
                    help='Refuse images whose header declares more pixels (default 150e6, or '
@@ -120,7 +133,11 @@ def build_enhancers(args):
     if hasattr(background, 'model'):
         background.model.autocast_dtype = dtype
     lines.append(f'background: {background.describe()}; faces aligned at {model.face_size} px')
-    return FaceEnhancer(image, background, detector, args.only_center_face), image, lines
+    face = FaceEnhancer(image, background, detector, args.only_center_face, match=args.paste, trust=not args.no_trust)
+    lines.append('faces: every face model result is pasted (--no_trust)' if args.no_trust else
+                 'faces: each weighed against the background\'s rendering of it (much darker, flat, no longer '
+                 'detected or another person: blended or background kept, reason logged per face)')
+    return face, image, lines
 
 
 def _is_single_channel(path):
@@ -188,8 +205,24 @@ def _stem(path, root):
     return osp.splitext(rel)[0].replace(os.sep, '_')
 
 
-def _process_image(path, stem, args, face, image, out, ext):
+def _face_report(stem, res, seconds, compare):
+    """The log line of one photo in face mode: faces, time, per face the trust verdict (and seam with --compare)."""
+    from lowlight3d.face.seam import paste_seam
+    parts = [f'{stem}: {len(res.cropped_faces)} face(s), {seconds:.2f} s']
+    seams, pasted = [], iter(res.pastes)
+    for i, verdict in enumerate(res.trust):
+        text = f'face {i:02d}: {verdict.reason}'
+        if compare and verdict.weight > 0 and res.background is not None:
+            seam = paste_seam(res.image, res.background, next(pasted))
+            seams.append(seam)
+            text += f'; {seam.describe()}'
+        parts.append(text)
+    return '; '.join(parts), seams
+
+
+def _process_image(path, stem, args, face, image, out, ext, log=print, summary=None):
     """Enhance one photo and write its outputs; returns the number of faces."""
+    t0 = time.time()
     img = read_image(path)
     gray_file = args.gray == 'auto' and _is_single_channel(path)
     tail = f'_{args.suffix}' if args.suffix else ''
@@ -207,7 +240,14 @@ def _process_image(path, stem, args, face, image, out, ext):
     if res.image is not None and not args.aligned:
         write_image(osp.join(out, 'restored_imgs', f'{stem}{tail}.{ext}'), _output_image(res.image, gray_file))
         if args.compare:
-            write_image(osp.join(out, 'cmp', f'{stem}_whole.{ext}'), np.concatenate([img, res.image], 1))
+            panels = [img] + ([res.background] if res.background is not None else []) + [res.image]
+            write_image(osp.join(out, 'cmp', f'{stem}_whole.{ext}'), np.concatenate(panels, 1))
+        line, seams = _face_report(stem, res, time.time() - t0, args.compare)
+        log(line)
+        if summary is not None:
+            summary.setdefault('photos', []).append({'name': stem, 'seconds': round(time.time() - t0, 3),
+                                                     'faces': [(v.action, v.reason) for v in res.trust],
+                                                     'seams': [vars(s) for s in seams]})
     return len(res.cropped_faces)
 
 
@@ -270,7 +310,8 @@ def inference_main(argv=None):
                 summary['videos'].append(_process_video(path, stem, args, face, image, out))
             else:
                 ext = _output_ext(path, args.ext)
-                summary['faces'] += _process_image(path, stem, args, face, image, out, ext)
+                summary['faces'] += _process_image(path, stem, args, face, image, out, ext,
+                                                   bar.write if bar is not None else print, summary)
                 summary['images'] += 1
         except _UNREADABLE as err:  # an unreadable image or video: reported by name, the run goes on
             reason = str(err).splitlines()[0]
@@ -284,6 +325,10 @@ def inference_main(argv=None):
     summary['seconds'] = round(time.time() - t0, 2)
     print(f"{summary['images']} image(s), {len(summary['videos'])} video(s), {summary['faces']} face(s) in "
           f"{summary['seconds']} s", flush=True)
+    seams = [s['luma'] for p in summary.get('photos', []) for s in p['seams'] if s['sectors']]
+    if seams:
+        print(f'seam across the paste boundary (luma, 8-bit levels, against the background-only result): mean '
+              f'{np.mean(seams):.1f}, max {np.max(seams):.1f} over {len(seams)} pasted face(s)', flush=True)
     if summary['skipped']:
         print(f"skipped {len(summary['skipped'])} file(s): " + ', '.join(s['file'] for s in summary['skipped']),
               flush=True)

@@ -8,8 +8,11 @@
 3. enhance all faces of the photo in one batch with the method's own ``test()`` (our method samples its 3D prior
    on each aligned face);
 4. enhance the whole photo with the background enhancer (``--bg_model``, :mod:`.background`) at full resolution;
-5. paste every face back through the inverse affine with a feathered mask and a colour/exposure match to the
-   enhanced background (:func:`~lowlight3d.face.paste_back.paste_face`).
+5. weigh each enhanced face against the background's rendering of it (:func:`~lowlight3d.face.trust.assess_face`):
+   a face that is much darker, flat, or no longer detected is blended or replaced by the background, per face, with
+   the reason in :attr:`FaceResult.trust`;
+6. paste every kept face back through the inverse affine with a feathered mask, matched to the enhanced background
+   in exposure, contrast and colour (:func:`~lowlight3d.face.paste_back.paste_face`, ``match='seamless'``).
 
 A photo with no detected face gets the background enhancer's result (``fallback='background'``) or the face
 model on the whole photo (``fallback='model'``).  ``has_aligned=True`` treats the input as one aligned face.
@@ -22,6 +25,7 @@ import torch
 
 from lowlight3d.face.alignment import align_face, five_landmarks
 from lowlight3d.face.paste_back import paste_face
+from lowlight3d.face.trust import FaceTrust, assess_face
 from lowlight3d.inference.image_enhancer import to_array, to_tensor
 from lowlight3d.utils.gray import keep_gray
 
@@ -39,6 +43,10 @@ class FaceResult:
         landmarks (list[np.ndarray]): The 5 landmarks of each face (frame pixels).
         sources (list[str]): Where each face's landmarks came from (``detector``, ``eyes``, ``box``).
         gains (list[np.ndarray]): Colour-match gain applied to each face.
+        trust (list[FaceTrust]): Per face, the weight it was pasted with and why (:mod:`lowlight3d.face.trust`).
+        background (np.ndarray): The background-only result (the photo without any face pasted).
+        pastes (list[dict]): Per pasted face, ``box`` and soft ``mask`` in that box (for the seam measure,
+            :func:`~lowlight3d.face.seam.seam_step`).
     """
     cropped_faces: list = field(default_factory=list)
     restored_faces: list = field(default_factory=list)
@@ -46,6 +54,9 @@ class FaceResult:
     landmarks: list = field(default_factory=list)
     sources: list = field(default_factory=list)
     gains: list = field(default_factory=list)
+    trust: list = field(default_factory=list)
+    background: np.ndarray = None
+    pastes: list = field(default_factory=list)
 
 
 class FaceEnhancer:
@@ -61,15 +72,48 @@ class FaceEnhancer:
         feather (float): Paste-back feather width (fraction of the face side).
         colour_match (float): Strength of the colour/exposure match (0 = off).
         fallback (str): A photo without faces: ``'background'`` or ``'model'`` (the face method on the photo).
+        match (str): How faces are matched to the background (:data:`~lowlight3d.face.paste_back.MATCH_MODES`;
+            ``'gain'`` pastes the whole crop square, as before ``'seamless'``; ``'seamless'`` the face's ellipse).
+        trust (bool): Weigh each face against the background's rendering of it (blend or keep the background).
     """
 
     def __init__(self, face_enhancer, background, detector=None, only_center_face=False, max_faces=16, min_face=8,
-                 feather=0.06, colour_match=1.0, fallback='background'):
+                 feather=0.06, colour_match=1.0, fallback='background', match='seamless', trust=True):
         if fallback not in ('background', 'model'):
             raise ValueError(f"fallback must be 'background' or 'model', got {fallback!r}")
         self.face_enhancer, self.background, self.detector = face_enhancer, background, detector
         self.only_center_face, self.max_faces, self.min_face = bool(only_center_face), int(max_faces), float(min_face)
         self.feather, self.colour_match, self.fallback = float(feather), float(colour_match), fallback
+        self.match, self.trust = match, bool(trust)
+        self._embedder = None
+        self.notes = []
+
+    @property
+    def check_detector(self):
+        """The detector of the trust check's "still a face" test: dlib HOG on the aligned crops (about 10 ms),
+        else the photo detector."""
+        if getattr(self, '_check_detector', None) is None:
+            try:
+                from lowlight3d.face.detection import DARK_BRIGHTEN
+                from lowlight3d.face.dlib_detector import DlibFaceDetector
+                self._check_detector = DlibFaceDetector(upsample=0, brighten=DARK_BRIGHTEN)
+            except ImportError:
+                self._check_detector = self.detector
+        return self._check_detector
+
+    @property
+    def embedder(self):
+        """dlib's face-recognition embedder for the trust check's identity test, or None (with a note) without dlib."""
+        if self._embedder is None:
+            from lowlight3d.metrics.identity_metric import FaceEmbedder, load_face_models
+            from lowlight3d.metrics.metric_util import MetricUnavailable
+            try:
+                load_face_models()
+                self._embedder = FaceEmbedder()
+            except MetricUnavailable as err:
+                self._embedder = False
+                self.notes.append(f'trust check without the identity test: {err}')
+        return self._embedder or None
 
     @property
     def face_size(self):
@@ -141,10 +185,24 @@ class FaceEnhancer:
             result.image = self.face_enhancer.enhance(img, name)
             return result
         out = self.background.enhance(img, name)
+        result.background = out
         for a, restored in zip(aligned, result.restored_faces):
-            out, gain = paste_face(out, img, a.image, restored, a.affine, self.feather, self.colour_match)
+            if self.trust:
+                bg_crop = cv2.warpAffine(result.background, a.affine, (size, size), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REFLECT)
+                verdict = assess_face(restored, bg_crop, self.check_detector, self.embedder)
+            else:
+                verdict = FaceTrust(1.0, 'face model kept (trust check off)')
+            result.trust.append(verdict)
+            info = {}
+            out, gain = paste_face(out, img, a.image, restored, a.affine, self.feather, self.colour_match,
+                                   match=self.match, alpha=verdict.weight, info=info,
+                                   shape='square' if self.match == 'gain' else 'ellipse')
             result.gains.append(gain)
+            if verdict.weight > 0:
+                result.pastes.append(info)
         if self.face_enhancer.gray_mode == 'keep':
             out = to_array(keep_gray(to_tensor(img), to_tensor(out), 'keep'))
+            result.background = to_array(keep_gray(to_tensor(img), to_tensor(result.background), 'keep'))
         result.image = out
         return result
