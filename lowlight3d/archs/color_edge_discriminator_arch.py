@@ -21,12 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight3d.utils.luma import LUMA_WEIGHTS
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = ['LUMA_WEIGHTS', 'edge_map', 'PatchGANDiscriminator', 'ColorEdgeDiscriminator']
-
-#: Full-range BT.601 luma weights (R, G, B).
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def edge_map(img, eps=1e-6):

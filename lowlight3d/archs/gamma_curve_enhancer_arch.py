@@ -29,12 +29,10 @@ import math
 import torch
 from torch import nn
 
+from lowlight3d.utils.luma import LUMA_WEIGHTS
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = ['GammaCurveEnhancer', 'LUMA_WEIGHTS']
-
-#: Rec. 601 luma weights of R, G, B.
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 @register(ARCH_REGISTRY)

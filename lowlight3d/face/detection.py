@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lowlight3d.utils.luma import luma_weights
+
 __all__ = ['FaceDetection', 'luma', 'brighten_for_detection', 'detection_input', 'build_face_detector',
            'DETECTOR_CHOICES', 'OFFLINE_DETECTORS', 'RETINAFACE_WEIGHTS', 'BRIGHTEN_METHODS', 'DARK_BRIGHTEN']
 
@@ -89,7 +91,7 @@ def luma(img):
     img = np.asarray(img, dtype=np.float32)
     if img.ndim == 2:
         return img
-    return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+    return img @ luma_weights()
 
 
 def _clahe(rgb, clip=2.0, grid=8):

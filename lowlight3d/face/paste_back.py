@@ -51,6 +51,8 @@ All work is done inside the bounding box of the warped-back square, so a small f
 import cv2
 import numpy as np
 
+from lowlight3d.utils.luma import luma_weights
+
 __all__ = ['paste_face', 'face_mask', 'DETAIL_MODES', 'MATCH_MODES', 'MASK_SHAPES', 'FACE_ELLIPSE']
 
 #: Ways to build the face layer (see the module docstring).
@@ -61,7 +63,7 @@ MATCH_MODES = ('seamless', 'gain')
 MASK_SHAPES = ('ellipse', 'square')
 #: The face's ellipse in an aligned crop: centre ``(x, y)`` and semi-axes ``(a, b)``, fractions of the crop side.
 FACE_ELLIPSE = ((0.5, 0.53), (0.34, 0.42))
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = luma_weights()
 
 
 def _roi(affine, size, shape, margin=2):
@@ -199,7 +201,7 @@ def paste_face(background, frame, crop_in, crop_out, affine, feather=0.06, colou
             side = size / np.sqrt(abs(np.linalg.det(affine[:, :2])))
             pasted = mask[..., 0] > 0.05
             layer = layer * _match_exposure_contrast(layer, bg, pasted, side, max_gain) ** float(colour_match)
-        luma = np.array([0.299, 0.587, 0.114], np.float64)
+        luma = luma_weights(dtype=np.float64)
         mean_bg, mean_face = bg[band].mean(0).astype(np.float64), layer[band].mean(0).astype(np.float64)
         exposure = np.clip(mean_bg @ luma / max(mean_face @ luma, 1e-4), 1.0 / max_gain, max_gain)
         colour = np.clip(np.where(mean_face > 1e-4, mean_bg / np.maximum(mean_face, 1e-4), 1.0) / exposure,

@@ -26,10 +26,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lowlight3d.utils.luma import luma_weights
+
 __all__ = ['SeamStep', 'seam_step', 'seam_rings', 'paste_seam', 'LUMA_WEIGHTS']
 
 #: Rec. 601 luma weights of R, G, B.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float64)
+LUMA_WEIGHTS = luma_weights(dtype=np.float64)
 
 
 @dataclass

@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from lowlight3d.utils.luma import luma_weights
+
 __all__ = ['FaceTrust', 'assess_face', 'structure_contrast']
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = luma_weights()
 
 
 @dataclass

@@ -9,12 +9,13 @@ and the no-reference metrics do not.
 import numpy as np
 
 from lowlight3d.metrics.metric_util import check_image, crop_image
+from lowlight3d.utils.luma import luma_weights
 from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = ['mean_luma', 'exposure']
 
 #: BT.601 luma weights of B, G, R (the metrics' images are BGR).
-_LUMA_BGR = np.array([0.114, 0.587, 0.299])
+_LUMA_BGR = luma_weights('bgr', np.float64)
 
 
 def mean_luma(img):
@@ -22,7 +23,7 @@ def mean_luma(img):
     img = np.asarray(img, dtype=np.float64)
     if img.ndim == 2 or img.shape[2] == 1:
         return float(img.mean())
-    return float((img[:, :, :3] * _LUMA_BGR).sum(axis=2).mean())
+    return float((img[:, :, :3] @ _LUMA_BGR).mean())
 
 
 @register(METRIC_REGISTRY, name='exposure')

@@ -329,7 +329,8 @@ def bgr_luma(img):
     """BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` in [0, 1] (float64, ``H x W``) of an ``H x W x 3`` BGR image in
     [0, 255] (:func:`check_image` makes one of any image)."""
     img = img.astype('float64') / 255.0
-    return 0.114 * img[..., 0] + 0.587 * img[..., 1] + 0.299 * img[..., 2]
+    from lowlight3d.utils.luma import luma_weights
+    return img @ luma_weights('bgr', 'float64')
 
 
 def crop_image(img, crop_border):

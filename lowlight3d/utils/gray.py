@@ -6,12 +6,12 @@ channels, so the output of a gray input is gray exactly (the brightness the netw
 """
 import torch
 
+from lowlight3d.utils.luma import LUMA_WEIGHTS
+
 __all__ = ['GRAY_MODES', 'is_gray', 'keep_gray']
 
 #: ``'keep'``: a gray input gives a gray result; ``'colour'``: the network's result as it is.
 GRAY_MODES = ('keep', 'colour')
-#: BT.601 luma weights of R, G, B (the ``Y`` of the metrics).
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def is_gray(img, tol=0.5 / 255):
@@ -50,6 +50,6 @@ def keep_gray(lq, result, mode='keep'):
     gray = is_gray(lq)
     if not bool(gray.any()):
         return result
-    weights = result.new_tensor(_LUMA).view(1, 3, 1, 1)
+    weights = result.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
     luma = (result * weights).sum(dim=1, keepdim=True).expand_as(result)
     return torch.where(gray.view(-1, 1, 1, 1), luma, result)

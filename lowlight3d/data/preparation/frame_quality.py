@@ -20,13 +20,14 @@ import cv2
 import numpy as np
 
 from lowlight3d.data.lowlight_degradation import mean_brightness
+from lowlight3d.utils.luma import luma_weights
 
 __all__ = [
     'mean_brightness', 'luma', 'dark_fraction', 'normalise_brightness', 'blur_score', 'exposure_clipping',
     'noise_sigma', 'relative_noise', 'face_thumbnail', 'thumbnail_distance', 'NearDuplicateFilter'
 ]
 
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA_WEIGHTS = luma_weights()
 _IMMERKAER_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 
 

@@ -159,13 +159,15 @@ def _mean_luma(paths):
     """Mean Rec. 601 luma in [0, 1] over images (each image's mean, averaged)."""
     import cv2
     import numpy as np
+
+    from lowlight3d.utils.luma import luma_weights
     means = []
     for path in paths:
         img = cv2.imread(path, cv2.IMREAD_COLOR)
         if img is None:
             raise OSError(f'Cannot read {path}')
         img = img.astype(np.float64) / 255.0
-        means.append(float((0.114 * img[..., 0] + 0.587 * img[..., 1] + 0.299 * img[..., 2]).mean()))
+        means.append(float((img @ luma_weights('bgr', np.float64)).mean()))
     return float(np.mean(means))
 
 
