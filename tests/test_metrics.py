@@ -475,4 +475,4 @@ def test_exposure_metric_in_stops_by_hand():
     assert exposure(bgr, np.full((8, 8), 59.8, np.float64)) == pytest.approx(0.0, abs=1e-9)
     assert exposure(np.zeros((8, 8), np.uint8), np.full((8, 8), 1, np.uint8)) == pytest.approx(1.0)
     assert metric_info('exposure') == {'reference': 'full', 'better': 'lower'}
-    assert metric_info('border_step') == {'reference': 'no', 'better': 'lower'}
+    assert metric_info('border_step') == {'reference': 'full', 'better': 'lower'}

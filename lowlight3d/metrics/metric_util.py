@@ -79,7 +79,7 @@ METRIC_INFO = {
     'identity_rank1': {'reference': 'full', 'better': 'higher'},
     'grid': {'reference': 'no', 'better': 'lower'},
     'chroma': {'reference': 'no', 'better': 'lower'},
-    'border_step': {'reference': 'no', 'better': 'lower'},
+    'border_step': {'reference': 'full', 'better': 'lower'},  # a frame along the border, against the reference
     'exposure': {'reference': 'full', 'better': 'lower'},  # stops from the reference's mean luma
     'calculate_psnr': {'reference': 'full', 'better': 'higher'},
     'calculate_ssim': {'reference': 'full', 'better': 'higher'},
