@@ -13,12 +13,9 @@ import numpy as np
 import torch
 
 from lowlight3d.inference.tiling import tiled_apply
-from lowlight3d.utils.gray import keep_gray
+from lowlight3d.utils.gray import GRAY_CHOICES, keep_gray
 
 __all__ = ['ImageEnhancer', 'GRAY_CHOICES', 'to_tensor', 'to_array', 'auto_tile_side', 'activation_bytes_per_pixel']
-
-#: ``--gray`` choices: ``auto`` = ``keep`` (and a 1-channel input file is written as a 1-channel file).
-GRAY_CHOICES = ('auto', 'keep', 'colour')
 
 
 def activation_bytes_per_pixel(model, size=64):

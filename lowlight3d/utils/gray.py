@@ -8,10 +8,14 @@ import torch
 
 from lowlight3d.utils.luma import LUMA_WEIGHTS
 
-__all__ = ['GRAY_MODES', 'is_gray', 'keep_gray']
+__all__ = ['GRAY_MODES', 'GRAY_CHOICES', 'is_gray', 'keep_gray']
 
-#: ``'keep'``: a gray input gives a gray result; ``'colour'``: the network's result as it is.
+#: ``'keep'``: a gray input gives a gray result; ``'colour'``: the network's result as it is (``test.py --gray``,
+#: ``val.gray``).
 GRAY_MODES = ('keep', 'colour')
+#: ``inference_lowlight3d.py --gray``: the modes plus ``'auto'`` = ``keep`` (and a 1-channel input file is written
+#: as a 1-channel file).
+GRAY_CHOICES = ('auto', ) + GRAY_MODES
 
 
 def is_gray(img, tol=0.5 / 255):
