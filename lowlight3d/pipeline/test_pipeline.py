@@ -34,7 +34,6 @@ metrics are ``n/a (no ground truth)`` on sets without ground truth), then write
 """
 import argparse
 import hashlib
-import json
 import os
 import os.path as osp
 import time
@@ -46,6 +45,7 @@ from lowlight3d.models import build_model
 from lowlight3d.models.validation import evaluate_loader
 from lowlight3d.pipeline.data_loading import build_eval_loader
 from lowlight3d.pipeline.option_loading import load_options
+from lowlight3d.utils.checkpoint import atomic_write_json
 from lowlight3d.utils.gray import GRAY_MODES
 from lowlight3d.utils.logger import buffer_logger, environment_info, setup_logger
 from lowlight3d.utils.options import dump_options
@@ -259,10 +259,7 @@ def test_pipeline(argv=None, root_path=None):
     if untrained:
         payload['untrained_networks'] = untrained
         payload['label'] = 'UNTRAINED (--allow-untrained): not a result of a trained model'
-    tmp = osp.join(results_root, 'metrics.json.tmp')
-    with open(tmp, 'w') as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, osp.join(results_root, 'metrics.json'))
+    atomic_write_json(osp.join(results_root, 'metrics.json'), payload, indent=2)
     table = format_table([{'dataset': k, 'images': v['num_images'], **v['metrics']} for k, v in summary.items()])
     logger.info(f"Results of {opt['name']}:\n{table}\nWritten: {results_root}/metrics.csv, metrics.json")
     print(table, flush=True)

@@ -34,7 +34,7 @@ import torch
 from lowlight3d.models import build_model
 from lowlight3d.pipeline.data_loading import build_eval_loader, build_train_loader
 from lowlight3d.pipeline.option_loading import load_options
-from lowlight3d.utils.checkpoint import load_checkpoint
+from lowlight3d.utils.checkpoint import atomic_write_json, load_checkpoint
 from lowlight3d.utils.dist import barrier, broadcast_object
 from lowlight3d.utils.logger import LOGGER_NAME, buffer_logger, environment_info, setup_logger
 from lowlight3d.utils.options import dump_options, yaml_dump
@@ -166,9 +166,7 @@ def _write_timing(opt, iterations, wall_s, cpu_s, first_iter):
                'first_iter_wall_s': round(first_wall, 4), 'first_iter_cpu_s': round(first_cpu, 4),
                'threads': torch.get_num_threads()}
     path = osp.join(opt['path']['experiments_root'], 'timing.json')
-    with open(f'{path}.tmp', 'w') as f:
-        json.dump(payload, f, indent=1)
-    os.replace(f'{path}.tmp', path)
+    atomic_write_json(path, payload)
 
 
 def _init_tb_logger(opt):

@@ -10,6 +10,7 @@ user's ``pretrain_network_*`` and downloaded weights.  An old training state or 
 error; a trusted one is converted once with ``python -m lowlight3d.utils.checkpoint --convert-trusted OLD NEW``.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import pickle
@@ -19,7 +20,8 @@ from collections import Counter, OrderedDict
 
 import torch
 
-__all__ = ['atomic_save', 'atomic_write', 'load_checkpoint', 'strip_module_prefix', 'UnsafeCheckpointError', 'to_safe',
+__all__ = ['atomic_save', 'atomic_write', 'atomic_write_text', 'atomic_write_json',
+           'load_checkpoint', 'strip_module_prefix', 'UnsafeCheckpointError', 'to_safe',
            'convert_trusted_checkpoint']
 
 
@@ -76,6 +78,22 @@ def atomic_write(path, write_fn, suffix='.part'):
         if osp.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def atomic_write_text(path, text, encoding='utf-8'):
+    """Write ``text`` to ``path`` through :func:`atomic_write`; returns ``path``."""
+    def write(tmp):
+        with open(tmp, 'w', encoding=encoding) as f:
+            f.write(text)
+    return atomic_write(path, write)
+
+
+def atomic_write_json(path, obj, indent=1):
+    """Write ``obj`` as JSON to ``path`` through :func:`atomic_write`; returns ``path``."""
+    def write(tmp):
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(obj, f, indent=indent)
+    return atomic_write(path, write)
 
 
 class UnsafeCheckpointError(RuntimeError):

@@ -1,6 +1,5 @@
 """Training curves: losses and validation metrics against iterations, written as one PNG."""
-import os
-import os.path as osp
+from lowlight3d.utils.checkpoint import atomic_write
 
 __all__ = ['plot_training_curves']
 
@@ -44,8 +43,7 @@ def plot_training_curves(history, path, title=''):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}.png'
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90), suffix='.png')
+    finally:
+        plt.close(fig)

@@ -13,6 +13,7 @@ import shutil
 import cv2
 
 from lowlight3d.data.image_source import META_INFO_NAME, scan_images
+from lowlight3d.utils.checkpoint import atomic_write, atomic_write_text
 from lowlight3d.utils.img_io import write_image
 
 __all__ = ['write_image_atomic', 'write_name_list', 'read_name_list', 'write_meta_info', 'populate_folder',
@@ -29,11 +30,7 @@ def write_image_atomic(path, img):
     Returns:
         str: ``path``.
     """
-    folder, fname = osp.split(path)
-    stem, ext = osp.splitext(fname)
-    tmp = osp.join(folder, f'.{stem}.{os.getpid()}.tmp{ext}')
-    write_image(tmp, img)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: write_image(tmp, img), suffix=osp.splitext(path)[1])
     return path
 
 
@@ -44,11 +41,7 @@ def write_name_list(path, names):
         path (str): Output text file.
         names (Iterable[str]): The names.
     """
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(''.join(f'{n}\n' for n in names))
-    os.replace(tmp, path)
+    atomic_write_text(path, ''.join(f'{n}\n' for n in names))
 
 
 def read_name_list(path):
@@ -83,10 +76,7 @@ def write_meta_info(folder):
         h, w = img.shape[:2]
         c = 1 if img.ndim == 2 else img.shape[2]
         lines.append(f'{rel} ({h},{w},{c}) 1')
-    tmp = osp.join(folder, META_INFO_NAME + '.tmp')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(''.join(line + '\n' for line in lines))
-    os.replace(tmp, osp.join(folder, META_INFO_NAME))
+    atomic_write_text(osp.join(folder, META_INFO_NAME), ''.join(line + '\n' for line in lines))
     return len(lines)
 
 

@@ -33,6 +33,8 @@ import os
 import os.path as osp
 from collections import Counter
 
+from lowlight3d.utils.checkpoint import atomic_write_json, atomic_write_text
+
 __all__ = ['DATA_ENV', 'DEFAULT_OUT', 'DARK_CONDITIONS', 'REFERENCE_CONDITION', 'shared_data_root', 'utk_split',
            'yaleb_subject_split', 'yaleb_sets', 'prepare_real_faces']
 
@@ -133,10 +135,7 @@ def yaleb_sets(rows, test_subjects):
 
 
 def _write_lines(path, lines):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(''.join(f'{line}\n' for line in lines))
-    os.replace(tmp, path)
+    atomic_write_text(path, ''.join(f'{line}\n' for line in lines))
 
 
 def _link(target, link):
@@ -232,10 +231,7 @@ def prepare_real_faces(out=DEFAULT_OUT, data_root=None, test_every=25, max_train
         'yaleb_train_subjects': train_subjects, 'yaleb_test_subjects': test_subjects,
         'yaleb_unpaired_train': len(unpaired), 'yaleb_test_pairs': len(pairs),
     }
-    tmp = f'{summary_path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(summary, f, indent=1)
-    os.replace(tmp, summary_path)
+    atomic_write_json(summary_path, summary)
     if verbose:
         print(f"[real faces] {out}: UTKFace {len(train)} train / {len(test)} test (mean luma of the training faces "
               f"{summary['utk_train_mean_luma']}); Yale B {len(unpaired)} unpaired dark training frames "
