@@ -1,8 +1,8 @@
 """Supervised low-light enhancement on paired data: ``lq -> net_g -> result`` against ``gt``.
 
-The simplest training model of the toolkit (the paper's ablation V1, "no distillation", is this model on the
-enhancement network) and the parent of the semi-supervised model.  Losses are the ``train.*_opt`` blocks that
-are present (``pixel_opt``, ``perceptual_opt`` ...), each called as ``loss(result, gt)``.
+The simplest training model of the toolkit (LowLightUNet and the paired baselines train with it; the paper's
+ablation V1 is the semi-supervised model with its unpaired losses switched off).  Losses are the ``train.*_opt``
+blocks that are present (``pixel_opt``, ``perceptual_opt`` ...), each called as ``loss(result, gt)``.
 """
 from lowlight3d.models.base_model import BaseModel
 from lowlight3d.models.loss_sum import LossSum
