@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from lowlight3d.utils.luma import luma_weights
+from lowlight3d.face.detection import luma
 
 __all__ = ['FaceTrust', 'assess_face', 'structure_contrast']
 
-_LUMA = luma_weights()
 
 
 @dataclass
@@ -65,8 +64,7 @@ def _centre(img, fraction=0.6):
 
 def structure_contrast(crop):
     """Standard deviation of the difference of Gaussians (sigmas 1 % and 4 % of the side) of a crop's luma."""
-    lum = np.asarray(crop, np.float32)
-    lum = lum @ _LUMA if lum.ndim == 3 else lum
+    lum = luma(crop)
     side = lum.shape[0]
     fine = cv2.GaussianBlur(lum, (0, 0), max(0.5, 0.01 * side))
     coarse = cv2.GaussianBlur(lum, (0, 0), max(1.0, 0.04 * side))
@@ -96,8 +94,8 @@ def assess_face(restored, background_crop, detector=None, embedder=None, min_lum
     Returns:
         FaceTrust: Weight, reason and measures.
     """
-    lum_r = float(_centre(np.asarray(restored, np.float32) @ _LUMA).mean())
-    lum_b = float(_centre(np.asarray(background_crop, np.float32) @ _LUMA).mean())
+    lum_r = float(_centre(luma(restored)).mean())
+    lum_b = float(_centre(luma(background_crop)).mean())
     luma_ratio = lum_r / max(lum_b, 1e-4)
     detail_ratio = structure_contrast(restored) / max(structure_contrast(background_crop), 1e-5)
     measures = {'luma_ratio': round(luma_ratio, 3), 'detail_ratio': round(detail_ratio, 3)}
