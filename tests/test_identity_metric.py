@@ -32,6 +32,7 @@ from lowlight3d.metrics.metric_util import (
     MetricUnavailable,
     compute_metric,
     mean_of_rows,
+    metric_info,
     try_compute_metric,
 )
 from lowlight3d.models.validation import evaluate_loader, validate
@@ -74,7 +75,7 @@ def brighten(img, gain=1.1):
 def test_registered_with_direction_and_set_level_companion():
     assert 'identity' in METRIC_REGISTRY
     assert METRIC_INFO['identity'] == {'reference': 'full', 'better': 'lower'}
-    assert METRIC_INFO['identity_rank1'] == {'reference': 'full', 'better': 'higher'}
+    assert metric_info('identity_rank1') == {'reference': 'full', 'better': 'higher'}
     assert SET_LEVEL_METRICS['identity'] is IdentitySetMetric and IdentitySetMetric.outputs == {'rank1': 'higher'}
 
 

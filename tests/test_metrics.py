@@ -125,6 +125,22 @@ def test_registered_metrics_and_info():
         assert METRIC_INFO[name] == {'reference': reference, 'better': better}
 
 
+def test_every_registered_metric_declares_its_properties():
+    """Each metric of ours is registered with its properties (``register_metric``), so validation never guesses the
+    direction of a lowlight3d metric (``border_step`` once fell back to higher-is-better); a second declaration
+    that disagrees is refused."""
+    from lowlight3d.metrics.metric_util import declare_metric, register_metric
+    ours = [k for k, fn in METRIC_REGISTRY._obj_map.items() if getattr(fn, '__module__', '').startswith('lowlight3d')]
+    assert {'psnr', 'identity', 'border_step', 'exposure', 'grid', 'chroma'} <= set(ours)
+    for name in ours:
+        assert name in METRIC_INFO, f'{name} is registered without its properties'
+    with pytest.raises(ValueError, match='already declared'):
+        declare_metric('border_step', 'full', 'higher')
+    with pytest.raises(ValueError, match='reference must be one of'):
+        register_metric('made_up_metric', 'partial', 'lower')
+    assert 'made_up_metric' not in METRIC_REGISTRY
+
+
 def test_compute_metric_interface():
     """Option handling, errors and formatting of compute_metric."""
     rng = np.random.default_rng(0)

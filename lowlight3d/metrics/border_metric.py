@@ -19,8 +19,7 @@ test faces (mean; its frame was visible), the replicate-padded one 0.86.
 """
 import numpy as np
 
-from lowlight3d.metrics.metric_util import bgr_luma, check_image, crop_image
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
+from lowlight3d.metrics.metric_util import bgr_luma, check_image, crop_image, register_metric
 
 __all__ = ['border_profile', 'border_step', 'BORDER_RINGS']
 
@@ -52,7 +51,7 @@ def border_profile(img, img2, rings=BORDER_RINGS):
     return np.array([err[dist == d].mean() for d in range(n)])
 
 
-@register(METRIC_REGISTRY, name='border_step')
+@register_metric('border_step', reference='full', better='lower')
 def border_step(img, img2, crop_border=0, **kwargs):
     """Largest ring-to-ring step of the border error profile (:func:`border_profile`), in 8-bit luma levels.
 

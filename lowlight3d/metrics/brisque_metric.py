@@ -40,9 +40,8 @@ import numpy as np
 
 from lowlight3d.metrics import matlab_functions as mf
 from lowlight3d.metrics.iqa_model_files import brisque_model_path, cached_per_file_version
-from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, score_gray_image
+from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, register_metric, score_gray_image
 from lowlight3d.metrics.pyiqa_util import bgr_to_rgb_tensor, default_device, get_pyiqa_metric, require_model_file
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = ['brisque', 'brisque_pyiqa', 'BRISQUE_SVR_GAMMA', 'BRISQUE_SVR_RHO', 'load_brisque_svr',
            'brisque_features', 'scale_brisque_features', 'brisque_svr', 'brisque_score']
@@ -164,7 +163,7 @@ def brisque_score(gray, sv_coef, sv, libsvm_io=True):
     return brisque_svr(scale_brisque_features(feats, libsvm_io), sv_coef, sv)
 
 
-@register(METRIC_REGISTRY, name='brisque')
+@register_metric('brisque', reference='no', better='lower')
 def brisque(img, img2=None, crop_border=0, model_path=None, **kwargs):
     """Blind/Referenceless Image Spatial Quality Evaluator as the official release computes it (lower is better).
 
@@ -193,7 +192,7 @@ def brisque(img, img2=None, crop_border=0, model_path=None, **kwargs):
     return score_gray_image('BRISQUE', mf.rgb2gray(img), lambda gray: brisque_score(gray, sv_coef, sv))
 
 
-@register(METRIC_REGISTRY, name='brisque_pyiqa')
+@register_metric('brisque_pyiqa', reference='no', better='lower')
 def brisque_pyiqa(img, img2=None, crop_border=0, model_path=None, device=None, **kwargs):
     """pyiqa's BRISQUE (``version='original'``) with the official SVM, offline (no reference; lower is better).
 

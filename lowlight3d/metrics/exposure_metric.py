@@ -8,9 +8,8 @@ and the no-reference metrics do not.
 """
 import numpy as np
 
-from lowlight3d.metrics.metric_util import check_image, crop_image
+from lowlight3d.metrics.metric_util import check_image, crop_image, register_metric
 from lowlight3d.utils.luma import luma_weights
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = ['mean_luma', 'exposure']
 
@@ -26,7 +25,7 @@ def mean_luma(img):
     return float((img[:, :, :3] @ _LUMA_BGR).mean())
 
 
-@register(METRIC_REGISTRY, name='exposure')
+@register_metric('exposure', reference='full', better='lower')
 def exposure(img, img2, crop_border=0, **kwargs):
     """``|log2(mean luma(img) / mean luma(img2))|`` (module docstring).
 

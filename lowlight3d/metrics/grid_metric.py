@@ -31,8 +31,7 @@ it is just the colourfulness of the result and has no better direction.
 import cv2
 import numpy as np
 
-from lowlight3d.metrics.metric_util import MetricUnavailable, bgr_luma, check_image, crop_image
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
+from lowlight3d.metrics.metric_util import MetricUnavailable, bgr_luma, check_image, crop_image, register_metric
 
 __all__ = ['grid', 'grid_ratios', 'luma_grid_ratios', 'chroma', 'GRID_PERIODS', 'GRID_MIN_SIZE']
 
@@ -98,7 +97,7 @@ def luma_grid_ratios(luma):
     return ratios
 
 
-@register(METRIC_REGISTRY, name='grid')
+@register_metric('grid', reference='no', better='lower')
 def grid(img, img2=None, crop_border=0, **kwargs):
     """Periodic grid-artifact score (no reference; lower is better; about 1-6 for clean photos).
 
@@ -115,7 +114,7 @@ def grid(img, img2=None, crop_border=0, **kwargs):
     return max(grid_ratios(img).values())
 
 
-@register(METRIC_REGISTRY, name='chroma')
+@register_metric('chroma', reference='no', better='lower')
 def chroma(img, img2=None, crop_border=0, **kwargs):
     """Mean HSV chroma ``max(R,G,B) - min(R,G,B)`` in 0-255 units (0 for a gray image).
 

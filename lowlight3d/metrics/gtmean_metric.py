@@ -17,9 +17,8 @@ prediction (``m_pred = 0``) has no GT-mean value (``n/a``).
 """
 import numpy as np
 
-from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image
+from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, register_metric
 from lowlight3d.metrics.psnr_ssim_metric import psnr, ssim
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = ['gt_mean_rescale', 'psnr_gtmean', 'ssim_gtmean']
 
@@ -56,7 +55,7 @@ def gt_mean_rescale(img, img2, crop_border=0):
     return np.clip(img.astype(np.float64) * (mean_gt / mean_pred), 0, 255), img2
 
 
-@register(METRIC_REGISTRY, name='psnr_gtmean')
+@register_metric('psnr_gtmean', reference='full', better='higher')
 def psnr_gtmean(img, img2, crop_border=0, test_y_channel=False, **kwargs):
     """PSNR after the GT-mean rescaling of the prediction (see the module docstring); NOT our protocol's PSNR.
 
@@ -72,7 +71,7 @@ def psnr_gtmean(img, img2, crop_border=0, test_y_channel=False, **kwargs):
     return psnr(pred, gt, crop_border=0, test_y_channel=test_y_channel)
 
 
-@register(METRIC_REGISTRY, name='ssim_gtmean')
+@register_metric('ssim_gtmean', reference='full', better='higher')
 def ssim_gtmean(img, img2, crop_border=0, test_y_channel=False, **kwargs):
     """SSIM after the GT-mean rescaling of the prediction (see the module docstring); NOT our protocol's SSIM.
 

@@ -59,9 +59,9 @@ from lowlight3d.metrics.metric_util import (
     SetLevelMetric,
     check_image,
     crop_image,
+    register_metric,
     register_set_level,
 )
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = [
     'SAME_PERSON_THRESHOLD', 'FACE_MODEL_FILES', 'INSTALL_HINT', 'FaceEmbedding', 'FaceEmbedder', 'face_model_dir',
@@ -332,7 +332,7 @@ def _require_reference(img2):
                                 "for Yale B the subject's well-lit frontal image); this image has none")
 
 
-@register(METRIC_REGISTRY, name='identity')
+@register_metric('identity', reference='full', better='lower')
 def identity(img, img2=None, crop_border=0, **options):
     """Face identity distance between a result and a reference photo of the same person (lower is better).
 

@@ -26,8 +26,7 @@ import re
 import torch
 from torch import nn
 
-from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
+from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, register_metric
 from lowlight3d.utils.weights import WeightsNotFoundError, resolve_weights, torch_hub_checkpoints_dir, weights_dir
 
 __all__ = [
@@ -289,7 +288,7 @@ def _to_tensor(img, device):
     return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(device) * 2 - 1
 
 
-@register(METRIC_REGISTRY, name='lpips')
+@register_metric('lpips', reference='full', better='lower')
 def lpips(img, img2, crop_border=0, alexnet_path=None, lpips_path=None, download=True, device=None, **kwargs):
     """LPIPS v0.1 (AlexNet) distance between prediction and ground truth (full reference; lower is better).
 

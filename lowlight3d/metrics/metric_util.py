@@ -47,7 +47,8 @@ import copy
 import math
 
 __all__ = [
-    'MetricUnavailable', 'METRIC_INFO', 'metric_info', 'is_full_reference', 'metrics_of_set',
+    'MetricUnavailable', 'METRIC_INFO', 'declare_metric', 'register_metric', 'metric_info', 'is_full_reference',
+    'metrics_of_set',
     'compute_metric', 'try_compute_metric', 'mean_of_rows',
     'format_metric', 'describe_protocol', 'check_image', 'bgr_luma', 'crop_image', 'SetLevelMetric',
     'SET_LEVEL_METRICS',
@@ -62,46 +63,77 @@ class MetricUnavailable(RuntimeError):
     """
 
 
-#: Properties of the metrics: ``reference`` is ``'full'`` (needs ``img2``) or ``'no'``; ``better`` is the
-#: default ``better`` direction of a ``val.metrics`` block.  BasicSR's own registered functions are listed too.
-# yapf: disable
-METRIC_INFO = {
-    'psnr': {'reference': 'full', 'better': 'higher'},
-    'ssim': {'reference': 'full', 'better': 'higher'},
-    'psnr_gtmean': {'reference': 'full', 'better': 'higher'},  # GT-mean rescaled: not our protocol
-    'ssim_gtmean': {'reference': 'full', 'better': 'higher'},  # (gtmean_metric.py), reported apart
-    'lpips': {'reference': 'full', 'better': 'lower'},
-    'niqe': {'reference': 'no', 'better': 'lower'},
-    'brisque': {'reference': 'no', 'better': 'lower'},
-    'niqe_pyiqa': {'reference': 'no', 'better': 'lower'},  # pyiqa's ports, not MATLAB-equal: reported apart
-    'brisque_pyiqa': {'reference': 'no', 'better': 'lower'},
-    'identity': {'reference': 'full', 'better': 'lower'},
-    'identity_rank1': {'reference': 'full', 'better': 'higher'},
-    'grid': {'reference': 'no', 'better': 'lower'},
-    'chroma': {'reference': 'no', 'better': 'lower'},
-    'border_step': {'reference': 'full', 'better': 'lower'},  # a frame along the border, against the reference
-    'exposure': {'reference': 'full', 'better': 'lower'},  # stops from the reference's mean luma
-    'calculate_psnr': {'reference': 'full', 'better': 'higher'},
-    'calculate_ssim': {'reference': 'full', 'better': 'higher'},
-    'calculate_niqe': {'reference': 'no', 'better': 'lower'},
-}
-# yapf: enable
+#: Properties of the registered metrics, filled by :func:`register_metric` where each metric is registered:
+#: ``reference`` is ``'full'`` (needs ``img2``) or ``'no'``; ``better`` is the default ``better`` direction of a
+#: ``val.metrics`` block.  Set-level values (``identity_rank1``) come from their :class:`SetLevelMetric`.
+METRIC_INFO = {}
+
+_REFERENCES = ('full', 'no')
+_DIRECTIONS = ('higher', 'lower')
+
+
+def declare_metric(name, reference, better):
+    """Record the properties of the metric registered as ``name`` in :data:`METRIC_INFO`.
+
+    Args:
+        name (str): Registry key.
+        reference (str): ``'full'`` (the metric compares with a reference image) or ``'no'``.
+        better (str): ``'higher'`` or ``'lower'``.
+
+    Raises:
+        ValueError: A property outside its vocabulary, or other properties already declared for ``name``.
+    """
+    if reference not in _REFERENCES or better not in _DIRECTIONS:
+        raise ValueError(f'metric {name!r}: reference must be one of {_REFERENCES} and better one of {_DIRECTIONS}, '
+                         f'got reference={reference!r}, better={better!r}')
+    info = {'reference': reference, 'better': better}
+    if METRIC_INFO.get(name, info) != info:
+        raise ValueError(f'metric {name!r} is already declared with {METRIC_INFO[name]}, not {info}')
+    METRIC_INFO[name] = info
+
+
+def register_metric(name, reference, better):
+    """Decorator: register a per-image metric function in ``METRIC_REGISTRY`` with its properties.
+
+    Args:
+        name (str): Registry key (the ``type`` of a ``val.metrics`` block).
+        reference (str): ``'full'`` or ``'no'`` (see :func:`declare_metric`).
+        better (str): ``'higher'`` or ``'lower'``.
+
+    Returns:
+        callable: The decorator; it returns the function unchanged.
+    """
+    from lowlight3d.utils.registry import METRIC_REGISTRY, register
+    declare_metric(name, reference, better)
+    return register(METRIC_REGISTRY, name=name)
+
+
+# BasicSR registers these functions itself; their properties are declared here.
+declare_metric('calculate_psnr', 'full', 'higher')
+declare_metric('calculate_ssim', 'full', 'higher')
+declare_metric('calculate_niqe', 'no', 'lower')
 
 # Option keys of a metric block that are not arguments of the metric function.
 _NON_ARGUMENT_KEYS = ('type', 'better')
 
 
 def metric_info(name):
-    """Properties of a metric type.
+    """Properties of a metric type or of a set-level value.
 
     Args:
-        name (str): Registered metric name.
+        name (str): Registered metric name, or ``<metric>_<suffix>`` of a set-level value (``identity_rank1``).
 
     Returns:
         dict: ``{'reference': 'full' | 'no', 'better': 'higher' | 'lower'}``; unknown names are assumed
         full-reference and higher-is-better (BasicSR's default).
     """
-    return dict(METRIC_INFO.get(name, {'reference': 'full', 'better': 'higher'}))
+    if name in METRIC_INFO:
+        return dict(METRIC_INFO[name])
+    for metric_type, cls in SET_LEVEL_METRICS.items():
+        for suffix, better in cls.outputs.items():
+            if name == f'{metric_type}_{suffix}':
+                return {'reference': 'full' if cls.full_reference else 'no', 'better': better}
+    return {'reference': 'full', 'better': 'higher'}
 
 
 def metrics_of_set(metrics_opt, dataset_opt, where='datasets.test'):

@@ -41,9 +41,8 @@ import numpy as np
 
 from lowlight3d.metrics import matlab_functions as mf
 from lowlight3d.metrics.iqa_model_files import cached_per_file_version, niqe_model_path
-from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, score_gray_image
+from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, register_metric, score_gray_image
 from lowlight3d.metrics.pyiqa_util import bgr_to_rgb_tensor, default_device, get_pyiqa_metric, require_model_file
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
 
 __all__ = ['niqe', 'niqe_pyiqa', 'NIQE_BLOCK_SIZE', 'load_niqe_params', 'niqe_block_features', 'niqe_features',
            'niqe_score']
@@ -175,7 +174,7 @@ def _check_size(img, crop_border):
                                 f'(one block) after crop_border={crop_border}, got {w}x{h}')
 
 
-@register(METRIC_REGISTRY, name='niqe')
+@register_metric('niqe', reference='no', better='lower')
 def niqe(img, img2=None, crop_border=0, convert_to='gray', model_path=None, **kwargs):
     """Natural Image Quality Evaluator as the official MATLAB release computes it (no reference; lower is better).
 
@@ -208,7 +207,7 @@ def niqe(img, img2=None, crop_border=0, convert_to='gray', model_path=None, **kw
     return score_gray_image('NIQE', mf.luminance(img, convert_to), lambda gray: niqe_score(gray, mu, cov))
 
 
-@register(METRIC_REGISTRY, name='niqe_pyiqa')
+@register_metric('niqe_pyiqa', reference='no', better='lower')
 def niqe_pyiqa(img, img2=None, crop_border=0, model_path=None, device=None, **kwargs):
     """pyiqa's NIQE (its default options) with the official parameters, offline (no reference; lower is better).
 

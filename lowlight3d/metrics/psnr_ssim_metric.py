@@ -15,8 +15,7 @@ PSNR of identical images is ``inf``.
 """
 import numpy as np
 
-from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image
-from lowlight3d.utils.registry import METRIC_REGISTRY, register
+from lowlight3d.metrics.metric_util import MetricUnavailable, check_image, crop_image, register_metric
 
 __all__ = ['psnr', 'ssim']
 
@@ -33,7 +32,7 @@ def _prepare_pair(img, img2, crop_border, name):
     return crop_image(img, crop_border), crop_image(img2, crop_border)
 
 
-@register(METRIC_REGISTRY, name='psnr')
+@register_metric('psnr', reference='full', better='higher')
 def psnr(img, img2, crop_border=0, test_y_channel=False, **kwargs):
     """Peak signal-to-noise ratio in dB (basicsr ``calculate_psnr``), data range 255.
 
@@ -53,7 +52,7 @@ def psnr(img, img2, crop_border=0, test_y_channel=False, **kwargs):
     return float(calculate_psnr(img, img2, crop_border=0, input_order='HWC', test_y_channel=test_y_channel))
 
 
-@register(METRIC_REGISTRY, name='ssim')
+@register_metric('ssim', reference='full', better='higher')
 def ssim(img, img2, crop_border=0, test_y_channel=False, **kwargs):
     """Structural similarity (basicsr ``calculate_ssim``), data range 255, mean over RGB channels or on Y.
 

@@ -14,11 +14,11 @@ from collections import OrderedDict
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 
 from lowlight3d.metrics.metric_util import (
-    METRIC_INFO,
     build_set_level_metrics,
     finish_set_level,
     format_metric,
     mean_of_rows,
+    metric_info,
     metrics_of_set,
     try_compute_metric,
 )
@@ -31,7 +31,7 @@ def metric_better(name, metric_opt):
     """``'higher'`` or ``'lower'``: the option's ``better`` key, else the metric's known direction."""
     if metric_opt.get('better'):
         return metric_opt['better']
-    return METRIC_INFO.get(metric_opt.get('type', name), {}).get('better', 'higher')
+    return metric_info(metric_opt.get('type', name))['better']
 
 
 def _stem(path):

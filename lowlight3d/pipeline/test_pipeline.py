@@ -98,7 +98,7 @@ def input_folder_datasets(folder):
 
 
 def no_reference_metrics(metrics_opt):
-    """The blocks of ``val.metrics`` that need no ground truth (``--input``): see ``METRIC_INFO``."""
+    """The blocks of ``val.metrics`` that need no ground truth (``--input``): see ``metric_info``."""
     return {k: v for k, v in (metrics_opt or {}).items() if not is_full_reference(v.get('type', k))}
 
 
