@@ -1,4 +1,4 @@
-"""The README figure of face mode: a generated dark scene, its gamma background, and face mode's result.
+"""The face-mode figure of ``docs/inference.md``: a generated dark scene, its gamma background, face mode's result.
 
 Example::
 

@@ -8,7 +8,10 @@ Docstrings and comments cite the pages of ``docs/`` as ``docs/method.md section 
   on its own;
 * a cited section number (the numbers right after the citation, optionally introduced by ``section``/``sections``)
   is not a numbered heading of that page (``## 3.`` or ``### 3.2 ...``);
-* a relative link in ``docs/*.md`` or in the README's documentation list points at a missing file.
+* a relative link or image path of ``README.md``, ``docs/*.md`` or ``baselines/README.md`` points at a missing file,
+  or its ``#anchor`` at a heading the page does not have;
+* the README grows past 220 lines (it is the short user guide; details belong in ``docs/``), stops listing a page of
+  ``docs/``, or loses the two commands that ``.ci/run`` relies on.
 """
 import os
 import os.path as osp
@@ -106,25 +109,108 @@ def test_every_cited_docs_page_and_section_exists():
     assert not problems, 'broken documentation citations:\n' + '\n'.join(problems)
 
 
-LINK = re.compile(r'\]\((?!https?://|mailto:|#)([^)#\s]+)(?:#[^)]*)?\)')
+README = osp.join(ROOT, 'README.md')
+README_MAX_LINES = 220
+MARKDOWN_PAGES = ['README.md', 'baselines/README.md'] + sorted(
+    f'docs/{f}' for f in os.listdir(DOCS) if f.endswith('.md'))
+# Markdown links and images ``[text](target)`` / ``![alt](target)`` and HTML ``<img src="target">``; targets on the
+# web or mail addresses are not files of the repository.
+MD_LINK = re.compile(r'!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)')
+HTML_SRC = re.compile(r'<(?:img|a|source)\b[^>]*?\b(?:src|href)\s*=\s*["\']([^"\']+)["\']', re.IGNORECASE)
+EXTERNAL = re.compile(r'^(?:[a-z][a-z0-9+.-]*:|//)', re.IGNORECASE)
+FENCE = re.compile(r'^(```|~~~).*?^\1', re.MULTILINE | re.DOTALL)
 
 
-@pytest.mark.parametrize('page', sorted(f for f in os.listdir(DOCS) if f.endswith('.md')) + ['../README.md'])
+def _read(rel):
+    with open(osp.join(ROOT, rel), encoding='utf-8') as f:
+        return f.read()
+
+
+def link_targets(text):
+    """Relative link and image targets of a markdown page (fenced code blocks and inline code left out)."""
+    text = FENCE.sub('', text)
+    text = re.sub(r'`[^`\n]*`', '', text)
+    targets = MD_LINK.findall(text) + HTML_SRC.findall(text)
+    return [t for t in targets if not EXTERNAL.match(t)]
+
+
+def anchors(text):
+    """GitHub's anchors of a markdown page's headings (``## 3. Real-face benchmark`` -> ``3-real-face-benchmark``)."""
+    found = set()
+    for line in FENCE.sub('', text).splitlines():
+        m = re.match(r'^#{1,6}\s+(.*?)\s*#*\s*$', line)
+        if m:
+            slug = re.sub(r'[^\w\- ]', '', m.group(1).strip().lower()).replace(' ', '-')
+            base, n = slug, 1
+            while slug in found:
+                slug, n = f'{base}-{n}', n + 1
+            found.add(slug)
+    return found
+
+
+def test_link_parser_reads_links_images_and_skips_code():
+    """The parser finds links, images and HTML sources, and leaves out web addresses and code."""
+    text = ('[a](docs/a.md) ![b](docs/figures/b.jpg "title") <img src="c.png" width=3> [d](https://x.org/e.md)\n'
+            '[f](#local) [g](docs/g.md#sec) `[h](h.md)`\n```\n[i](i.md)\n```\n[m](mailto:x@y.z)\n')
+    assert link_targets(text) == ['docs/a.md', 'docs/figures/b.jpg', '#local', 'docs/g.md#sec', 'c.png']
+    assert anchors('# Title\n## 3. Real-face benchmark\n### 6.1 Paper data sets\n## Licence and citation\n') == {
+        'title', '3-real-face-benchmark', '61-paper-data-sets', 'licence-and-citation'}
+
+
+@pytest.mark.parametrize('page', MARKDOWN_PAGES)
 def test_relative_links_resolve(page):
-    """Relative links of ``docs/*.md`` and of the README point at files of the repository."""
-    path = osp.normpath(osp.join(DOCS, page))
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    missing = [t for t in LINK.findall(text) if not osp.exists(osp.normpath(osp.join(osp.dirname(path), t)))]
-    assert not missing, f'{osp.relpath(path, ROOT)} links to missing files: {missing}'
+    """Every relative link and image path of the README, ``docs/*.md`` and ``baselines/README.md`` points at a file
+    (or folder) of the repository, and every ``#anchor`` at a heading of its page."""
+    text = _read(page)
+    base = osp.dirname(osp.join(ROOT, page))
+    problems = []
+    for target in link_targets(text):
+        path, _, anchor = target.partition('#')
+        full = osp.normpath(osp.join(base, path)) if path else osp.join(ROOT, page)
+        if not osp.exists(full):
+            problems.append(f'{target}: no such file')
+        elif not osp.abspath(full).startswith(ROOT + os.sep):
+            problems.append(f'{target}: outside the repository')
+        elif anchor and full.endswith('.md') and anchor not in anchors(_read(osp.relpath(full, ROOT))):
+            problems.append(f'{target}: no heading with anchor #{anchor}')
+    assert not problems, f'{page} has broken links:\n' + '\n'.join(problems)
+
+
+def test_readme_is_short():
+    """The README stays the short user guide (GFPGAN/BasicSR style); details go to ``docs/``."""
+    lines = _read('README.md').count('\n')
+    assert lines <= README_MAX_LINES, (f'README.md has {lines} lines, more than {README_MAX_LINES}: move details to '
+                                       'docs/train_test.md, docs/inference.md or docs/experiments.md')
 
 
 def test_readme_lists_the_docs():
-    """The README's documentation list links every page of ``docs/``."""
-    with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
-        readme = f.read()
+    """The README's documentation list links every page of ``docs/`` and the baselines' notes."""
+    readme = _read('README.md')
     unlisted = [f for f in sorted(os.listdir(DOCS)) if f.endswith('.md') and f'(docs/{f})' not in readme]
+    unlisted += [] if '(baselines/README.md)' in readme else ['baselines/README.md']
     assert not unlisted, f'README.md does not link {unlisted}'
+
+
+def test_readme_keeps_the_two_commands_the_ci_runs():
+    """The README's two commands stay verbatim, and ``.ci/run`` runs the README's test command."""
+    readme = _read('README.md')
+    for line in ('make demo    # creates .venv if needed, generates the demo faces, trains the 3D prior and the full '
+                 'method, tests it',
+                 'make test    # creates .venv if needed, runs the test suite on CPU'):
+        assert '\n' + line + '\n' in readme, f'README.md lost the command line {line!r}'
+    ci = [s.strip() for s in _read('.ci/run').splitlines() if s.strip() and not s.lstrip().startswith('#')]
+    assert 'make test' in ci, '.ci/run no longer runs the README\'s test command (make test)'
+
+
+def test_readme_figure_is_small_and_generated():
+    """The README's picture exists, is a small JPEG, and comes from the script that makes it from demo results."""
+    figure = osp.join(ROOT, 'docs', 'figures', 'demo_faces.jpg')
+    assert '(docs/figures/demo_faces.jpg)' in _read('README.md')
+    assert osp.getsize(figure) < 150 * 1024, 'docs/figures/demo_faces.jpg should stay below 150 KB'
+    with open(figure, 'rb') as f:
+        assert f.read(3) == b'\xff\xd8\xff', 'docs/figures/demo_faces.jpg is not a JPEG'
+    script = _read('scripts/readme_figure.py')
+    assert 'docs/figures/demo_faces.jpg' in script and 'results/demo_LowLight3D_randomVGG/grids/' in script
 
 
 def test_licence_and_citation_files_agree_with_the_package():

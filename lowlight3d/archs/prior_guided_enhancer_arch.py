@@ -44,8 +44,8 @@ class PriorGuidedEnhancer(nn.Module):
     ``blocks`` are ``blocks_per_level`` plain residual blocks (conv3x3-LeakyReLU-conv3x3); no batch normalisation
     anywhere (the fusion module's LayerNorm is per pixel). Skip connections: concatenation followed by a Conv1x1
     back to the level's channels. Upsampling: Conv1x1 + bilinear 2x (``upsample``; until issue 10 it was Conv1x1 +
-    pixel shuffle, whose four untied sub-pixel filters stamped a period-2 grid on every output: see the README's
-    "Grid artifacts" section for the ablation). One fusion module per level: with the default
+    pixel shuffle, whose four untied sub-pixel filters stamped a period-2 grid on every output: see
+    ``docs/experiments.md`` section 2 for the ablation). One fusion module per level: with the default
     ``fusion_position='decoder'`` levels 1 and 2 fuse on the decoder side, right after the skip merge (where the
     decoder reconstructs the image, the prior guides the reconstruction); with ``'encoder'`` they fuse at the end of
     the encoder stage, so the skip features already carry the prior. Level 3 always fuses in the middle of the
