@@ -35,11 +35,11 @@ def test_rounds_are_interleaved():
 
 
 def test_prior_settings_follow_the_prior_stage_then_the_method():
-    ddpm, settings = prior_settings({'ddpm_options': 'options/demo/train_TriplaneDDPM_demo.yml',
-                                     'denoiser_weights': 'x.pth', 'cache': True, 'seed': 3, 'eta': 0.5})
+    ddpm, settings = prior_settings({'file': 'experiments/demo_TriplaneDDPM_v/models/prior_latest.pth',
+                                     'cache': True, 'seed': 3, 'eta': 0.5})
     assert osp.isfile(ddpm)
     assert settings['steps'] == 10 and settings['sampler'] == 'ddim' and settings['flip_consistent'] is True
-    assert settings['eta'] == 0.5 and not {'cache', 'seed', 'denoiser_weights', 'ddpm_options'} & set(settings)
+    assert settings['eta'] == 0.5 and not {'cache', 'seed', 'file'} & set(settings)
 
 
 def test_a_prior_file_names_its_stage_by_the_experiment_folder():

@@ -73,11 +73,10 @@ def test_1_same_image_under_two_names_or_folders_gets_the_same_prior(setup):
 
 def test_1_cache_keys_include_the_prior_fingerprint(setup, tmp_path):
     """A disk cache shared by two different priors (other weights, other settings) never mixes their entries."""
-    from lowlight3d.models.semi_supervised_distillation_model import build_prior_extractor
-    opt_path, den, gen = setup['priors']['ddpm']
-    block = {'ddpm_options': opt_path, 'denoiser_weights': den, 'generator_weights': gen, 'cache': 'disk'}
-    a, _ = build_prior_extractor({**block, 'steps': 2, 'cache_dir': str(tmp_path)})
-    b, _ = build_prior_extractor({**block, 'steps': 3, 'cache_dir': str(tmp_path)})
+    from lowlight3d.models.prior_loading import load_prior
+    block = {'file': setup['prior_files']['ddpm'], 'cache': 'disk'}
+    a = load_prior({**block, 'steps': 2, 'cache_dir': str(tmp_path)}).extractor
+    b = load_prior({**block, 'steps': 3, 'cache_dir': str(tmp_path)}).extractor
     a.cache_dir = b.cache_dir = str(tmp_path)  # even in one folder
     lq = torch.rand(1, 3, 32, 32) * 0.3
     assert a.fingerprint != b.fingerprint and a.cache is None  # disk: files only
@@ -205,10 +204,9 @@ def test_7_old_or_foreign_file_fails_clearly_and_converts_when_trusted(tmp_path)
 
 
 def test_7_prior_disk_cache_entries_load_with_weights_only(setup, tmp_path):
-    from lowlight3d.models.semi_supervised_distillation_model import build_prior_extractor
-    opt_path, den, gen = setup['priors']['ddpm']
-    ext, _ = build_prior_extractor({'ddpm_options': opt_path, 'denoiser_weights': den, 'generator_weights': gen,
-                                    'cache': 'disk', 'cache_dir': str(tmp_path), 'steps': 2})
+    from lowlight3d.models.prior_loading import load_prior
+    ext = load_prior({'file': setup['prior_files']['ddpm'], 'cache': 'disk', 'cache_dir': str(tmp_path),
+                      'steps': 2}).extractor
     ext.extract(torch.rand(1, 3, 32, 32))
     files = [osp.join(ext.cache_dir, f) for f in os.listdir(ext.cache_dir)]
     assert len(files) == 1 and torch.load(files[0], weights_only=True)['render'].shape[0] == 1
@@ -300,7 +298,7 @@ def test_9_demo_pins_the_thread_count(monkeypatch, tmp_path):
 def test_prior_once_namespace_depends_only_on_the_degradation():
     """``prior.refresh: once`` keeps the prior of a face's first degradation: moving the data, another batch size
     or worker count keeps the cache entries; another degradation, crop, flip or seed does not."""
-    from lowlight3d.models.semi_supervised_distillation_model import prior_refresh
+    from lowlight3d.models.prior_loading import prior_refresh
     base = {'manual_seed': 0, 'datasets': {
         'train': {'type': 'SemiSupervisedLowLightDataset', 'gt_size': 64, 'use_hflip': True,
                   'batch_size_per_gpu': 4, 'num_worker_per_gpu': 2,

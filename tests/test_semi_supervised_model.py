@@ -178,11 +178,11 @@ def test_the_full_model_reduces_its_supervised_loss(setup):
 def test_missing_prior_weights_fail_clearly(setup):
     raw_cfg = ['prior.file=experiments/nowhere/models/prior_latest.pth']
     opt = load_options(FULL, is_train=True, cfg_options=raw_cfg, root_path=setup['root'])
-    with pytest.raises(FileNotFoundError, match='prior.file.*nowhere.*Train that stage first'):
+    with pytest.raises(FileNotFoundError, match='prior.file.*nowhere.*Train the prior stage first'):
         build_model(opt)
     both = load_options(FULL, is_train=True, root_path=setup['root'], cfg_options=[
         f"prior.file={setup['prior_files']['ddpm']}", f"+prior.ddpm_options={setup['priors']['ddpm'][0]}"])
-    with pytest.raises(ValueError, match='prior.file and prior.ddpm_options are both set'):
+    with pytest.raises(ValueError, match='prior.ddpm_options: a prior is named by prior.file only'):
         build_model(both)
 
 
@@ -194,17 +194,24 @@ def test_unpaired_losses_need_unpaired_batches(setup):
         model.optimize_parameters(1)
 
 
-def test_the_disk_cache_folder_names_the_prior_and_its_settings(setup, tmp_path):
-    from lowlight3d.models.semi_supervised_distillation_model import build_prior_extractor
-    opt_path, den, gen = setup['priors']['ddpm']
-    block = {'ddpm_options': opt_path, 'denoiser_weights': den, 'generator_weights': gen, 'cache_dir': str(tmp_path)}
-    a, _ = build_prior_extractor({**block, 'steps': 2})
-    b, _ = build_prior_extractor({**block, 'steps': 3})
-    again, seed = build_prior_extractor({**block, 'steps': 2, 'seed': 5})
-    assert a.cache_dir != b.cache_dir and a.cache_dir == again.cache_dir and seed == 5
-    assert osp.dirname(a.cache_dir) == str(tmp_path) and osp.isdir(a.cache_dir)
-    a.extract(torch.rand(1, 3, 32, 32), seed=0)
-    assert len(os.listdir(a.cache_dir)) == 1 and not os.listdir(b.cache_dir)
+def test_the_disk_cache_folder_names_the_prior_and_its_entries_the_settings(setup, tmp_path):
+    """One folder per prior file (named after it and its fingerprint); within it the entries of other sampling
+    settings never mix (their keys hash the extractor's fingerprint, which covers every setting)."""
+    from lowlight3d.models.prior_loading import load_prior
+    block = {'file': setup['prior_files']['ddpm'], 'cache': 'disk', 'cache_dir': str(tmp_path)}
+    a = load_prior({**block, 'steps': 2})
+    b = load_prior({**block, 'steps': 3})
+    again = load_prior({**block, 'steps': 2, 'seed': 5})
+    assert a.fingerprint == b.fingerprint
+    assert a.extractor.cache_dir == b.extractor.cache_dir == again.extractor.cache_dir
+    assert osp.basename(a.extractor.cache_dir) == f"ddpm_prior_{a.fingerprint[:12]}" and again.seed == 5
+    assert a.extractor.fingerprint != b.extractor.fingerprint
+    lq = torch.rand(1, 3, 32, 32)
+    ra = a.extractor.extract(lq, seed=0)['render']
+    assert len(os.listdir(a.extractor.cache_dir)) == 1
+    rb = b.extractor.extract(lq, seed=0)['render']
+    assert len(os.listdir(a.extractor.cache_dir)) == 2 and not torch.equal(ra, rb)
+    assert torch.equal(a.extractor.extract(lq, seed=0)['render'], ra)
 
 
 @pytest.mark.parametrize('schedule', [[], ['+train.gan_start_iter=3', '+train.net_d_init_iters=2',

@@ -109,28 +109,13 @@ def _test_label(model):
     raise ModelFileError(f'{type(model).__name__}.test_network() is not one of its networks {list(model.nets)}')
 
 
-def _prior_of_model(model, prior_opt):
+def _prior_of_model(model):
     """The prior record of a built model: its live extractor's weights and sampling settings, with the network
-    options of the prior stage, read from the prior file (``prior.file``) or the stage's option file
-    (``prior.ddpm_options``)."""
-    from lowlight3d.models.prior_file import load_prior_file, prior_record_from_extractor, renderer_options
-    from lowlight3d.models.semi_supervised_distillation_model import _existing_file
-    if prior_opt.get('file'):
-        path = _existing_file(prior_opt['file'], 'the prior file', 'prior.file')
-        base = load_prior_file(path)
-        parts = (base['denoiser']['options'], base['renderer']['options'], base['diffusion'])
-        source = {'prior_file': path}
-    elif prior_opt.get('ddpm_options'):
-        from lowlight3d.utils.options import load_config
-        path = _existing_file(prior_opt['ddpm_options'], 'the prior option file', 'prior.ddpm_options')
-        stage = load_config(path)
-        parts = (stage['network_g'], renderer_options(stage), stage.get('diffusion'))
-        source = {'options': path, 'denoiser_weights': prior_opt.get('denoiser_weights'),
-                  'generator_weights': prior_opt.get('generator_weights')}
-    else:
-        raise ModelFileError(f'the model has a 3D prior but its prior block names neither file nor ddpm_options: '
-                             f'{sorted(prior_opt)}')
-    return prior_record_from_extractor(model.prior, *parts, model.prior_seed, source)
+    options and schedule of the prior file it loaded (:class:`~lowlight3d.models.prior_loading.LoadedPrior`)."""
+    from lowlight3d.models.prior_file import prior_record_from_extractor
+    loaded = model.loaded_prior
+    parts = (loaded.record['denoiser']['options'], loaded.record['renderer']['options'], loaded.record['diffusion'])
+    return prior_record_from_extractor(model.prior, *parts, model.prior_seed, {'prior_file': loaded.path})
 
 
 def model_record(model, opt, source=None, face_size=None):
@@ -139,7 +124,7 @@ def model_record(model, opt, source=None, face_size=None):
     net = model.test_network()
     prior = None
     if getattr(model, 'prior', None) is not None:
-        prior = _prior_of_model(model, opt.get('prior') or {})
+        prior = _prior_of_model(model)
     record = {
         'format': MODEL_FORMAT,
         'name': str(opt['name']),

@@ -52,39 +52,20 @@ teacher), so ablation V1 (supervised only) is the full file with those blocks se
 is the full file with ``prior: ~``.  Inference, validation and testing use the **student** only.
 """
 import contextlib
-import hashlib
-import json
-import os
-import os.path as osp
 
 import torch
 
 from lowlight3d.archs import build_network
 from lowlight3d.models.base_model import BaseModel
 from lowlight3d.models.loss_sum import LossSum
-from lowlight3d.utils.file_hash import update_file_digest
+from lowlight3d.models.prior_loading import load_prior, prior_refresh
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
-__all__ = ['SemiSupervisedDistillationModel', 'build_prior_extractor', 'prior_fingerprint', 'prior_refresh']
+__all__ = ['SemiSupervisedDistillationModel']
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _UNPAIRED_LOSSES = ('intra', 'inter', 'gan', 'pseudo_label')
 _TEACHER_LOSSES = ('intra', 'inter', 'pseudo_label')
 _FEATURE_LOSSES = ('perceptual', 'intra', 'inter')
-_PRIOR_KEYS = ('file', 'fingerprint', 'ddpm_options', 'denoiser_weights', 'generator_weights', 'seed', 'refresh',
-               'cache', 'cache_dir')
-PRIOR_REFRESH = ('once', 'per_sample')
-PRIOR_CACHE = (True, False, 'disk')
-
-
-def _existing_file(path, what, where):
-    """``path`` as given (relative to the working folder) or relative to the repository root; else an error."""
-    for candidate in (path, osp.join(REPO_ROOT, path)):
-        if osp.isfile(candidate):
-            return candidate
-    raise FileNotFoundError(f'{where}: {what} {path!r} does not exist (relative paths are taken from the working '
-                            f'folder, then from the repository root {REPO_ROOT}). Train that stage first or fix '
-                            'the path.')
 
 
 def _int_option(train_opt, key, default, minimum, meaning):
@@ -108,171 +89,6 @@ def _start_iteration(train_opt, key, meaning):
             raise ValueError(f'train.{key} = {value} is a fraction of train.total_iter, which is not set')
         return int(value * total)
     return _int_option(train_opt, key, 0, 0, meaning + ' (or a fraction in (0, 1) of train.total_iter)')
-
-
-def prior_fingerprint(denoiser_weights, generator_weights, extractor):
-    """Short name of a prior: experiment name + a hash of both weight files and the effective sampling settings.
-
-    The settings are read from the built extractor (so values inherited from the prior stage's option file
-    count too); a cache folder named after the fingerprint is never shared by two different priors.
-    """
-    digest = hashlib.sha1()
-    for path in (denoiser_weights, generator_weights):
-        update_file_digest(digest, path)
-    settings = {k: getattr(extractor, k, None) for k in ('steps', 'sampler', 'eta', 'clip', 'variance',
-                                                         'flip_consistent', 'image_size')}
-    digest.update(repr(sorted(settings.items())).encode())
-    stem = osp.basename(osp.dirname(osp.dirname(osp.abspath(denoiser_weights)))) or 'prior'
-    return f'{stem}_{digest.hexdigest()[:12]}'
-
-
-def _prior_from_file(prior_opt, device, where):
-    """Extractor, seed and fingerprint of ``prior.file`` (a prior file of :mod:`lowlight3d.models.prior_file`)."""
-    from lowlight3d.models.prior_file import extractor_from_prior, load_prior_file, prior_record_fingerprint
-    for key in ('ddpm_options', 'denoiser_weights', 'generator_weights'):
-        if prior_opt.get(key):
-            raise ValueError(f'{where}.file and {where}.{key} are both set: the prior file holds the networks, their '
-                             f'options and sampling defaults; remove {where}.{key}')
-    path = _existing_file(prior_opt['file'], 'the prior file', f'{where}.file')
-    record = load_prior_file(path)
-    fingerprint = prior_record_fingerprint(record)
-    overrides = {k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS}
-    extractor, seed = extractor_from_prior(record, device, **overrides)
-    if prior_opt.get('seed') is not None:
-        seed = int(prior_opt['seed'])
-    return extractor, seed, fingerprint, path
-
-
-def build_prior_extractor(prior_opt, device='cpu', where='prior'):
-    """A frozen :class:`~lowlight3d.models.prior_extractor.PriorExtractor` from a ``prior`` option block.
-
-    The block names the prior in one of two forms:
-
-    * ``file``: one self-contained prior file (``models/prior_<iter>.pth`` written by the prior stage,
-      :mod:`lowlight3d.models.prior_file`: network options, weights, schedule and sampling defaults).  Sampling
-      settings in the block (``steps``, ``sampler`` ...) and ``seed`` override the file's defaults.  Editing an
-      option file afterwards cannot change the prior of an old experiment.
-    * (deprecated) ``ddpm_options`` + ``denoiser_weights`` (+ ``generator_weights``): the prior stage's editable
-      option file, read again at run time; a warning says so.
-
-    ``fingerprint`` (optional): the sha256 of the prior (:func:`~lowlight3d.models.prior_file.
-    prior_record_fingerprint` for files, ``PriorExtractor.fingerprint`` otherwise); when set, a different prior is
-    refused.  Training records it in the experiment's saved options.
-
-    Args:
-        prior_opt (dict): ``file``, or ``ddpm_options`` (option file of the prior stage: the DDPM, or the V6 regressor),
-            ``denoiser_weights`` (its ``net_g_*.pth``), ``generator_weights`` (optional; default that file's
-            ``path.pretrain_network_generator``, or ``path.pretrain_network_renderer`` for a DDPM trained on
-            external tri-planes), ``seed`` (sampling seed, default 0), ``cache`` (``true``: in memory, plus files
-            when ``cache_dir`` is set (default); ``disk``: files in ``cache_dir`` only; ``false``: no cache,
-            ``cache_dir`` must then be unset), ``cache_dir``, ``refresh`` (read by the model) and any argument of
-            the extractor (``steps``, ``sampler``, ``eta``, ``clip``, ``flip_consistent``).
-        device (str | torch.device): Device of the prior networks.
-        where (str): Option path for error messages.
-
-    Returns:
-        tuple[PriorExtractor, int]: The extractor and the sampling seed; ``extractor.prior_fingerprint`` holds the
-        fingerprint and ``extractor.prior_source`` a description of where it came from.
-    """
-    cache, cache_dir = prior_opt.get('cache', True), prior_opt.get('cache_dir')
-    if cache is None:
-        cache = False
-    if cache not in PRIOR_CACHE or isinstance(cache, (int, float)) and not isinstance(cache, bool):
-        raise ValueError(f'{where}.cache must be true (in memory, plus files when cache_dir is set), disk (files in '
-                         f'cache_dir only) or false (no cache), got {cache!r}')
-    if cache is False and cache_dir:
-        raise ValueError(f'{where}.cache is false (no cache) but {where}.cache_dir is set: set cache: disk to keep '
-                         'priors in files only, cache: true for memory and files, or cache_dir: ~')
-    if cache == 'disk' and not cache_dir:
-        raise ValueError(f'{where}.cache: disk needs {where}.cache_dir')
-    if prior_opt.get('file'):
-        extractor, seed, fingerprint, path = _prior_from_file(prior_opt, device, where)
-        extractor.prior_source = f'3D prior file {path}'
-        cache_name = f"{osp.splitext(osp.basename(path))[0]}_{fingerprint[:12]}"
-    else:
-        extractor, seed = _prior_from_stage_options(prior_opt, device, where)
-        fingerprint = extractor.fingerprint
-        cache_name = extractor.prior_cache_name
-    extractor.prior_fingerprint = fingerprint
-    expected = prior_opt.get('fingerprint')
-    if expected and expected != fingerprint:
-        raise ValueError(f'{where}.fingerprint is {expected} but the prior it names has fingerprint {fingerprint}: '
-                         'the prior file or its weights changed since this experiment was set up. Point the block '
-                         'at the original prior, or remove the fingerprint to accept the new one.')
-    if cache is True:
-        extractor.cache = {}
-    if cache_dir:
-        extractor.cache_dir = osp.join(cache_dir, cache_name)
-        os.makedirs(extractor.cache_dir, exist_ok=True)
-    return extractor, seed
-
-
-def _prior_from_stage_options(prior_opt, device, where):
-    """The deprecated form of :func:`build_prior_extractor`: the prior stage's option file and checkpoints."""
-    from basicsr.utils import get_root_logger
-
-    from lowlight3d.models.prior_extractor import PriorExtractor
-    get_root_logger().warning(
-        f'{where}: ddpm_options + denoiser_weights is deprecated: the prior stage\'s option file is read again at run '
-        'time, so editing it changes this experiment. Use prior.file: <experiments/<prior stage>/models/'
-        'prior_latest.pth> (written by the prior stage; python scripts/export_model.py --prior -opt <prior stage '
-        'option file> --weights <its net_g_*.pth> --out <file> converts an existing stage).')
-    for key in ('ddpm_options', 'denoiser_weights'):
-        if not prior_opt.get(key):
-            raise ValueError(f'{where}.{key} is required (the 3D prior stage: its option file and its trained '
-                             f'net_g_*.pth); set {where}: ~ to train without a 3D prior (ablation V5)')
-    ddpm_options = _existing_file(prior_opt['ddpm_options'], 'the prior option file', f'{where}.ddpm_options')
-    denoiser = _existing_file(prior_opt['denoiser_weights'], 'the prior weights', f'{where}.denoiser_weights')
-    generator = prior_opt.get('generator_weights')
-    if generator:
-        generator = _existing_file(generator, 'the generator weights', f'{where}.generator_weights')
-    else:
-        from lowlight3d.utils.options import load_config
-        stage_paths = load_config(ddpm_options).get('path', {})
-        key = next((k for k in ('pretrain_network_generator', 'pretrain_network_renderer') if stage_paths.get(k)), None)
-        if key is None:
-            raise ValueError(f'{where}.generator_weights is missing and {ddpm_options} has neither '
-                             'path.pretrain_network_generator nor path.pretrain_network_renderer')
-        generator = _existing_file(stage_paths[key], 'the generator/renderer weights', f'{ddpm_options}: path.{key}')
-    kwargs = {k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS}
-    extractor = PriorExtractor.from_options(ddpm_options, denoiser, generator, device=device, cache=False,
-                                            cache_dir=None, **kwargs)
-    extractor.prior_cache_name = prior_fingerprint(denoiser, generator, extractor)
-    extractor.prior_source = (f"3D prior: denoiser {prior_opt['denoiser_weights']}, generator "
-                              f"{prior_opt.get('generator_weights') or 'from ' + prior_opt['ddpm_options']}")
-    return extractor, int(prior_opt.get('seed', 0))
-
-
-#: Keys of a training dataset block (and of its ``paired``/``unpaired`` blocks) that decide the degradation of a
-#: training sample: the degradation itself, the crop and flip, and the per-sample seeding, which draws from
-#: ``(seed, epoch, index)`` (:mod:`lowlight3d.data.seeding`) with indices up to ``len * dataset_enlarge_ratio``.
-#: Paths, batch size, workers and the I/O backend do not change a sample and are left out of the namespace.
-_DEGRADATION_KEYS = ('type', 'degradation', 'gt_size', 'use_hflip', 'seed', 'dataset_enlarge_ratio')
-
-
-def _degradation_options(block):
-    """The part of a dataset option block that decides what a training sample looks like."""
-    block = block or {}
-    picked = {k: block[k] for k in _DEGRADATION_KEYS if k in block}
-    for sub in ('paired', 'unpaired'):
-        if isinstance(block.get(sub), dict):
-            picked[sub] = _degradation_options(block[sub])
-    return picked
-
-
-def prior_refresh(opt):
-    """``(refresh, namespace)`` of a model's options: ``prior.refresh`` (``once`` by default, or ``per_sample``)
-    and, for ``once``, a digest of what decides the degradation of a training sample (``datasets.train*``'s
-    :data:`_DEGRADATION_KEYS`) and ``manual_seed`` that separates its cache entries (the kept prior is that of the
-    first degradation of *this* training set; moving the data or changing the batch size keeps it)."""
-    prior_opt = opt.get('prior') or {}
-    refresh = prior_opt.get('refresh', 'once')
-    if refresh not in PRIOR_REFRESH:
-        raise ValueError(f'prior.refresh must be one of {PRIOR_REFRESH} (once: the first prior of each training face '
-                         f'is kept; per_sample: every degraded input gets its own prior), got {refresh!r}')
-    train_data = {k: _degradation_options(v) for k, v in (opt.get('datasets') or {}).items() if k.startswith('train')}
-    tag = json.dumps({'data': train_data, 'seed': opt.get('manual_seed')}, sort_keys=True, default=str)
-    return refresh, ('once:' + hashlib.sha256(tag.encode()).hexdigest()[:16]) if refresh == 'once' else ''
 
 
 def _cat_batch(a, b):
@@ -318,7 +134,7 @@ class SemiSupervisedDistillationModel(BaseModel):
     """Teacher-student training of a prior-guided enhancer on paired + unpaired low-light faces.
 
     Option keys: ``network_g`` (student = teacher architecture), ``network_d`` (when ``train.gan_opt`` is on),
-    ``prior`` (see :func:`build_prior_extractor` and :func:`prior_refresh`; ``~`` = no 3D prior),
+    ``prior`` (:mod:`lowlight3d.models.prior_loading`; ``~`` = no 3D prior),
     ``train.ema_decay`` (teacher momentum),
     ``train.feature_extractor`` (e.g. ``{type: FrozenVGGFeatureExtractor, arch: vgg19, layers: [...], weights: ~}``),
     ``train.optim_g``, ``train.optim_d``, ``train.scheduler``, the loss blocks and the GAN schedule
@@ -331,11 +147,12 @@ class SemiSupervisedDistillationModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.add_network('net_g')
-        self.prior, self.prior_seed = None, 0
+        self.prior, self.prior_seed, self.loaded_prior = None, 0, None
         if opt.get('prior'):
-            self.prior, self.prior_seed = build_prior_extractor(opt['prior'], self.device)
-            self.weight_sources['prior'] = f'{self.prior.prior_source} (fingerprint {self.prior.prior_fingerprint})'
-            opt['prior']['fingerprint'] = self.prior.prior_fingerprint  # recorded in the saved options
+            self.loaded_prior = load_prior(opt['prior'], self.device)
+            self.prior, self.prior_seed = self.loaded_prior.extractor, self.loaded_prior.seed
+            self.weight_sources['prior'] = self.loaded_prior.describe()
+            opt['prior']['fingerprint'] = self.loaded_prior.fingerprint  # recorded in the saved options
         self.prior_p = self.prior_u = None
         self.prior_refresh, self.prior_namespace = prior_refresh(opt)
         if not self.is_train:

@@ -84,17 +84,15 @@ def _existing(path):
 def prior_stage_options(prior_opt):
     """The option file of the prior stage that a method's ``prior`` block names (for its network layout).
 
-    ``ddpm_options`` (the deprecated form) names it. A ``file`` (the prior file that stage writes,
-    ``experiments/<stage name>/models/prior_*.pth``) need not exist yet, since the timing uses random weights: the
+    Its ``file`` (the prior file that stage writes, ``experiments/<stage name>/models/prior_*.pth``) need not exist
+    yet, since the timing uses random weights: the
     stage is the option file under ``options/`` whose ``name`` is ``<stage name>``.
 
     Raises:
-        ValueError: the block names neither, or no option file (or more than one) has that name.
+        ValueError: the block names no file, or no option file (or more than one) has that name.
     """
-    if prior_opt.get('ddpm_options'):
-        return _existing(prior_opt['ddpm_options'])
     if not prior_opt.get('file'):
-        raise ValueError('the prior block names neither file (the prior file of the prior stage) nor ddpm_options')
+        raise ValueError('the prior block names no file (the prior file of the prior stage)')
     path = osp.normpath(prior_opt['file'])
     parts = path.split(os.sep)
     if len(parts) < 3 or parts[-2] != 'models':
@@ -119,16 +117,16 @@ def prior_settings(prior_opt):
 
     The settings are the ``prior`` block of the prior stage's option file (``steps``, ``sampler``, ``eta``, ``clip``,
     ``flip_consistent`` ...; the sampling defaults its prior file records), overridden by the extractor arguments of
-    the method's own block, as :func:`~lowlight3d.models.semi_supervised_distillation_model.build_prior_extractor`
+    the method's own block, as :func:`~lowlight3d.models.prior_loading.load_prior`
     does.
 
     Returns:
         tuple[str, dict]: ``(prior option file, settings)``.
     """
-    from lowlight3d.models.semi_supervised_distillation_model import _PRIOR_KEYS
+    from lowlight3d.models.prior_loading import PRIOR_BLOCK_KEYS
     ddpm_path = prior_stage_options(prior_opt)
     settings = dict(load_config(ddpm_path).get('prior') or {})
-    settings.update({k: v for k, v in prior_opt.items() if k not in _PRIOR_KEYS})
+    settings.update({k: v for k, v in prior_opt.items() if k not in PRIOR_BLOCK_KEYS})
     for key in ('cache', 'cache_dir', 'device'):
         settings.pop(key, None)
     return ddpm_path, settings
