@@ -42,3 +42,4 @@ def test_basicsr_resume_loads_on_cpu(tmp_path):
            'path': {'resume_state': str(states / '7.state'), 'models': str(tmp_path / 'models')}}
     state = basicsr.train.load_resume_state(opt)
     assert state['iter'] == 7
+

@@ -163,7 +163,7 @@ def test_a_checkpoint_keeps_its_padding(tmp_path):
     """The padding travels with the weights: a network built with another padding refuses the checkpoint (no
     silent border band), through load_state_dict and through the models' checked loading; a checkpoint from before
     the option (no marker) is a zero-padded one."""
-    from lowlight3d.models.base_model import load_weights_checked
+    from lowlight3d.archs.checkpoint_upgrade import load_weights_checked
     torch.manual_seed(0)
     zeros, replicate = _enhancer(), _enhancer(padding_mode='replicate')
     state = zeros.state_dict()

@@ -3,8 +3,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight3d.archs.checkpoint_upgrade import UpgradableCheckpoint
+
 __all__ = ['pad_to_multiple', 'ResidualBlock', 'residual_blocks', 'UPSAMPLE_MODES', 'DOWNSAMPLE_MODES',
-           'icnr_init_', 'Upsample2x', 'Downsample2x', 'rename_legacy_keys', 'PADDING_MODES', 'set_padding_mode',
+           'icnr_init_', 'Upsample2x', 'Downsample2x', 'PADDING_MODES', 'set_padding_mode',
            'interpolate_any_precision']
 
 #: Border handling of the spatial convolutions: see :func:`set_padding_mode`.
@@ -105,7 +107,7 @@ def icnr_init_(weight, scale=2, bias=None):
             bias.copy_(bias[::scale * scale].repeat_interleave(scale * scale))
 
 
-class Upsample2x(nn.Module):
+class Upsample2x(UpgradableCheckpoint, nn.Module):
     """2x spatial up-sampling from ``in_channels`` to ``out_channels``.
 
     Modes:
@@ -133,6 +135,17 @@ class Upsample2x(nn.Module):
             self.conv = nn.Conv2d(in_channels, out_channels * 4, 1)
             if mode == 'pixel_shuffle_icnr':
                 icnr_init_(self.conv.weight, 2, self.conv.bias)
+
+    def mismatch_hint(self, state_dict, prefix, block):
+        """The other up-sampling mode when the checkpoint's conv has 4x more (or fewer) output channels."""
+        theirs, own = state_dict.get(prefix + 'conv.weight'), self.conv.weight
+        if theirs is None or not hasattr(theirs, 'shape') or theirs.shape[1:] != own.shape[1:]:
+            return ''
+        if theirs.shape[0] == 4 * own.shape[0]:
+            return f'The checkpoint was trained before the bilinear up-sampling: set {block}.upsample: pixel_shuffle.'
+        if 4 * theirs.shape[0] == own.shape[0]:
+            return f'The checkpoint uses the bilinear up-sampling: set {block}.upsample: bilinear.'
+        return ''
 
     def forward(self, x):
         """Up-sample ``x`` (N, in, H, W) to (N, out, 2H, 2W)."""
@@ -169,22 +182,6 @@ class Downsample2x(nn.Module):
         if self.mode == 'avgpool_conv':
             x = F.avg_pool2d(x, 2)
         return self.conv(x)
-
-
-def rename_legacy_keys(state_dict, prefix, renames):
-    """Rename checkpoint keys in place (a ``load_state_dict`` pre-hook helper for renamed sub-modules).
-
-    Args:
-        state_dict (dict): The state dict being loaded.
-        prefix (str): The module's prefix in it.
-        renames (Iterable[tuple[str, str]]): ``(old, new)`` key prefixes relative to the module, e.g.
-            ``('ups.0.0.', 'ups.0.conv.')`` for an up-sampler that became :class:`Upsample2x`.
-    """
-    for old, new in renames:
-        for key in [k for k in state_dict if k.startswith(prefix + old)]:
-            target = prefix + new + key[len(prefix + old):]
-            if target not in state_dict:
-                state_dict[target] = state_dict.pop(key)
 
 
 def interpolate_any_precision(img, **kwargs):

@@ -7,7 +7,8 @@ network the demo trains before the full method exists.
 import torch
 from torch import nn
 
-from lowlight3d.archs.arch_util import Upsample2x, pad_to_multiple, rename_legacy_keys, residual_blocks
+from lowlight3d.archs.arch_util import Upsample2x, pad_to_multiple, residual_blocks
+from lowlight3d.archs.checkpoint_upgrade import UpgradableCheckpoint
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = ['LowLightUNet']
@@ -15,7 +16,7 @@ __all__ = ['LowLightUNet']
 
 
 @register(ARCH_REGISTRY)
-class LowLightUNet(nn.Module):
+class LowLightUNet(UpgradableCheckpoint, nn.Module):
     """Residual U-Net mapping a low-light RGB image to its enhanced version.
 
     Args:
@@ -42,8 +43,6 @@ class LowLightUNet(nn.Module):
         self.encoders = nn.ModuleList(residual_blocks(c, num_blocks) for c in chans)
         self.downs = nn.ModuleList(nn.Conv2d(chans[k], chans[k + 1], 4, 2, 1) for k in range(num_levels - 1))
         self.ups = nn.ModuleList(Upsample2x(chans[k + 1], chans[k], upsample) for k in range(num_levels - 1))
-        self._register_load_state_dict_pre_hook(
-            lambda state_dict, prefix, *args: rename_legacy_keys(state_dict, prefix, self.legacy_renames()))
         self.fuses = nn.ModuleList(nn.Conv2d(chans[k] * 2, chans[k], 1) for k in range(num_levels - 1))
         self.decoders = nn.ModuleList(
             residual_blocks(chans[k], num_blocks) for k in range(num_levels - 1))
@@ -51,7 +50,7 @@ class LowLightUNet(nn.Module):
 
     def legacy_renames(self):
         """``(old, new)`` key prefixes of checkpoints written before :class:`Upsample2x` (``ups.k.0.*``); applied
-        by ``load_state_dict`` and by :func:`lowlight3d.models.base_model.load_weights_checked`."""
+        by ``load_state_dict`` and by :func:`lowlight3d.archs.checkpoint_upgrade.load_weights_checked`."""
         return [(f'ups.{k}.0.', f'ups.{k}.conv.') for k in range(self.num_levels - 1)]
 
     def forward(self, x):

@@ -11,10 +11,10 @@ from lowlight3d.archs.arch_util import (
     Downsample2x,
     Upsample2x,
     pad_to_multiple,
-    rename_legacy_keys,
     residual_blocks,
     set_padding_mode,
 )
+from lowlight3d.archs.checkpoint_upgrade import UpgradableCheckpoint
 from lowlight3d.archs.prior_fusion_arch import ConcatResidualFusion, PriorFusionModule
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
@@ -28,7 +28,7 @@ FUSION_POSITIONS = ('decoder', 'encoder')
 
 
 @register(ARCH_REGISTRY)
-class PriorGuidedEnhancer(nn.Module):
+class PriorGuidedEnhancer(UpgradableCheckpoint, nn.Module):
     """3-level encoder-decoder with one 3D prior fusion module per level (the paper's teacher/student network).
 
     Layout (level k works at 1/2^(k-1) of the input resolution with ``base_channels * 2^(k-1)`` channels)::
@@ -128,8 +128,6 @@ class PriorGuidedEnhancer(nn.Module):
         # The padding is part of what a checkpoint learned (issue 10): it travels with the weights, and a checkpoint
         # is refused by a network built with another padding (see upgrade_state_dict).
         self.register_buffer('padding_mode_code', torch.tensor(PADDING_MODES.index(padding_mode)))
-        self._register_load_state_dict_pre_hook(
-            lambda state_dict, prefix, *args: self.upgrade_state_dict(state_dict, prefix))
 
     def upgrade_state_dict(self, state_dict, prefix=''):
         """Bring a checkpoint's state dict to this layout, in place, and check its padding.
@@ -142,7 +140,7 @@ class PriorGuidedEnhancer(nn.Module):
         Raises:
             ValueError: The checkpoint's padding differs from this network's.
         """
-        rename_legacy_keys(state_dict, prefix, self.legacy_renames())
+        super().upgrade_state_dict(state_dict, prefix)
         key = prefix + 'padding_mode_code'
         theirs = state_dict.get(key)
         code = 0 if theirs is None else int(theirs)
@@ -159,7 +157,7 @@ class PriorGuidedEnhancer(nn.Module):
     def legacy_renames():
         """``(old, new)`` key prefixes of checkpoints written before the sampler options (``downs.k.weight``,
         ``ups.k.0.weight``); applied by ``load_state_dict`` and by
-        :func:`lowlight3d.models.base_model.load_weights_checked` before it compares keys."""
+        :func:`lowlight3d.archs.checkpoint_upgrade.load_weights_checked` before it compares keys."""
         renames = [(f'downs.{k}.{p}', f'downs.{k}.conv.{p}') for k in range(NUM_LEVELS - 1) for p in ('weight', 'bias')]
         return renames + [(f'ups.{k}.0.', f'ups.{k}.conv.') for k in range(NUM_LEVELS - 1)]
 

@@ -13,8 +13,8 @@ the frozen 3D prior from the embedded prior record.  Two ways to call it:
 """
 import torch
 
+from lowlight3d.archs.checkpoint_upgrade import load_weights_checked
 from lowlight3d.inference.model_file import ModelFileError, build_training_model, load_model_file
-from lowlight3d.models.base_model import load_weights_checked
 
 __all__ = ['LoadedModel', 'load_model']
 

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lowlight3d.archs import build_network
-from lowlight3d.archs.arch_util import rename_legacy_keys
+from lowlight3d.archs.checkpoint_upgrade import load_weights_checked
 from lowlight3d.losses import build_loss
 from lowlight3d.models.grad_norms import loss_term_grad_norms, parse_grad_norm_freq
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
@@ -37,83 +37,8 @@ from lowlight3d.utils.dist import get_dist_info
 from lowlight3d.utils.precision import MixedPrecision
 from lowlight3d.utils.rng import get_rng_state, set_rng_state
 
-__all__ = ['BaseModel', 'apply_legacy_renames', 'load_weights_checked']
+__all__ = ['BaseModel']
 
-
-def apply_legacy_renames(net, state):
-    """A copy of ``state`` brought to the current layout by every sub-module that declares how.
-
-    A module's ``upgrade_state_dict(state, prefix)`` (renames and checks, e.g. the padding of
-    :class:`~lowlight3d.archs.prior_guided_enhancer_arch.PriorGuidedEnhancer`) is called, else its
-    ``legacy_renames()`` are applied. Architectures do the same in a ``load_state_dict`` pre-hook;
-    :func:`load_weights_checked` compares keys before ``load_state_dict`` runs, so it upgrades first.
-    """
-    state = OrderedDict(state)
-    for prefix, module in net.named_modules():
-        upgrade, renames = getattr(module, 'upgrade_state_dict', None), getattr(module, 'legacy_renames', None)
-        if callable(upgrade):
-            upgrade(state, f'{prefix}.' if prefix else '')
-        elif callable(renames):
-            rename_legacy_keys(state, f'{prefix}.' if prefix else '', renames())
-    return state
-
-
-def _upsample_hint(net, state, label):
-    """A hint when ``ups.*.conv.weight`` differs by a factor 4 in output channels: the other up-sampling mode."""
-    own = net.state_dict()
-    block = 'network_' + label[4:].replace('_ema', '') if label.startswith('net_') else label
-    for key, value in own.items():
-        parts = key.split('.')
-        if len(parts) < 4 or parts[-4] != 'ups' or parts[-2:] != ['conv', 'weight']:
-            continue
-        theirs = state.get(key)
-        if theirs is None or not hasattr(theirs, 'shape') or theirs.shape[1:] != value.shape[1:]:
-            continue
-        if theirs.shape[0] == 4 * value.shape[0]:
-            return (f'The checkpoint was trained before the bilinear up-sampling: set {block}.upsample: '
-                    'pixel_shuffle.')
-        if 4 * theirs.shape[0] == value.shape[0]:
-            return f'The checkpoint uses the bilinear up-sampling: set {block}.upsample: bilinear.'
-    return ''
-
-
-def load_weights_checked(net, state, path, label, strict=True, max_keys=5):
-    """``net.load_state_dict(state)`` with a short error: the file and the first mismatching keys.
-
-    torch's own error lists every key (kilobytes for a wrong network); this one names ``path``, how many keys are
-    missing / unexpected / of another shape, and the first ``max_keys`` of each.
-
-    Args:
-        net (nn.Module): Network to load into. state (dict): Its state dict (no ``module.`` prefix).
-        path (str): The file, for messages. label (str): The network's label (``net_g``), for messages.
-        strict (bool): Raise on missing or unexpected keys (shape mismatches always raise).
-        max_keys (int): How many keys of each kind are named.
-
-    Returns:
-        tuple[list, list]: ``(missing, unexpected)`` keys (non-empty only when not ``strict``).
-
-    Raises:
-        RuntimeError: The checkpoint does not fit the network.
-    """
-    state = apply_legacy_renames(net, state)
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
-              if k in state and hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(own[k].shape)]
-
-    def first(keys):
-        return f"{len(keys)} (first: {', '.join(map(str, keys[:max_keys]))}{', ...' if len(keys) > max_keys else ''})"
-
-    if shapes or (strict and (missing or unexpected)):
-        parts = [f'missing {first(missing)}' if missing else '',
-                 f'unexpected {first(unexpected)}' if unexpected else '',
-                 f'different shape {first(shapes)}' if shapes else '']
-        hint = _upsample_hint(net, state, label) or 'Is it a checkpoint of another network or of other network options?'
-        raise RuntimeError(f'{path} does not fit {label} ({type(net).__name__}, {len(own)} tensors; the file has '
-                           f"{len(state)}): {'; '.join(p for p in parts if p)}. {hint}")
-    net.load_state_dict(state, strict=False)
-    return missing, unexpected
 
 _OPTIMIZERS = {
     'Adam': torch.optim.Adam,
