@@ -13,7 +13,7 @@ One concept per module:
 * :mod:`.video`: streamed video with PyAV (frame rate and audio kept);
 * :mod:`.onnx_export`: ONNX graphs with dynamic height/width and their onnxruntime parity;
 * :mod:`.command`, :mod:`.export_command`, :mod:`.benchmark`: the logic of ``inference_lowlight3d.py``,
-  ``scripts/export_model.py`` and ``scripts/benchmark_inference.py``.
+  ``scripts/export_model.py`` and ``scripts/photo_speed.py``.
 
 Nothing is imported here (importing the package stays cheap); import the modules you need.
 """

@@ -66,12 +66,13 @@ class NoBackground:
         return np.array(img, dtype=np.float32, copy=True)
 
 
-def build_background(choice, face_enhancer=None, device='cpu', tile=0, tile_pad=32, gray='auto', prior_steps=None,
+def build_background(choice, face_model=None, device='cpu', tile=0, tile_pad=32, gray='auto', prior_steps=None,
                      prior_flip=None):
     """The background enhancer for ``--bg_model``.
 
     Args:
-        choice (str): ``gamma``, ``none``, ``face`` or a model file. face_enhancer (ImageEnhancer): for ``face``.
+        choice (str): ``gamma``, ``none``, ``face`` or a model file.
+        face_model (ImageEnhancer): The face method, for ``face``.
         device, tile, tile_pad, gray, prior_steps, prior_flip: Settings of a model-file background.
     """
     import os.path as osp
@@ -80,9 +81,9 @@ def build_background(choice, face_enhancer=None, device='cpu', tile=0, tile_pad=
     if choice == 'none':
         return NoBackground()
     if choice == 'face':
-        if face_enhancer is None:
+        if face_model is None:
             raise ValueError("--bg_model face needs the face model (--model or -opt)")
-        return face_enhancer
+        return face_model
     if not osp.isfile(choice):
         raise FileNotFoundError(f'--bg_model {choice!r}: not one of {BG_CHOICES} and not a model file; export one '
                                 'with python scripts/export_model.py -opt <option file> --out bg.pth')

@@ -107,7 +107,7 @@ def list_inputs(path):
 
 
 def build_enhancers(args):
-    """``(face_enhancer or None, image_enhancer, report lines)`` for parsed arguments."""
+    """``(FaceEnhancer or None, ImageEnhancer, report lines)`` for parsed arguments."""
     from lowlight3d.inference.background import build_background
     from lowlight3d.inference.devices import precision_dtype, resolve_device
     from lowlight3d.inference.face_enhancer import FaceEnhancer

@@ -63,7 +63,7 @@ class FaceEnhancer:
     """Detect, align, enhance and paste back the faces of dark photos.
 
     Args:
-        face_enhancer (ImageEnhancer): The method for faces (its model's ``face_size`` is the alignment size).
+        face_model (ImageEnhancer): The method run on the aligned faces (its ``face_size``: the alignment size).
         background: Background enhancer (``enhance(img, name) -> img``, :func:`~.background.build_background`).
         detector: Face detector (``detect(img) -> list[FaceDetection]``), or None for aligned inputs only.
         only_center_face (bool): Keep only the face nearest the photo's centre.
@@ -77,11 +77,11 @@ class FaceEnhancer:
         trust (bool): Weigh each face against the background's rendering of it (blend or keep the background).
     """
 
-    def __init__(self, face_enhancer, background, detector=None, only_center_face=False, max_faces=16, min_face=8,
+    def __init__(self, face_model, background, detector=None, only_center_face=False, max_faces=16, min_face=8,
                  feather=0.06, colour_match=1.0, fallback='background', match='seamless', trust=True):
         if fallback not in ('background', 'model'):
             raise ValueError(f"fallback must be 'background' or 'model', got {fallback!r}")
-        self.face_enhancer, self.background, self.detector = face_enhancer, background, detector
+        self.face_model, self.background, self.detector = face_model, background, detector
         self.only_center_face, self.max_faces, self.min_face = bool(only_center_face), int(max_faces), float(min_face)
         self.feather, self.colour_match, self.fallback = float(feather), float(colour_match), fallback
         self.match, self.trust = match, bool(trust)
@@ -118,7 +118,7 @@ class FaceEnhancer:
     @property
     def face_size(self):
         """int: Side of the aligned faces."""
-        return self.face_enhancer.model.face_size
+        return self.face_model.model.face_size
 
     def detect(self, img):
         """5 landmarks per face, largest first (and only the centre face with ``only_center_face``)."""
@@ -138,7 +138,7 @@ class FaceEnhancer:
 
     def enhance_faces(self, crops, name='image'):
         """Enhance aligned crops (list of ``S x S x 3``) in one batch (one by one for per-image optimisation)."""
-        model = self.face_enhancer.model
+        model = self.face_model.model
         if not crops:
             return []
         batch = torch.cat([to_tensor(c, model.device) for c in crops])
@@ -147,7 +147,7 @@ class FaceEnhancer:
             out = model.enhance(batch, names)
         else:
             out = torch.cat([model.enhance(batch[i:i + 1], [n]) for i, n in enumerate(names)])
-        out = keep_gray(batch.to(out.device), out, self.face_enhancer.gray_mode)
+        out = keep_gray(batch.to(out.device), out, self.face_model.gray_mode)
         return [to_array(out[i:i + 1]) for i in range(out.shape[0])]
 
     def enhance(self, img, has_aligned=False, paste_back=True, name='image', landmarks=None):
@@ -182,7 +182,7 @@ class FaceEnhancer:
         if not paste_back:
             return result
         if not aligned and self.fallback == 'model':
-            result.image = self.face_enhancer.enhance(img, name)
+            result.image = self.face_model.enhance(img, name)
             return result
         out = self.background.enhance(img, name)
         result.background = out
@@ -201,7 +201,7 @@ class FaceEnhancer:
             result.gains.append(gain)
             if verdict.weight > 0:
                 result.pastes.append(info)
-        if self.face_enhancer.gray_mode == 'keep':
+        if self.face_model.gray_mode == 'keep':
             out = to_array(keep_gray(to_tensor(img), to_tensor(out), 'keep'))
             result.background = to_array(keep_gray(to_tensor(img), to_tensor(result.background), 'keep'))
         result.image = out

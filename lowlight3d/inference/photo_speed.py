@@ -1,4 +1,4 @@
-"""Inference speed of exported models, measured side by side in one process (``scripts/benchmark_inference.py``).
+"""Inference speed of exported models, measured side by side in one process (``scripts/photo_speed.py``).
 
 For every model file, in interleaved rounds (A, B, C, then A, B, C again, so changes of the machine's load hit
 every model alike; ``warmup`` untimed rounds first), the median wall time of:
@@ -14,7 +14,7 @@ back to the system with glibc's ``malloc_trim`` before each call, so the growth 
 models excluded; CUDA: the allocator's peak).
 For a method with a 3D prior, the share of the prior in the face time is measured at each number of sampling
 steps.  The test photos are made from scikit-image's bundled astronaut photo (darkened, pasted into a dark,
-noisy 1920x1080 scene), so the benchmark needs no data set.
+noisy 1920x1080 scene), so the timing needs no data set.
 """
 import statistics
 import threading
@@ -23,10 +23,10 @@ import time
 import numpy as np
 import torch
 
-__all__ = ['benchmark_photos', 'PeakMemory', 'benchmark_models', 'prior_share', 'main']
+__all__ = ['dark_test_photos', 'PeakMemory', 'time_model_files', 'prior_share', 'main']
 
 
-def benchmark_photos(height=1080, width=1920, seed=0):
+def dark_test_photos(height=1080, width=1920, seed=0):
     """``(photo with one face, photo without a face)``: dark ``H x W x 3`` float32 scenes."""
     import cv2
     from skimage import data
@@ -102,7 +102,7 @@ def _timed(fn, device):
     return seconds, mem.peak_mb
 
 
-def benchmark_models(model_paths, device='cpu', repeat=3, warmup=1, whole=False, tile=512, face_size=256,
+def time_model_files(model_paths, device='cpu', repeat=3, warmup=1, whole=False, tile=512, face_size=256,
                      detector='auto', log=print):
     """Rows ``{model, what, ms_median, ms_min, peak_mb}`` for every model file (see the module docstring)."""
     from lowlight3d.face.detection import OFFLINE_DETECTORS, build_face_detector
@@ -112,7 +112,7 @@ def benchmark_models(model_paths, device='cpu', repeat=3, warmup=1, whole=False,
     from lowlight3d.inference.loaded_model import load_model
     det, report = build_face_detector(detector, fallbacks=OFFLINE_DETECTORS)
     log(report)
-    with_face, without = benchmark_photos()
+    with_face, without = dark_test_photos()
     face = torch.rand(1, 3, face_size, face_size, generator=torch.Generator().manual_seed(0)) * 0.2
     calls = []
     for path in model_paths:
@@ -127,7 +127,7 @@ def benchmark_models(model_paths, device='cpu', repeat=3, warmup=1, whole=False,
             calls.append((name, f'whole 1080p (tile {tile})', lambda i=image: i.enhance(with_face, 'photo')))
         log(f'{name}: {model.describe()}')
     found = len(FaceEnhancer(image, GammaBackground(), det).detect(with_face)) if calls else 0
-    log(f'faces found in the benchmark photo: {found}')
+    log(f'faces found in the test photo: {found}')
     times = {i: [] for i in range(len(calls))}
     peaks = {i: 0.0 for i in range(len(calls))}
     for round_index in range(warmup + repeat):
@@ -174,7 +174,7 @@ def prior_share(model_path, steps_list=(1, 2, 5, 10, 20), device='cpu', repeat=3
 
 
 def main(argv=None):
-    """``scripts/benchmark_inference.py --models a.pth b.pth ...``: print the speed and prior tables."""
+    """``scripts/photo_speed.py --models a.pth b.pth ...``: print the speed and prior tables."""
     import argparse
 
     from lowlight3d.inference.devices import resolve_device
@@ -190,7 +190,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     print(f'torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {device}')
-    rows = benchmark_models(args.models, device, args.repeat, args.warmup, args.whole, args.tile)
+    rows = time_model_files(args.models, device, args.repeat, args.warmup, args.whole, args.tile)
     print(format_table(rows))
     for path in args.models:
         share = prior_share(path, args.prior_steps, device, args.repeat)
