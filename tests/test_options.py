@@ -99,3 +99,47 @@ def test_dump_options_round_trip(tmp_path):
     text = open(path).read()
     assert text.startswith('# Resolved options') and 'train.py -opt x.yml' in text
     assert yaml_load(path) == {'name': 'x', 'lr': 1e-4, 'betas': [0.9, 0.99], 'nested': {'a': [1, 2]}}
+
+
+def test_later_bases_merge_over_earlier_ones_and_delete_markers_go(tmp_path):
+    # mmengine's Config.fromfile refuses a key that two bases share; the layered option files need it.  Each base is
+    # resolved on its own first: a _delete_ in test.yml acts on test.yml's own bases only (it has none).
+    _write(tmp_path / 'train.yml', 'datasets: {train: {type: D, n: 1}}\nval: {val_freq: 5, metrics: {psnr: {}}}\n')
+    _write(tmp_path / 'test.yml', 'datasets: {test_1: {type: T, extra: {_delete_: true, k: 1}}}\n'
+                                  'val: {metrics: {_delete_: true, ssim: {}}}\n')
+    child = _write(tmp_path / 'c.yml', '_base_: [train.yml, test.yml]\ndatasets: {train: {n: 2}}\n')
+    assert load_config(child) == {'datasets': {'train': {'type': 'D', 'n': 2}, 'test_1': {'type': 'T',
+                                                                                          'extra': {'k': 1}}},
+                                  'val': {'val_freq': 5, 'metrics': {'psnr': {}, 'ssim': {}}}}  # see below
+    assert list(load_config(child)['datasets']) == ['train', 'test_1']  # inherited keys first, in order
+
+
+def test_loaded_options_are_plain_dicts_and_reserved_keys_refused(tmp_path):
+    cfg = load_config(_write(tmp_path / 'a.yml', 'net: {blocks: [{c: 1}]}\n'))
+    assert type(cfg) is dict and type(cfg['net']) is dict and type(cfg['net']['blocks'][0]) is dict
+    with pytest.raises(OptionError, match="'text'.*reserved by mmengine"):
+        load_config(_write(tmp_path / 'r.yml', 'text: 1\n'))
+    with pytest.raises(OptionError, match='reserves the top-level keys'):
+        apply_cfg_options({'name': 'x'}, ['+filename=y'])
+
+
+def test_yaml_python_tags_are_refused(tmp_path):
+    path = _write(tmp_path / 'p.yml', 'x: !!python/object/apply:os.getcwd []\n')
+    with pytest.raises(OptionError, match='Cannot parse'):
+        load_config(path)
+    with pytest.raises(Exception, match='could not determine a constructor'):  # yaml's ConstructorError
+        apply_cfg_options({'x': 1}, ['x=!!python/object/apply:os.getcwd []'])
+
+
+def test_cfg_options_replace_dicts_set_list_elements_and_add_paths():
+    opt = {'val': {'metrics': {'psnr': {'type': 'psnr'}, 'lpips': {'type': 'lpips'}}},
+           'net': {'blocks': [{'c': 1}, {'c': 2}], 'grid': [[1, 2], [3, 4]]}, 'name': 'x'}
+    apply_cfg_options(opt, ['val.metrics={ssim: {type: ssim}}',  # replaces, as mmengine alone would merge
+                            'net.blocks.-1.c=5', 'net.blocks.0={d: 1}', 'net.grid.1.0=9',
+                            '+train.optim_g.lr=1e-4', '+net.blocks.0.e=[1, 2]'])
+    assert opt['val']['metrics'] == {'ssim': {'type': 'ssim'}}
+    assert opt['net']['blocks'] == [{'d': 1, 'e': [1, 2]}, {'c': 5}] and opt['net']['grid'] == [[1, 2], [9, 4]]
+    assert opt['train'] == {'optim_g': {'lr': 1e-4}} and isinstance(opt['train']['optim_g']['lr'], float)
+    assert list(opt) == ['val', 'net', 'name', 'train']
+    with pytest.raises(OptionError, match="cannot be indexed"):
+        apply_cfg_options(opt, ['+name.x=1'])

@@ -1,17 +1,43 @@
-"""Option files: YAML with ``_base_`` inheritance, safe command-line overrides, BasicSR-style resolution.
+"""Option files: YAML with ``_base_`` inheritance merged by mmengine, safe command-line overrides, BasicSR resolution.
 
-Rules (the same as mmengine's ``Config`` for dicts and lists, implemented here for YAML so that floats such as
-``1e-4`` parse as numbers and nothing is ever ``exec``-ed):
+What mmengine does (:mod:`mmengine.config`):
 
-* ``_base_: path`` or ``_base_: [a.yml, b.yml]`` (relative to the file that names them) is loaded first;
-  later bases override earlier ones, the file itself overrides its bases.
-* Dicts merge deeply; lists and scalars replace.  ``_delete_: true`` inside a dict replaces the inherited
-  dict instead of merging into it.
-* ``--cfg-options a.b=1 c.0.d=x``: each value is parsed as YAML (``1e-4`` -> float, ``[1, 2]`` -> list).  The
-  key must already exist (a typo fails with close matches); prefix ``+`` to add a new key (``+a.b=1``).
+* Merging.  Each ``_base_`` result and then the file itself are merged with :meth:`ConfigDict.merge
+  <mmengine.config.ConfigDict.merge>`: dicts merge deeply, lists and scalars replace, and a dict carrying
+  ``_delete_: true`` replaces the inherited value instead of merging into it.
+* ``--cfg-options a.b=1 c.0.d=x``: each override is written with :meth:`Config.merge_from_dict
+  <mmengine.config.Config.merge_from_dict>` on a :class:`~mmengine.config.Config` of the options.  Keys that it
+  reserves (``filename``, ``text``, ``pretty_text``, ``env_variables``) cannot be top-level option keys.
+
+What this module adds on top, and why mmengine is not used for it:
+
+* Reading.  Files are parsed here with a safe YAML loader that reads ``1e-4``/``5E3`` as floats; ``Config.fromfile``
+  reads YAML with PyYAML's full loader (``1e-4`` is the string ``'1e-4'``, ``!!python/...`` tags construct and
+  run Python objects).  ``{{ _base_.x }}``, ``{{ fileDirname }}`` and ``{{$ENV}}`` are not substituted: values are
+  YAML, never code or templates.  ``custom_imports`` is a list of modules imported by the pipelines after loading
+  (``Config.fromfile`` would call ``import_modules_from_strings(**custom_imports)``, which needs a dict).
+* The ``_base_`` chain.  ``_base_: path`` or ``_base_: [a.yml, b.yml]`` (relative to the file that names them, or
+  absolute) is walked here: each base is resolved on its own first (so a ``_delete_`` in a base acts on that
+  base's own bases only), then the bases are merged in order, later over earlier, and the file over them.
+  ``Config.fromfile`` refuses a key that two bases share ("Duplicate key is not allowed among bases"), which the
+  layered option files need (a training file and a test-set file both set ``datasets`` and ``val``).  The walk also
+  names a missing base and the file that names it, and refuses a cycle (``Config.fromfile`` recurses without end)
+  and a document that is not a mapping.
+* ``_delete_`` markers that ``ConfigDict.merge`` leaves where nothing was inherited (a dict new to the chain) are
+  removed, so that no loaded dict holds one.
+* ``--cfg-options`` checks and values.  Each value is parsed as YAML (``1e-4`` -> float, ``[1, 2]`` -> list,
+  ``__import__("os")`` -> a string).  The key must already exist (a typo fails with close matches); prefix ``+`` to
+  add a new key (``+a.b=1``).  A list index may be negative.  The value replaces what was there, a dict included
+  (it is handed to ``merge_from_dict`` marked ``_delete_``, which otherwise merges dicts).  A list element (or a key
+  that is not a string) is set in a copy of the enclosing value that ``merge_from_dict`` then writes, as
+  ``merge_from_dict`` can merge dicts into list elements but not set a scalar there.  ``custom_imports`` is refused
+  on the command line (it runs code).
 * The top-level keys of an option file are checked against :data:`KNOWN_TOP_LEVEL_KEYS` (plus ``network_*``), as
   the command line is: a misspelt key (``trian:``) is an error with close matches instead of being ignored.  Add
   custom keys with ``custom_keys: [my_key]`` in the file, or :func:`register_option_keys` in a plug-in.
+* Dumping (:func:`dump_options`, :func:`yaml_dump`) writes YAML in the file's key order with tuples as lists, read
+  back by the same safe loader; ``Config.dump`` would write YAML with sorted keys and ``!!python/tuple`` tags.
+* :func:`resolve_options` fills in what BasicSR derives from an option file (phases, paths, device, seed, debug).
 """
 import copy
 import difflib
@@ -22,6 +48,8 @@ import re
 import time
 
 import yaml
+from mmengine.config import Config, ConfigDict
+from mmengine.config.config import DELETE_KEY, RESERVED_KEYS
 
 __all__ = [
     'OptionError', 'yaml_load', 'yaml_loads', 'yaml_dump', 'load_config', 'merge_dicts', 'apply_cfg_options',
@@ -140,9 +168,10 @@ def yaml_dump(data):
 
 
 def merge_dicts(base, override):
-    """Deep-merge ``override`` into a copy of ``base`` (dicts merge, everything else replaces).
+    """Deep-merge ``override`` into a copy of ``base`` with mmengine's :meth:`ConfigDict.merge`.
 
-    A dict in ``override`` carrying ``_delete_: true`` replaces the corresponding ``base`` value.
+    Dicts merge, everything else replaces; a dict in ``override`` carrying ``_delete_: true`` replaces the
+    corresponding ``base`` value.  No ``_delete_`` marker is left in the result.
 
     Args:
         base (dict): Inherited options.
@@ -151,45 +180,25 @@ def merge_dicts(base, override):
     Returns:
         dict: A new merged dict; the inputs are not modified.
     """
-    result = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict):
-            value = dict(value)
-            delete = value.pop('_delete_', False)
-            if not delete and isinstance(result.get(key), dict):
-                result[key] = merge_dicts(result[key], value)
-            else:
-                result[key] = _strip_delete(value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
+    merged = ConfigDict(base)
+    merged.merge(override)
+    return _strip_delete(merged.to_dict())
 
 
 def _strip_delete(value):
-    """Remove ``_delete_`` markers from a dict that is taken as a whole."""
+    """Remove the ``_delete_`` markers that ``ConfigDict.merge`` leaves in dicts with nothing to replace."""
     if isinstance(value, dict):
-        return {k: _strip_delete(v) for k, v in value.items() if k != '_delete_'}
-    return copy.deepcopy(value)
+        return {k: _strip_delete(v) for k, v in value.items() if k != DELETE_KEY}
+    return value
 
 
-def load_config(path, _chain=()):
-    """Load an option file and resolve its ``_base_`` chain.
-
-    Args:
-        path (str): YAML option file.
-
-    Returns:
-        dict: Fully merged options (no ``_base_`` key left).
-
-    Raises:
-        OptionError: On a missing file, a cycle, or a document that is not a mapping.
-    """
-    path = osp.abspath(path)
+def _read_option_file(path, chain):
+    """One option file as a dict (safe YAML; an empty file is ``{}``), with errors naming the file."""
     if not osp.isfile(path):
-        via = f' (named as _base_ in {_chain[-1]})' if _chain else ''
+        via = f' (named as _base_ in {chain[-1]})' if chain else ''
         raise OptionError(f'Option file not found: {path}{via}')
-    if path in _chain:
-        raise OptionError('Cycle in _base_ chain: ' + ' -> '.join(list(_chain) + [path]))
+    if path in chain:
+        raise OptionError('Cycle in _base_ chain: ' + ' -> '.join(list(chain) + [path]))
     try:
         data = yaml_load(path)
     except yaml.YAMLError as err:
@@ -198,22 +207,136 @@ def load_config(path, _chain=()):
         data = {}
     if not isinstance(data, dict):
         raise OptionError(f'Option file {path} must contain a mapping at the top level, got {type(data).__name__}')
+    return data
+
+
+def _load_chain(path, chain):
+    """``path`` merged over its ``_base_`` files (each merged over its own first), as a plain dict."""
+    path = osp.abspath(path)
+    data = _read_option_file(path, chain)
     bases = data.pop('_base_', [])
     if isinstance(bases, str):
         bases = [bases]
-    merged = {}
+    if not isinstance(bases, list) or not all(isinstance(base, str) for base in bases):
+        raise OptionError(f'Option file {path}: _base_ must be a path or a list of paths, got {bases!r}')
+    merged = ConfigDict()
     for base in bases:
         base_path = base if osp.isabs(base) else osp.join(osp.dirname(path), base)
-        merged = merge_dicts(merged, load_config(base_path, _chain + (path, )))
-    return merge_dicts(merged, data)
+        merged.merge(_load_chain(base_path, chain + (path, )))
+    merged.merge(data)
+    return _strip_delete(merged.to_dict())
+
+
+def load_config(path, _chain=()):
+    """Load an option file and resolve its ``_base_`` chain (merged by mmengine's ``ConfigDict.merge``).
+
+    Args:
+        path (str): YAML option file.
+
+    Returns:
+        dict: Fully merged options (plain dicts and lists; no ``_base_`` or ``_delete_`` key left).
+
+    Raises:
+        OptionError: On a missing file, a cycle, a document that is not a mapping, or a top-level key that
+            ``mmengine.Config`` reserves.
+    """
+    opt = _load_chain(path, tuple(_chain))
+    reserved = [key for key in opt if key in RESERVED_KEYS]
+    if reserved:
+        raise OptionError(f'Option file {osp.abspath(path)}: top-level key(s) {", ".join(map(repr, reserved))} '
+                          f'are reserved by mmengine.Config ({", ".join(RESERVED_KEYS)}); rename them')
+    return opt
 
 
 def _split_key(key):
     return [int(k) if k.lstrip('-').isdigit() else k for k in key.split('.')]
 
 
+def _parse_override(opt, item, source):
+    """Check one ``key.path=value`` item against ``opt``; returns the key path (str and int parts) and the value."""
+    if '=' not in item:
+        raise OptionError(f"{source}: '{item}' is not of the form key.path=value")
+    key, raw = item.split('=', 1)
+    add = key.startswith('+')
+    keys = _split_key(key.lstrip('+'))
+    if keys and keys[0] == 'custom_imports':
+        raise OptionError(f"{source}: '{key}' is refused: custom_imports imports (runs) Python modules, so it is "
+                          'read from option files only, never from the command line. Put custom_imports: '
+                          '[my_pkg.my_arch] into your option file.')
+    if keys and keys[0] in RESERVED_KEYS:
+        raise OptionError(f"{source}: '{key}' is refused: mmengine.Config reserves the top-level keys "
+                          f"{', '.join(RESERVED_KEYS)}")
+    value = _strip_delete(yaml_loads(raw)) if raw.strip() else ''  # the value replaces: _delete_ is implied
+    node = opt
+    for depth, k in enumerate(keys):
+        where = '.'.join(str(x) for x in keys[:depth + 1])
+        if isinstance(node, list):
+            if not isinstance(k, int) or not -len(node) <= k < len(node):
+                raise OptionError(f"{source}: '{where}' is not a valid index of a list of length {len(node)}")
+        elif isinstance(node, dict):
+            if k not in node:
+                if add:
+                    break  # the rest of the path is new
+                close = difflib.get_close_matches(str(k), [str(x) for x in node], n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ''
+                raise OptionError(f"{source}: unknown key '{where}'.{hint} Existing keys here: "
+                                  f"{', '.join(str(x) for x in node)}. Prefix '+' to add a new key "
+                                  f"(+{key.lstrip('+')}={raw}).")
+        else:
+            raise OptionError(f"{source}: '{where}' cannot be indexed (it is a {type(node).__name__})")
+        node = node[k]
+    return keys, value
+
+
+def _set_in(node, keys, value):
+    """``node[k0][k1]... = value`` in place, making the dicts that a ``+`` path adds."""
+    for k in keys[:-1]:
+        if isinstance(node, dict) and k not in node:
+            node[k] = {}
+        node = node[k]
+    node[keys[-1]] = value
+
+
+def _write_override(opt, keys, value):
+    """Set ``keys`` to ``value`` (replacing, a dict too) in ``opt`` with ``Config.merge_from_dict``."""
+    head = []
+    for k in keys:
+        if not isinstance(k, str):
+            break
+        head.append(k)
+    if len(head) < len(keys):  # a list element or a non-string key: set in a copy of the enclosing value
+        if not head:
+            _set_in(opt, keys, value)
+            return
+        node = opt
+        for k in head:
+            node = node.get(k, {}) if isinstance(node, dict) else {}
+        enclosing = copy.deepcopy(node)
+        _set_in(enclosing, keys[len(head):], value)
+        keys, value = head, enclosing
+    node, exists = opt, True
+    for k in keys:
+        exists = isinstance(node, dict) and k in node
+        if not exists:
+            break
+        node = node[k]
+    if isinstance(value, dict) and exists:
+        value = {**value, DELETE_KEY: True}  # replace, as merge_from_dict would otherwise merge the dicts
+    try:
+        cfg = Config(opt)
+    except KeyError as err:
+        raise OptionError(f'The options hold a top-level key that mmengine.Config reserves: {err}') from None
+    cfg.merge_from_dict({'.'.join(keys): value}, allow_list_keys=False)
+    merged = cfg.to_dict()
+    opt.clear()
+    opt.update(merged)
+
+
 def apply_cfg_options(opt, overrides, source='--cfg-options'):
     """Apply ``key.path=value`` overrides to ``opt`` in place (values parsed as YAML, no code execution).
+
+    Each item is checked against ``opt`` (an unknown key fails with close matches unless prefixed ``+``) and written
+    with mmengine's ``Config.merge_from_dict``; the value replaces what was at the key, a dict included.
 
     Args:
         opt (dict): Options to modify.
@@ -221,42 +344,11 @@ def apply_cfg_options(opt, overrides, source='--cfg-options'):
         source (str): Where the overrides come from, for error messages.
 
     Returns:
-        dict: ``opt`` (modified in place).
+        dict: ``opt`` (modified in place: its top-level values are replaced by new plain dicts and lists).
     """
     for item in overrides or []:
-        if '=' not in item:
-            raise OptionError(f"{source}: '{item}' is not of the form key.path=value")
-        key, raw = item.split('=', 1)
-        add = key.startswith('+')
-        keys = _split_key(key.lstrip('+'))
-        if keys and keys[0] == 'custom_imports':
-            raise OptionError(f"{source}: '{key}' is refused: custom_imports imports (runs) Python modules, so it is "
-                              'read from option files only, never from the command line. Put custom_imports: '
-                              '[my_pkg.my_arch] into your option file.')
-        value = yaml_loads(raw) if raw.strip() else ''
-        node = opt
-        for depth, k in enumerate(keys):
-            last = depth == len(keys) - 1
-            where = '.'.join(str(x) for x in keys[:depth + 1])
-            if isinstance(node, list):
-                if not isinstance(k, int) or not -len(node) <= k < len(node):
-                    raise OptionError(f"{source}: '{where}' is not a valid index of a list of length {len(node)}")
-            elif isinstance(node, dict):
-                if k not in node:
-                    if add:
-                        node[k] = {}
-                    else:
-                        close = difflib.get_close_matches(str(k), [str(x) for x in node], n=3)
-                        hint = f" Did you mean {', '.join(close)}?" if close else ''
-                        raise OptionError(f"{source}: unknown key '{where}'.{hint} Existing keys here: "
-                                          f"{', '.join(str(x) for x in node)}. Prefix '+' to add a new key "
-                                          f"(+{key.lstrip('+')}={raw}).")
-            else:
-                raise OptionError(f"{source}: '{where}' cannot be indexed (it is a {type(node).__name__})")
-            if last:
-                node[k] = value
-            else:
-                node = node[k]
+        keys, value = _parse_override(opt, item, source)
+        _write_override(opt, keys, value)
     return opt
 
 
