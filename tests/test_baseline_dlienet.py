@@ -193,13 +193,13 @@ def test_one_iteration_of_each_stage(tmp_path, tiny_image_sets):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         teacher = train_pipeline(['-opt', TEACHER_OPT, '--cfg-options', 'name=dl_teacher', 'network_g.num_feat=24',
-                                  *common], root_path=root)
+                                  *common], root_path=root).opt
     teacher_file = osp.join(teacher['path']['models'], 'net_g_latest.pth')
     assert osp.isfile(teacher_file)
     # the student reads the teacher from the teacher's experiment (relative to the run's root folder)
     student = train_pipeline(['-opt', STUDENT_OPT, '--cfg-options', 'name=dl_student', *TINY,
                               'path.pretrain_network_teacher=experiments/dl_teacher/models/net_g_latest.pth', *common],
-                             root_path=root)
+                             root_path=root).opt
     for opt, keys in ((teacher, {'l_pixel', 'l_pixel_gt', 'l_perceptual', 'l_perceptual_gt'}),
                       (student, {'l_pixel', 'l_soft', 'l_feature', 'l_attention'})):
         with open(osp.join(opt['path']['experiments_root'], 'history.json')) as f:

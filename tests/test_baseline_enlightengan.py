@@ -173,7 +173,7 @@ def test_one_training_iteration_and_testing(tmp_path, tiny_image_sets):
                               'datasets.train.batch_size_per_gpu=2',
                               'train.local.patch_size=16', 'network_g.num_feat=4', 'network_d_global.ndf=4',
                               'network_d_local.ndf=4', 'logger.print_freq=1', 'logger.use_tb_logger=false',
-                              'val.val_freq=2', 'logger.save_checkpoint_freq=2'], root_path=str(tmp_path))
+                              'val.val_freq=2', 'logger.save_checkpoint_freq=2'], root_path=str(tmp_path)).opt
     state = load_checkpoint(osp.join(opt['path']['training_states'], '2.state'))
     assert set(state['networks']) == {'net_g', 'net_d_global', 'net_d_local'}
     assert set(state['optimizers']) == {'optim_g', 'optim_d'}

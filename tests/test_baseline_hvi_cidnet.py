@@ -227,7 +227,7 @@ def test_one_training_iteration_and_testing(tmp_path, tiny_image_sets):
                               'datasets.train.gt_size=32', 'datasets.val.gt_size=32',
                               'datasets.train.batch_size_per_gpu=2', 'network_g.channels=[4,4,8,8]',
                               '+train.random_gamma=[0.6,1.2]', 'logger.print_freq=1', 'logger.use_tb_logger=false',
-                              'val.val_freq=2', 'logger.save_checkpoint_freq=2'], root_path=str(tmp_path))
+                              'val.val_freq=2', 'logger.save_checkpoint_freq=2'], root_path=str(tmp_path)).opt
     logged = json.load(open(osp.join(opt['path']['experiments_root'], 'history.json')))['losses']
     assert len(logged) == 2 and all(math.isfinite(row['l_total']) for row in logged)
     assert {'l_cid_rgb_l1', 'l_cid_rgb_percep', 'l_cid_hvi_edge', 'l_cid_hvi_ssim'} <= set(logged[0])

@@ -244,7 +244,7 @@ def test_both_stages_through_train_and_test(tmp_path, monkeypatch):
                           'datasets.train.gt_size=32', 'datasets.val.gt_size=32', 'datasets.train.crop_size=16',
                           'datasets.train.batch_size_per_gpu=2', stage1.format('train'), stage1.format('val'),
                           'train.total_iter=2', 'val.val_freq=2', 'logger.save_checkpoint_freq=2', *short],
-                         root_path=str(tmp_path))
+                         root_path=str(tmp_path)).opt
     for folder in ('DemoFacesTrain', 'DemoFacesVal', 'DemoFacesTest', 'DemoFacesUnpaired'):
         assert len(os.listdir(tmp_path / 'results' / 's1_results' / 'visualization' / folder)) == 2 + 2 * (
             folder == 'DemoFacesTrain')

@@ -302,7 +302,7 @@ def test_one_training_iteration(tmp_path, parsing_sets, batch):
             f'datasets.train.batch_size_per_gpu={batch}', f'train.face_opt.gallery_root={s}/normal',
             'train.face_opt.identity_from=prefix', 'train.face_opt.gallery_cache=~', 'train.face_opt.detector=template',
             f'datasets.val.dataroot_gt={s}/normal', 'datasets.val.gt_size=32', 'val.val_freq=1',
-            'logger.print_freq=1', 'logger.save_checkpoint_freq=1'], root_path=str(tmp_path))
+            'logger.print_freq=1', 'logger.save_checkpoint_freq=1'], root_path=str(tmp_path)).opt
     logged = json.load(open(osp.join(opt['path']['experiments_root'], 'history.json')))['losses'][-1]
     for key in ('feature_contrast', 'brightness_contrast', 'perceptual', 'color', 'smooth', 'semantic', 'face',
                 'total'):

@@ -226,7 +226,7 @@ def test_train_and_test_pipelines(tmp_path, tiny_image_sets):
                           'datasets.val.gt_size=32', 'datasets.train.batch_size_per_gpu=2', 'network_g.unet.dim=8',
                           'network_g.unet.dim_mults=[1,2,2,2]', 'train.ema_start=1', 'train.ema_every=2',
                           'logger.print_freq=1', 'logger.use_tb_logger=false', 'val.val_freq=3',
-                          'logger.save_checkpoint_freq=3'], root_path=str(tmp_path))
+                          'logger.save_checkpoint_freq=3'], root_path=str(tmp_path)).opt
     with open(osp.join(opt['path']['experiments_root'], 'history.json')) as f:
         logged = json.load(f)['losses']
     assert len(logged) == 3 and all(math.isfinite(row['l_res']) and 'grad_norm' in row for row in logged)
@@ -263,7 +263,7 @@ def test_two_unets_train_on_both_targets(tmp_path, tiny_image_sets):
                           'network_g.sampling=res_noise', '+train.noise_opt={type: L1Loss, loss_weight: 1.0}',
                           f'datasets.train.dataroot_gt={tiny_image_sets}/train', 'datasets.train.gt_size=32',
                           f'datasets.val.dataroot_gt={tiny_image_sets}/val', 'val.val_freq=~',
-                          'logger.print_freq=1', 'logger.use_tb_logger=false'], root_path=str(tmp_path))
+                          'logger.print_freq=1', 'logger.use_tb_logger=false'], root_path=str(tmp_path)).opt
     with open(osp.join(opt['path']['experiments_root'], 'history.json')) as f:
         row = json.load(f)['losses'][0]
     assert math.isclose(row['l_total'], row['l_res'] + row['l_noise'], rel_tol=1e-5)

@@ -146,7 +146,7 @@ def test_one_training_iteration(tmp_path, tiny_image_sets):
                           'datasets.train.gt_size=32', 'datasets.val.gt_size=32', 'datasets.train.batch_size_per_gpu=2',
                           'network_g.width=8', 'network_g.num_groups=1', 'network_g.blocks_per_group=1',
                           'logger.print_freq=1', 'logger.use_tb_logger=false', 'val.val_freq=2',
-                          'logger.save_checkpoint_freq=2'], root_path=str(tmp_path))
+                          'logger.save_checkpoint_freq=2'], root_path=str(tmp_path)).opt
     with open(osp.join(opt['path']['experiments_root'], 'history.json')) as f:
         logged = json.load(f)['losses']
     assert len(logged) == 2 and all(math.isfinite(row['l_total']) for row in logged)

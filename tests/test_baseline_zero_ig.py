@@ -125,7 +125,7 @@ def test_one_training_iteration(tmp_path, tiny_image_sets):
                           f'datasets.train.dataroot_gt={sets}/train', f'datasets.val.dataroot_gt={sets}/val',
                           'datasets.train.gt_size=32', 'datasets.val.gt_size=32', 'network_g.enhancer_channels=8',
                           'network_g.denoiser_channels=8', 'logger.print_freq=1', 'logger.use_tb_logger=false',
-                          'val.val_freq=2', 'logger.save_checkpoint_freq=2'], root_path=str(tmp_path))
+                          'val.val_freq=2', 'logger.save_checkpoint_freq=2'], root_path=str(tmp_path)).opt
     logged = json.load(open(osp.join(opt['path']['experiments_root'], 'history.json')))['losses']
     assert len(logged) == 2 and all(math.isfinite(row['l_total']) for row in logged)
     assert {f'l_{k}' for k in DEFAULT_WEIGHTS} <= set(logged[0])

@@ -31,6 +31,57 @@ def test_bad_lists_fail_clearly(tmp_path):
         load_benchmark_list(str(bad))
 
 
+@pytest.mark.parametrize('text, message', [
+    ('stages:\n  - {label: A, train: null}\n', 'needs a label and a test option file'),
+    ('stages:\n  - {label: A, test: %(test)s}\n  - {label: A, test: %(test)s}\n', "'A' appears twice"),
+    ('seeds: []\nstages:\n  - {label: A, test: %(test)s}\n', "'seeds' must be a non-empty list"),
+    ('budget_s: -1\nstages:\n  - {label: A, test: %(test)s}\n', "'budget_s' must be a positive number"),
+    ('probe_iter: 1\nstages:\n  - {label: A, test: %(test)s}\n', "'probe_iter' must be >= 2"),
+    ('total_iter: 0\nstages:\n  - {label: A, test: %(test)s}\n', 'total_iter must be a positive integer'),
+    ('prepare: [no_colon]\nstages:\n  - {label: A, test: %(test)s}\n', 'prepare\\[0\\] must be'),
+    ('face_grids: {sets: {}}\nstages:\n  - {label: A, test: %(test)s}\n', "'face_grids' must be"),
+    ('stages:\n  - {label: A, test: %(test)s, total_iter: 0}\n', r'stages\[0\].total_iter must be a positive'),
+])
+def test_list_errors_name_the_file_and_the_entry(tmp_path, text, message):
+    bad = tmp_path / 'bad.yml'
+    bad.write_text(text % {'test': 'options/demo/test_LowLightUNet_demo.yml'})
+    with pytest.raises(OptionError, match=message) as err:
+        load_benchmark_list(str(bad))
+    assert str(bad) in str(err.value)
+
+
+def test_iteration_count_precedence():
+    """Command line > the stage's total_iter > a CPU budget (command line, else list) > ``own`` > the list's."""
+    from lowlight3d.pipeline.benchmark.budget import iteration_rule
+    stage = {'label': 'U', 'train': 'options/demo/train_LowLightUNet_demo.yml'}
+    fixed = dict(stage, total_iter=7)
+    listed = {'total_iter': 200, 'budget_s': None}
+    budgeted = {'total_iter': 200, 'budget_s': 60.0}
+    own = {'total_iter': 'own', 'budget_s': None}
+    assert iteration_rule(fixed, budgeted, total_iter=5, budget_s=9) == ('command line', 5)
+    assert iteration_rule(fixed, budgeted, budget_s=9) == ('fixed in list', 7)
+    assert iteration_rule(stage, budgeted, budget_s=9) == ('budget', 9.0)
+    assert iteration_rule(stage, budgeted) == ('budget', 60.0)
+    assert iteration_rule(stage, own, budget_s=9) == ('budget', 9.0)
+    assert iteration_rule(stage, own) == ('option file', 600)  # train.total_iter of the demo U-Net's file
+    assert iteration_rule(stage, listed) == ('list', 200)
+    with pytest.raises(OptionError, match='train.total_iter must be a positive integer'):
+        iteration_rule(dict(stage, train='options/_base_/datasets/demo_faces_test.yml'), own)  # no train block
+
+
+def test_a_budget_becomes_iterations_through_the_probe(monkeypatch):
+    from lowlight3d.pipeline.benchmark import budget
+    probes = []
+    monkeypatch.setattr(budget, 'probe_stage', lambda *args: probes.append(args) or {'cpu_s_per_iter': 0.3})
+    stage = {'label': 'U', 'train': 'options/demo/train_LowLightUNet_demo.yml'}
+    spec = {'total_iter': 200, 'budget_s': 1.0, 'probe_iter': 4, 'schedule_follows_budget': False}
+    plan = budget.plan_iterations(stage, spec, [3, 4])
+    assert plan == {'total_iter': 3, 'source': 'budget', 'probe': {'cpu_s_per_iter': 0.3}, 'budget_s': 1.0}
+    assert probes[0][1:3] == (3, 4)  # first seed, probe_iter
+    assert budget.plan_iterations(stage, spec, [3], total_iter=11)['source'] == 'command line' and len(probes) == 1
+    assert budget.iterations_for_budget(0.1, 0.3) == 1  # at least one iteration
+
+
 def test_summary_row_mean_and_std_by_hand():
     na = WeightsNotFoundError('x')
     runs = [{'summary': {'Set': {'metrics': {'psnr': 10.0, 'niqe': na}}}, 'seconds_per_iter': 1.0},
@@ -97,11 +148,11 @@ def tiny_cfg(sets):
 def test_a_table_written_before_the_last_stage_says_it_is_incomplete(tmp_path):
     """The table is rewritten after every stage: until the last one it names the stages not yet run, so the table
     of an interrupted benchmark cannot pass for a finished one."""
-    from lowlight3d.pipeline.benchmark import _write
+    from lowlight3d.pipeline.benchmark import write_report
     spec = load_benchmark_list(osp.join(REPO, 'options', 'demo', 'benchmark_demo.yml'))
     rows = [summarise('UNet', [], None, None, None)]
-    _write(rows, str(tmp_path), spec, [0, 1], total_iter=2, pending=['V1', 'Ours'])
+    write_report(rows, str(tmp_path), spec, [0, 1], total_iter=2, pending=['V1', 'Ours'])
     table = (tmp_path / 'benchmark.md').read_text()
     assert table.startswith('**INCOMPLETE: 1 of 3 stages done; not (yet) run: V1, Ours.')
-    _write(rows, str(tmp_path), spec, [0, 1], total_iter=2)
+    write_report(rows, str(tmp_path), spec, [0, 1], total_iter=2)
     assert 'INCOMPLETE' not in (tmp_path / 'benchmark.md').read_text()

@@ -175,7 +175,7 @@ def _tiny_overrides(root, total_iter=3):
 
 def test_ddpm_trains_on_external_planes_with_a_renderer_only(external_set, tmp_path):
     root, files = external_set
-    opt = train_pipeline(['-opt', EXTERNAL_OPT, '--cfg-options', *_tiny_overrides(root)], root_path=str(tmp_path))
+    opt = train_pipeline(['-opt', EXTERNAL_OPT, '--cfg-options', *_tiny_overrides(root)], root_path=str(tmp_path)).opt
     models = opt['path']['models']
     saved = torch.load(osp.join(models, 'net_g_3.pth'))['params']
     renderer_ckpt = osp.join(models, 'net_renderer_3.pth')

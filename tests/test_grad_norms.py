@@ -61,7 +61,7 @@ def test_grad_norm_freq_option():
 
 def _train(root, sets, name, overrides):
     return train_pipeline(['-opt', TRAIN_OPT, '--cfg-options', *tiny_train_overrides(sets, 8, name), *overrides],
-                          root_path=str(root))
+                          root_path=str(root)).opt
 
 
 def test_the_pipeline_logs_measured_values_without_averaging_in_zeros(tmp_path, tiny_image_sets):

@@ -26,7 +26,8 @@ from lowlight3d.data.preparation.real_face_benchmark import (
     yaleb_subject_split,
 )
 from lowlight3d.metrics.metric_util import metrics_of_set
-from lowlight3d.pipeline.benchmark import _schedule_overrides, load_benchmark_list, run_benchmark
+from lowlight3d.pipeline.benchmark import load_benchmark_list, run_benchmark
+from lowlight3d.pipeline.benchmark.runner import schedule_overrides
 from lowlight3d.utils.img_io import read_image
 from lowlight3d.utils.options import load_config
 
@@ -222,9 +223,9 @@ def test_metrics_of_set_selects_and_checks():
 
 def test_schedule_follows_the_budget():
     unet = osp.join(REPO, 'options', 'demo', 'train_LowLightUNet_demo.yml')
-    assert _schedule_overrides(unet, [], 37) == ['train.scheduler.periods=[37]']
+    assert schedule_overrides(unet, [], 37) == ['train.scheduler.periods=[37]']
     egan = osp.join(REPO, 'options', 'demo', 'train_EnlightenGAN_demo.yml')
-    assert _schedule_overrides(egan, [], 37) == []  # its linear decay follows train.total_iter itself
+    assert schedule_overrides(egan, [], 37) == []  # its linear decay follows train.total_iter itself
 
 
 # ---------------------------------------------------------------- a parameter-free arch through test.py, no weights
@@ -298,7 +299,8 @@ face_grids: {{sets: {{UTKFace_test: 2}}}}
 
 
 def _fake_training(monkeypatch, calls):
-    """``train_pipeline`` / ``test_pipeline`` stand-ins: record the mode, save ``<total_iter>.state`` + options."""
+    """``train_pipeline`` / ``test_pipeline`` stand-ins: record the mode, save ``<total_iter>.state`` + options and
+    return a :class:`TrainResult` (nothing trained when ``<total_iter>.state`` was there and the mode resumes)."""
     import lowlight3d.pipeline.test_pipeline as testing
     import lowlight3d.pipeline.train_pipeline as training
     from lowlight3d.utils.options import dump_options
@@ -312,10 +314,13 @@ def _fake_training(monkeypatch, calls):
         if mode == '--force' and osp.isdir(exp):
             import shutil
             shutil.rmtree(exp)
-        os.makedirs(osp.join(exp, 'training_states'), exist_ok=True)
-        open(osp.join(exp, 'training_states', f'{total}.state'), 'w').close()
+        state = osp.join(exp, 'training_states', f'{total}.state')
+        start = total if osp.isfile(state) else 0
+        os.makedirs(osp.dirname(state), exist_ok=True)
+        open(state, 'w').close()
         dump_options({'name': name, 'train': {'total_iter': total}}, osp.join(exp, 'options.yml'))
-        return {'path': {'models': osp.join(exp, 'models')}}
+        timing = training.LoopTiming(total - start, 2.0, 4.0, 0.5, 1.0, 1) if start < total else None
+        return training.TrainResult({'path': {'models': osp.join(exp, 'models')}}, start, total, timing)
 
     monkeypatch.setattr(training, 'train_pipeline', train)
     monkeypatch.setattr(testing, 'test_pipeline', lambda args: {})
@@ -336,9 +341,29 @@ def test_a_run_planned_for_other_iterations_is_retrained_not_resumed(tmp_path, m
     assert os.listdir(tmp_path / 'experiments' / 'real_LowLightUNet_seed0' / 'training_states') == ['7.state']
 
 
+def test_run_stage_takes_its_timing_from_the_training_result_and_a_reused_run_from_its_files(tmp_path,
+                                                                                             monkeypatch):
+    """A run trained now: the loop timing of the returned TrainResult (the fake writes no timing.json) and the
+    call's wall time; a finished run reused: what the benchmark saved for it (benchmark_timing.json) and the loop's
+    timing.json, here absent."""
+    from lowlight3d.pipeline.benchmark import run_stage
+    monkeypatch.chdir(tmp_path)
+    _fake_training(monkeypatch, [])
+    stage = {'label': 'UNet', 'train': 'options/real/train_LowLightUNet_real.yml',
+             'test': 'options/real/test_Identity_real.yml'}
+    trained = run_stage(stage, 0, 5)
+    assert trained['timing'] == {'iterations': 5, 'wall_s': 2.0, 'cpu_s': 4.0, 'first_iter_wall_s': 0.5,
+                                 'first_iter_cpu_s': 1.0, 'threads': 1}
+    assert trained['seconds_per_iter'] is not None
+    assert not osp.exists(tmp_path / 'experiments' / 'real_LowLightUNet_seed0' / 'timing.json')
+    reused = run_stage(stage, 0, 5)
+    assert reused['seconds_per_iter'] == trained['seconds_per_iter'] and reused['timing'] is None
+
+
 def test_probe_cache_is_keyed_by_threads_and_cpu(tmp_path, monkeypatch):
     import lowlight3d.pipeline.benchmark as benchmark
     import lowlight3d.pipeline.train_pipeline as training
+    from lowlight3d.pipeline.benchmark import budget
     monkeypatch.chdir(tmp_path)
     probes = []
 
@@ -346,9 +371,8 @@ def test_probe_cache_is_keyed_by_threads_and_cpu(tmp_path, monkeypatch):
         probes.append(torch.get_num_threads())
         name = next(a[len('name='):] for a in args if a.startswith('name='))
         os.makedirs(osp.join('experiments', name), exist_ok=True)
-        with open(osp.join('experiments', name, 'timing.json'), 'w') as f:
-            json.dump({'iterations': 3, 'cpu_s': 3.0, 'first_iter_cpu_s': 1.0, 'wall_s': 3.0,
-                       'first_iter_wall_s': 1.0, 'threads': torch.get_num_threads()}, f)
+        timing = training.LoopTiming(3, 3.0, 3.0, 1.0, 1.0, torch.get_num_threads())
+        return training.TrainResult({'name': name}, 0, 3, timing)
 
     monkeypatch.setattr(training, 'train_pipeline', train)
     stage = {'label': 'UNet', 'train': 'options/real/train_LowLightUNet_real.yml'}
@@ -357,10 +381,11 @@ def test_probe_cache_is_keyed_by_threads_and_cpu(tmp_path, monkeypatch):
         first = benchmark.probe_stage(stage, 0, 3)
         assert benchmark.probe_stage(stage, 0, 3) == first and len(probes) == 1  # cached
         assert first['key']['threads'] == threads and first['key']['cpu']
+        assert first['cpu_s_per_iter'] == 1.0 and first['probe_iter'] == 3  # from the returned LoopTiming
         torch.set_num_threads(threads + 1)
         benchmark.probe_stage(stage, 0, 3)
         assert len(probes) == 2  # another thread count: measured anew
-        monkeypatch.setattr(benchmark.platform, 'processor', lambda: 'another CPU')
+        monkeypatch.setattr(budget.platform, 'processor', lambda: 'another CPU')
         benchmark.probe_stage(stage, 0, 3)
         assert len(probes) == 3  # another CPU model: measured anew
     finally:

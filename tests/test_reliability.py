@@ -28,7 +28,7 @@ FULL_OPT = osp.join(REPO, 'options', 'demo', 'train_LowLight3D_demo.yml')
 def _train(root, sets, total_iter, name, *flags, overrides=()):
     return train_pipeline(
         ['-opt', TRAIN_OPT, *flags, '--cfg-options', *tiny_train_overrides(sets, total_iter, name), *overrides],
-        root_path=str(root))
+        root_path=str(root)).opt
 
 
 def _test_overrides(sets, name, weights):

@@ -193,19 +193,19 @@ def test_relative_paths_follow_the_caller_not_the_workdir(tmp_path, monkeypatch)
     files after the benchmark enters its --workdir / --smoke folder."""
     import argparse
 
-    from lowlight3d.pipeline import benchmark
+    from lowlight3d.pipeline.benchmark import cli
     caller = tmp_path / 'caller'
     (caller / 'lists').mkdir(parents=True)
     (caller / 'lists' / 'mine.yml').write_text('stages: []\n')
     monkeypatch.chdir(caller)
     monkeypatch.setenv('LOWLIGHT3D_TEST_DATA', '../shared/data')
     args = argparse.Namespace(list='lists/mine.yml')
-    benchmark._absolute_user_paths(args)
-    benchmark._enter_workdir(str(tmp_path / 'work'))
+    cli.absolute_user_paths(args)
+    cli.enter_workdir(str(tmp_path / 'work'))
     assert os.environ['LOWLIGHT3D_TEST_DATA'] == str(tmp_path / 'shared' / 'data')
     assert args.list == str(caller / 'lists' / 'mine.yml') and osp.isfile(args.list)
     repo_list = argparse.Namespace(list='options/real/benchmark_real.yml')  # not under the caller: the repository's
-    benchmark._absolute_user_paths(repo_list)
+    cli.absolute_user_paths(repo_list)
     assert repo_list.list == 'options/real/benchmark_real.yml'
 
 

@@ -137,7 +137,7 @@ def test_1_bad_refresh_value_fails_clearly(setup):
 def _unet_run(root, sets, name, total_iter=4, extra=()):
     from lowlight3d.pipeline.train_pipeline import train_pipeline
     return train_pipeline(['-opt', UNET_OPT, '--cfg-options', *tiny_train_overrides(sets, total_iter, name),
-                           'logger.save_checkpoint_freq=2', *extra], root_path=str(root))
+                           'logger.save_checkpoint_freq=2', *extra], root_path=str(root)).opt
 
 
 def test_7_training_states_and_weights_load_with_weights_only(tmp_path, tiny_image_sets):

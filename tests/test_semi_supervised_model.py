@@ -237,7 +237,8 @@ def test_resume_matches_an_uninterrupted_run(setup, tmp_path, schedule):
     def train(folder, name, *flags):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            return train_pipeline(['-opt', FULL, *flags, '--cfg-options', f'name={name}', *cfg], root_path=str(folder))
+            return train_pipeline(['-opt', FULL, *flags, '--cfg-options', f'name={name}', *cfg],
+                                  root_path=str(folder)).opt
 
     straight = train(tmp_path / 'a', 'straight')
     crashed = train(tmp_path / 'b', 'resumed')

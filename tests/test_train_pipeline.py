@@ -1,4 +1,5 @@
-"""The training pipeline: experiment layout, validation and best checkpoint, exact resume, folder safety."""
+"""The training pipeline: experiment layout, validation and best checkpoint, exact resume, folder safety, the
+returned result."""
 import json
 import os
 import os.path as osp
@@ -6,7 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
-from lowlight3d.pipeline.train_pipeline import train_pipeline
+from lowlight3d.pipeline.train_pipeline import LoopTiming, TrainResult, train_pipeline
 from lowlight3d.utils.checkpoint import load_checkpoint
 
 from conftest import tiny_train_overrides
@@ -18,7 +19,7 @@ TRAIN_OPT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'options',
 def _train(root, sets, total_iter, name, *flags, overrides=()):
     return train_pipeline(
         ['-opt', TRAIN_OPT, *flags, '--cfg-options', *tiny_train_overrides(sets, total_iter, name), *overrides],
-        root_path=str(root))
+        root_path=str(root)).opt
 
 
 def test_training_writes_the_basicsr_layout(tmp_path, tiny_image_sets):
@@ -94,6 +95,26 @@ def test_auto_resume_of_a_finished_run_trains_no_more(tmp_path, tiny_image_sets)
     after = load_checkpoint(osp.join(opt['path']['training_states'], '6.state'))
     for key, value in before['networks']['net_g'].items():
         assert torch.equal(value, after['networks']['net_g'][key])
+
+
+def test_train_pipeline_returns_what_it_trained_and_the_loop_timing(tmp_path, tiny_image_sets):
+    """The result says what the call trained and what its loop cost (the numbers timing.json records); resuming a
+    finished run trains nothing, returns no timing and keeps the file of the run that trained."""
+    args = ['-opt', TRAIN_OPT, '--cfg-options', *tiny_train_overrides(tiny_image_sets, 2, 'result')]
+    result = train_pipeline(args, root_path=str(tmp_path))
+    assert isinstance(result, TrainResult) and result.opt['name'] == 'result'
+    assert (result.start_iter, result.final_iter, result.iterations, result.trained) == (0, 2, 2, True)
+    timing = result.timing
+    assert isinstance(timing, LoopTiming) and timing.iterations == 2 and timing.threads == torch.get_num_threads()
+    assert timing.cpu_s >= timing.first_iter_cpu_s >= 0 and timing.wall_s >= timing.first_iter_wall_s >= 0
+    assert timing.steady_cpu_s_per_iter == timing.cpu_s - timing.first_iter_cpu_s  # one iteration after warm-up
+    saved = osp.join(result.opt['path']['experiments_root'], 'timing.json')
+    with open(saved) as f:
+        assert json.load(f) == timing.to_json()
+    again = train_pipeline(args[:2] + ['--auto_resume'] + args[2:], root_path=str(tmp_path))
+    assert (again.start_iter, again.final_iter, again.trained, again.timing) == (2, 2, False, None)
+    with open(saved) as f:
+        assert json.load(f) == timing.to_json()
 
 
 def test_bad_options_fail_clearly(tmp_path, tiny_image_sets):

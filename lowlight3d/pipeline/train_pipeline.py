@@ -3,8 +3,11 @@
 Layout (BasicSR's): ``experiments/<name>/{models, training_states, visualization}``, the log
 ``train_<name>_<time>.log``, the resolved options ``options.yml``, and ours: ``curves.png`` (losses and
 metrics), ``history.json``, ``models/net_g_best.pth`` (by ``val.save_best``), ``timing.json`` (wall and CPU
-seconds of the training loop of the last run).  Tensorboard goes to
-``tb_logger/<name>``.
+seconds of the training loop of the last run that trained).  Tensorboard goes to ``tb_logger/<name>``.
+
+:func:`train_pipeline` returns a :class:`TrainResult`: the resolved options, the iterations the run started and
+ended at, and the :class:`LoopTiming` of its loop (the numbers ``timing.json`` records), so a caller needs no file to
+know what the call trained and what it cost.
 
 One run per experiment: ``experiments/.<name>.lock`` (pid, host, start time; :mod:`lowlight3d.utils.run_lock`) is
 held from before the folder is checked until the last save; a second run of the name is refused, naming the first,
@@ -28,6 +31,8 @@ import re
 import shlex
 import sys
 import time
+from dataclasses import asdict, dataclass
+from typing import Optional
 
 import torch
 
@@ -42,7 +47,72 @@ from lowlight3d.utils.plot import plot_training_curves
 from lowlight3d.utils.rng import set_random_seed
 from lowlight3d.utils.run_lock import RunLock
 
-__all__ = ['parse_train_args', 'train_pipeline', 'find_resume_state']
+__all__ = ['parse_train_args', 'train_pipeline', 'find_resume_state', 'TrainResult', 'LoopTiming']
+
+
+@dataclass(frozen=True)
+class LoopTiming:
+    """Wall and CPU seconds of one run's training loop: what ``experiments/<name>/timing.json`` holds.
+
+    ``cpu_s`` is the process CPU time (all threads, :func:`time.process_time`); both exclude start-up (data listing,
+    model building) and the final checkpoint, and include whatever runs inside the loop (data loading, validation
+    and checkpoints at their frequencies).  ``first_iter_*``: the first iteration alone (warm-up).  Seconds are
+    rounded to 4 decimals, as written.
+    """
+    iterations: int
+    wall_s: float
+    cpu_s: float
+    first_iter_wall_s: float
+    first_iter_cpu_s: float
+    threads: int
+
+    @classmethod
+    def measured(cls, iterations, wall_s, cpu_s, first_iter, threads):
+        """From raw measurements; ``first_iter`` is ``(wall_s, cpu_s)`` of the first iteration, or None."""
+        first_wall, first_cpu = first_iter or (0.0, 0.0)
+        return cls(int(iterations), round(wall_s, 4), round(cpu_s, 4), round(first_wall, 4), round(first_cpu, 4),
+                   int(threads))
+
+    @property
+    def steady_cpu_s_per_iter(self):
+        """CPU seconds of one iteration after the warm-up: ``(cpu_s - first_iter_cpu_s) / (iterations - 1)``."""
+        return (self.cpu_s - self.first_iter_cpu_s) / max(1, self.iterations - 1)
+
+    @property
+    def steady_wall_s_per_iter(self):
+        """Wall seconds of one iteration after the warm-up."""
+        return (self.wall_s - self.first_iter_wall_s) / max(1, self.iterations - 1)
+
+    def to_json(self):
+        """The ``timing.json`` dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one :func:`train_pipeline` call did.
+
+    Attributes:
+        opt (dict): The resolved options (``opt['path']`` locates the experiment, its models and states).
+        start_iter (int): The iteration the call started at (0 for a fresh run, else the resumed state's).
+        final_iter (int): The iteration it ended at (``train.total_iter``).
+        timing (LoopTiming | None): Its training loop's times; None when it trained nothing (a finished run
+            resumed), whose ``timing.json`` then still describes the run that trained.
+    """
+    opt: dict
+    start_iter: int
+    final_iter: int
+    timing: Optional[LoopTiming]
+
+    @property
+    def iterations(self):
+        """Iterations trained by this call."""
+        return self.final_iter - self.start_iter
+
+    @property
+    def trained(self):
+        """Whether this call trained any iteration."""
+        return self.final_iter > self.start_iter
 
 
 def parse_train_args(argv=None):
@@ -149,24 +219,12 @@ def _create_loaders(opt, logger):
     return train_set, train_sampler, train_loader, val_loaders
 
 
-def _write_timing(opt, iterations, wall_s, cpu_s, first_iter):
-    """Write ``experiments/<name>/timing.json``: wall and CPU seconds of this run's training loop.
-
-    ``cpu_s`` is the process CPU time (all threads, :func:`time.process_time`); both exclude start-up (data listing,
-    model building) and the final checkpoint, and include whatever runs inside the loop (data loading, validation
-    and checkpoints at their frequencies).  ``first_iter_*``: the first iteration alone (warm-up), so that
-    ``(cpu_s - first_iter_cpu_s) / (iterations - 1)`` is the steady cost of one iteration (used by the benchmark's
-    CPU budget, :mod:`lowlight3d.pipeline.benchmark`).  A run that trains nothing (a finished run resumed) keeps
-    the file of the run that trained.
-    """
-    if opt['rank'] != 0 or iterations <= 0:
+def _write_timing(opt, timing):
+    """Write ``experiments/<name>/timing.json`` (:class:`LoopTiming`) on rank 0.  A run that trained nothing
+    (``timing`` None: a finished run resumed) keeps the file of the run that trained."""
+    if opt['rank'] != 0 or timing is None:
         return
-    first_wall, first_cpu = first_iter or (0.0, 0.0)
-    payload = {'iterations': int(iterations), 'wall_s': round(wall_s, 4), 'cpu_s': round(cpu_s, 4),
-               'first_iter_wall_s': round(first_wall, 4), 'first_iter_cpu_s': round(first_cpu, 4),
-               'threads': torch.get_num_threads()}
-    path = osp.join(opt['path']['experiments_root'], 'timing.json')
-    atomic_write_json(path, payload)
+    atomic_write_json(osp.join(opt['path']['experiments_root'], 'timing.json'), timing.to_json())
 
 
 def _init_tb_logger(opt):
@@ -316,7 +374,7 @@ class _TrainingRun:
         self.ckpt_freq = int(self.log_opt['save_checkpoint_freq'])  # 0: only at the end
         self.msg_logger = MessageLogger(opt, progress.current_iter, tb_logger)
         self.curves_path = osp.join(opt['path']['experiments_root'], 'curves.png')
-        self.t_start = self.cpu_start = self.start_iter = self.first_iter = None  # timing.json, set by train()
+        self.t_start = self.cpu_start = self.start_iter = self.first_iter = None  # the loop's timing, set by train()
 
     def validate(self):
         """Validate on every ``val*`` set (rank 0), record the metrics, save ``net_g_best`` when the first set's
@@ -375,7 +433,11 @@ class _TrainingRun:
 
     def train(self):
         """Step 6, the loop: epochs of the training loader until ``train.total_iter`` (a resumed epoch continues
-        after its ``batches_done`` batches), then ``timing.json``."""
+        after its ``batches_done`` batches), then ``timing.json``.
+
+        Returns:
+            LoopTiming | None: The loop's times (None when no iteration was left to train).
+        """
         p = self.progress
         self.logger.info(f'Start training from epoch {p.epoch}, iter {p.current_iter}, to iter {self.total_iter}')
         self.t_start, self.cpu_start, self.start_iter, self.first_iter = \
@@ -396,8 +458,13 @@ class _TrainingRun:
                 p.batches_done = 0
                 continue
             break
-        _write_timing(self.opt, p.current_iter - self.start_iter, time.time() - self.t_start,
-                      time.process_time() - self.cpu_start, self.first_iter)
+        iterations = p.current_iter - self.start_iter
+        timing = None
+        if iterations > 0:
+            timing = LoopTiming.measured(iterations, time.time() - self.t_start, time.process_time() - self.cpu_start,
+                                         self.first_iter, torch.get_num_threads())
+        _write_timing(self.opt, timing)
+        return timing
 
     def finish(self):
         """Step 7, the final save: a last validation and checkpoint unless the last iteration just made them,
@@ -437,7 +504,8 @@ def train_pipeline(argv=None, root_path=None):
         root_path (str, optional): Overrides ``--root``.
 
     Returns:
-        dict: The resolved options of the run (the model is not kept alive).
+        TrainResult: The resolved options, the start and final iteration and the loop's :class:`LoopTiming` (the
+        model is not kept alive).
     """
     args, opt, resume_path = _load_run_options(argv, root_path)
     buffer = buffer_logger(opt['rank'])
@@ -452,7 +520,7 @@ def train_pipeline(argv=None, root_path=None):
         logger, tb_logger = _start_logging(opt, argv, buffer, removed, model, resume_path)
         progress = _Progress.load(model, resume_path, logger)
         run = _TrainingRun(opt, model, loaders, progress, logger, tb_logger)
-        run.train()
+        timing = run.train()
         run.finish()
         barrier()
-    return opt
+    return TrainResult(opt=opt, start_iter=run.start_iter, final_iter=progress.current_iter, timing=timing)

@@ -60,7 +60,7 @@ def write_face_grids(columns, sets, out_dir, seed_index=0):
 
     Args:
         columns (list[tuple[str, list[dict]]]): ``(label, runs)`` per stage, in table order; ``runs`` are
-            :func:`~lowlight3d.pipeline.benchmark.run_stage` results (``results``, ``test_options``,
+            :func:`~lowlight3d.pipeline.benchmark.runner.run_stage` results (``results``, ``test_options``,
             ``test_overrides``), one per seed (empty for a failed stage).
         sets (dict): ``{test set name: number of faces}``.
         out_dir (str): Output folder.
