@@ -142,3 +142,20 @@ def test_paper_variance_is_plumbed_from_the_prior_options(tmp_path):
     assert not torch.allclose(a, b) and torch.equal(b, post.extract(lq, seed=2)['render'])
     with pytest.raises(ValueError, match='variance'):
         _extractor(variance='big')
+
+
+def test_prior_maps_are_made_in_one_format():
+    """``prior_pyramid`` pools 2x2 between levels, ``uniform_prior`` repeats one pair, ``prior_maps`` checks the
+    count, ``prior_on`` keeps only T and D."""
+    from lowlight3d.archs.prior_maps import PRIOR_LEVELS, prior_maps, prior_on, prior_pyramid, uniform_prior
+    render, depth = torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 8)
+    pyr = prior_pyramid(render, depth)
+    assert [t.shape[-1] for t in pyr['T']] == [8, 4, 2] and len(pyr['D']) == PRIOR_LEVELS
+    assert torch.allclose(pyr['T'][1][0, :, 0, 0], render[0, :, :2, :2].mean(dim=(1, 2)))
+    assert torch.allclose(pyr['D'][2], torch.nn.functional.avg_pool2d(depth, 4))
+    same = uniform_prior(render, depth)
+    assert all(t is render for t in same['T']) and all(d is depth for d in same['D'])
+    with pytest.raises(ValueError, match='3 image maps and 3 depth maps, got 2 and 3'):
+        prior_maps([render] * 2, [depth] * 3)
+    moved = prior_on({**pyr, 'render': render, 'opacity': depth}, 'cpu')
+    assert set(moved) == {'T', 'D'} and torch.equal(moved['T'][2], pyr['T'][2])

@@ -16,11 +16,12 @@ from lowlight3d.archs.arch_util import (
 )
 from lowlight3d.archs.checkpoint_upgrade import UpgradableCheckpoint
 from lowlight3d.archs.prior_fusion_arch import ConcatResidualFusion, PriorFusionModule
+from lowlight3d.archs.prior_maps import PRIOR_LEVELS
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
 
 __all__ = ['PriorGuidedEnhancer']
 
-NUM_LEVELS = 3
+NUM_LEVELS = PRIOR_LEVELS  # one encoder level per prior level
 FUSIONS = {'prior3d': PriorFusionModule, 'concat': ConcatResidualFusion}
 FUSION_POSITIONS = ('decoder', 'encoder')
 

@@ -12,6 +12,7 @@
 import numpy as np
 import torch
 
+from lowlight3d.archs.prior_maps import uniform_prior
 from lowlight3d.inference.tiling import tiled_apply
 from lowlight3d.utils.gray import GRAY_CHOICES, keep_gray
 
@@ -35,7 +36,7 @@ def activation_bytes_per_pixel(model, size=64):
             if model.uses_prior:
                 t = torch.zeros(1, 3, size, size, device=model.device)
                 d = torch.zeros(1, 1, size, size, device=model.device)
-                net(x, {'T': [t, t, t], 'D': [d, d, d]})
+                net(x, uniform_prior(t, d))
             else:
                 net(x)
     finally:

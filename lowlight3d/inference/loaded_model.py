@@ -14,6 +14,7 @@ the frozen 3D prior from the embedded prior record.  Two ways to call it:
 import torch
 
 from lowlight3d.archs.checkpoint_upgrade import load_weights_checked
+from lowlight3d.archs.prior_maps import uniform_prior
 from lowlight3d.inference.model_file import ModelFileError, build_training_model, load_model_file
 
 __all__ = ['LoadedModel', 'load_model']
@@ -129,7 +130,7 @@ class LoadedModel:
         t = context['T'][..., y0:y1, x0:x1].to(self.device)
         d = context['D'][..., y0:y1, x0:x1].to(self.device)
         with self._autocast():
-            out = self.network(x.to(self.device, torch.float32), {'T': [t, t, t], 'D': [d, d, d]})
+            out = self.network(x.to(self.device, torch.float32), uniform_prior(t, d))
         return out.detach().float().clamp(0, 1)
 
 

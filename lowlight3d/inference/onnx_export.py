@@ -21,6 +21,8 @@ import os.path as osp
 import numpy as np
 import torch
 
+from lowlight3d.archs.prior_maps import prior_maps
+
 __all__ = ['OnnxExportError', 'export_onnx', 'onnx_parity', 'onnx_inputs']
 
 
@@ -36,8 +38,8 @@ class _PriorInputs(torch.nn.Module):
         self.net = net
 
     def forward(self, x, t1, t2, t3, d1, d2, d3):
-        """``net(x, {'T': [t1, t2, t3], 'D': [d1, d2, d3]})``."""
-        return self.net(x, {'T': [t1, t2, t3], 'D': [d1, d2, d3]})
+        """``net(x, prior_maps([t1, t2, t3], [d1, d2, d3]))``."""
+        return self.net(x, prior_maps([t1, t2, t3], [d1, d2, d3]))
 
 
 def onnx_inputs(model, height=64, width=64, batch=1, seed=0):
@@ -106,8 +108,8 @@ def onnx_parity(model, path, sizes=((48, 80), (96, 64))):
         inputs = onnx_inputs(model, h, w, seed=h * 1000 + w)
         with torch.no_grad():
             if model.uses_prior:
-                ref = net(inputs['input'], {'T': [inputs[f'T{k}'] for k in (1, 2, 3)],
-                                            'D': [inputs[f'D{k}'] for k in (1, 2, 3)]})
+                ref = net(inputs['input'], prior_maps([inputs[f'T{k}'] for k in (1, 2, 3)],
+                                                      [inputs[f'D{k}'] for k in (1, 2, 3)]))
             else:
                 ref = net(inputs['input'])
         got = session.run(['output'], {n: inputs[n].numpy() for n in names})[0]

@@ -23,6 +23,8 @@ import time
 import numpy as np
 import torch
 
+from lowlight3d.archs.prior_maps import prior_on
+
 __all__ = ['dark_test_photos', 'PeakMemory', 'time_model_files', 'prior_share', 'main']
 
 
@@ -159,7 +161,7 @@ def prior_share(model_path, steps_list=(1, 2, 5, 10, 20), device='cpu', repeat=3
             t0 = time.perf_counter()
             out = model.prior.extract(face, seed=0, use_cache=False)
             t1 = time.perf_counter()
-            prior = {'T': [t.to(model.device) for t in out['T']], 'D': [d.to(model.device) for d in out['D']]}
+            prior = prior_on(out, model.device)
             with torch.no_grad():
                 model.network(face.to(model.device), prior)
             t2 = time.perf_counter()

@@ -44,12 +44,13 @@ import torch.nn.functional as F
 from lowlight3d.archs import build_network
 from lowlight3d.archs.diffusion_schedule import VARIANCES, DiffusionSchedule, sampler_for
 from lowlight3d.archs.eg3d_conversion import convert_eg3d_decoder, find_eg3d_decoder
+from lowlight3d.archs.prior_maps import prior_pyramid
 from lowlight3d.archs.triplane_renderer_arch import depth_guidance
 from lowlight3d.utils.camera import canonical_label
 from lowlight3d.utils.checkpoint import atomic_save, load_checkpoint, strip_module_prefix
 from lowlight3d.utils.options import load_config
 
-__all__ = ['PriorExtractor', 'random_extractor', 'sample_x0', 'seeded_generators', 'prior_pyramid', 'triplane_source',
+__all__ = ['PriorExtractor', 'random_extractor', 'sample_x0', 'seeded_generators', 'triplane_source',
            'triplane_resolution', 'load_renderer_weights', 'load_network_weights', 'build_renderer', 'content_digest',
            'tensor_digest']
 
@@ -183,15 +184,6 @@ def sample_x0(denoiser, schedule, cond_img, steps=20, sampler='ddim', eta=0.0, g
     shape = (cond_img.shape[0], denoiser.in_channels, feats[0].shape[-2], r)
     return schedule.sample(lambda x, t: denoiser.denoise(x, t, feats), shape, steps, sampler, eta, generators,
                            device=cond_img.device, clip=clip, variance=variance)
-
-
-def prior_pyramid(render, guidance):
-    """``{'T': [T1, T2, T3], 'D': [D1, D2, D3]}`` by 2x2 average pooling twice."""
-    ts, ds = [render], [guidance]
-    for _ in range(2):
-        ts.append(F.avg_pool2d(ts[-1], 2))
-        ds.append(F.avg_pool2d(ds[-1], 2))
-    return {'T': ts, 'D': ds}
 
 
 class PriorExtractor:

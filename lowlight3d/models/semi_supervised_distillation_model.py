@@ -56,6 +56,7 @@ import contextlib
 import torch
 
 from lowlight3d.archs import build_network
+from lowlight3d.archs.prior_maps import prior_on
 from lowlight3d.models.base_model import BaseModel
 from lowlight3d.models.loss_sum import LossSum
 from lowlight3d.models.prior_loading import load_prior, prior_refresh
@@ -206,7 +207,7 @@ class SemiSupervisedDistillationModel(BaseModel):
         with torch.autocast(self.device.type, enabled=False) if self.is_train else contextlib.nullcontext():
             out = self.prior.extract(img.float() if self.is_train else img, seed=self.prior_seed, identity=identity,
                                      namespace=namespace, use_cache=use_cache)
-        return {'T': [t.to(self.device) for t in out['T']], 'D': [d.to(self.device) for d in out['D']]}
+        return prior_on(out, self.device)
 
     def feed_data(self, data):
         """Take ``lq`` (+ ``gt``; + ``lq_unpaired`` when the unpaired branch is on).
