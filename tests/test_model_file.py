@@ -48,8 +48,9 @@ def test_unet_round_trip_uses_the_ema_weights_and_equals_the_training_model(tmp_
     ema = torch.load(ckpt, weights_only=True)['params_ema']
     assert all(torch.equal(loaded['params'][k], ema[k]) for k in ema)
     x = torch.rand(2, 3, 40, 56) * 0.3
-    ours = load_model(path).enhance(x)
-    assert torch.equal(ours, _training_output(opt_path, [], x))
+    unet = load_model(path)
+    assert unet.procedure is None  # a network call: no training model is built for inference
+    assert torch.equal(unet.enhance(x), _training_output(opt_path, [], x))
 
 
 def test_our_method_round_trip_embeds_the_prior_and_equals_the_training_model(tmp_path):
@@ -59,7 +60,7 @@ def test_our_method_round_trip_embeds_the_prior_and_equals_the_training_model(tm
     assert record['network'] == 'net_g' and record['prior']['sampling']['steps'] == 2
     path = save_model_file(record, str(tmp_path / 'ours.pth'))
     model = LoadedModel(load_model_file(path))
-    assert model.uses_prior and model.tileable
+    assert model.uses_prior and model.tileable and model.procedure is None
     x = torch.rand(1, 3, 32, 32) * 0.3
     assert torch.allclose(model.enhance(x), _training_output(opt_path, cfg, x), atol=1e-6)
 
@@ -72,7 +73,7 @@ def test_zero_shot_method_carries_its_test_time_settings(tmp_path):
     assert record['per_image_steps'] == 2 and record['options']['test_opt']['steps'] == 2
     path = save_model_file(record, str(tmp_path / 'zeroig.pth'))
     model = load_model(path)
-    assert not model.tileable
+    assert not model.tileable and model.procedure is not None  # per-image optimisation: the model's test()
     x = torch.rand(1, 3, 24, 24) * 0.3
     assert torch.allclose(model.enhance(x, ['face']), _training_output(opt_path, cfg, x, 'face'), atol=1e-6)
 
@@ -109,3 +110,20 @@ def test_prior_file_round_trip_and_fingerprint(tmp_path):
     broken = dict(loaded, renderer={'options': loaded['renderer']['options'], 'params': {}})
     with pytest.raises(PriorFileError, match='renderer.params'):
         save_prior_file(str(tmp_path / 'broken.pth'), broken)
+
+
+def test_every_model_whose_test_is_its_own_declares_how_it_infers():
+    """A model class that overrides ``test()`` says in the same class body whether it is still one network call
+    (``NETWORK_INFERENCE``), so inference never runs the network alone for a method whose test is a procedure."""
+    from lowlight3d.models.base_model import BaseModel
+    from lowlight3d.utils.registry import MODEL_REGISTRY, load_plugins
+    load_plugins()
+    classes = {cls for cls in MODEL_REGISTRY._obj_map.values() if isinstance(cls, type) and issubclass(cls, BaseModel)}
+    assert len(classes) >= 10
+    for cls in classes:
+        owner = next(c for c in cls.__mro__ if 'test' in vars(c))
+        if owner is not BaseModel:
+            assert 'NETWORK_INFERENCE' in vars(owner), f'{owner.__name__} overrides test() without NETWORK_INFERENCE'
+    by_name = {cls.__name__: cls.NETWORK_INFERENCE for cls in classes}
+    assert by_name['SemiSupervisedDistillationModel'] and by_name['SupervisedEnhancementModel']
+    assert not by_name['ZeroIGModel'] and not by_name['RDDMModel'] and not by_name['DENetModel']

@@ -54,6 +54,8 @@ class DENetModel(SupervisedEnhancementModel):
     ``val.eta``, ``val.clip``, ``val.seed``.
     """
 
+    NETWORK_INFERENCE = False  # test() is a procedure, not one network call
+
     LOSS_BLOCKS = ('noise', )
 
     def __init__(self, opt):

@@ -44,6 +44,8 @@ class RDDMModel(SupervisedEnhancementModel):
     ``val.seed`` (0; seeds the starting noise per image).
     """
 
+    NETWORK_INFERENCE = False  # test() is a procedure, not one network call
+
     LOSS_BLOCKS = ('res', 'noise')
 
     def __init__(self, opt):

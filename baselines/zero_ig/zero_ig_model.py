@@ -46,6 +46,8 @@ class ZeroIGModel(BaseModel):
         opt (dict): Resolved options (see the module docstring).
     """
 
+    NETWORK_INFERENCE = False  # test() is a procedure, not one network call
+
     LOSS_BLOCKS = ('zero_ig',)
 
     def __init__(self, opt):

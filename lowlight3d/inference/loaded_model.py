@@ -1,11 +1,18 @@
-"""A model file (or an option file + weights) ready to enhance tensors: the method's own ``test()`` behind it.
+"""A model file (or an option file + weights) ready to enhance tensors.
 
-:class:`LoadedModel` rebuilds the registered training model of the record in test mode (baselines are found
-through the ``lowlight3d.plugins`` entry point), loads the record's test-network weights and, for our method,
-the frozen 3D prior from the embedded prior record.  Two ways to call it:
+How a method infers is declared by its registered training model (``NETWORK_INFERENCE``,
+:class:`~lowlight3d.models.base_model.BaseModel`):
 
-* :meth:`LoadedModel.enhance`: the method's ``test()`` on a batch, exactly as ``test.py`` runs it (our method
-  samples the prior on the input itself: right for aligned faces; ZERO-IG optimises on the input);
+* **a network call** (``True``: ours, the U-Net, EnlightenGAN, UHDformer, DLIENet, Low-FaceNet, HVI-CIDNet): the
+  test network is built from the record's ``network_g`` and run alone, ``net(x)``, or ``net(x, prior)`` with the 3D
+  prior of the record's prior file (our method samples it on the input itself: right for aligned faces); no training
+  model is built;
+* **a procedure** (``False``: ZERO-IG's per-image optimisation, RDDM's and IC-FSRDENet's sampling): the training
+  model is built in test mode and its ``test()`` runs, exactly as ``test.py`` runs it.
+
+Two ways to call it:
+
+* :meth:`LoadedModel.enhance`: the method on a batch;
 * :meth:`LoadedModel.context` + :meth:`LoadedModel.enhance_region`: for tiling a whole photo.  Whatever is global
   is computed once on the whole image (our method: the prior, sampled on the whole image and upsampled to its
   size); each tile then runs the network with the matching crop of it, so tiles agree at their seams.
@@ -14,10 +21,17 @@ the frozen 3D prior from the embedded prior record.  Two ways to call it:
 import torch
 
 from lowlight3d.archs.checkpoint_upgrade import load_weights_checked
-from lowlight3d.archs.prior_maps import uniform_prior
+from lowlight3d.archs.prior_maps import prior_on, uniform_prior
 from lowlight3d.inference.model_file import ModelFileError, build_training_model, load_model_file
 
-__all__ = ['LoadedModel', 'load_model']
+__all__ = ['LoadedModel', 'load_model', 'inference_is_a_network_call']
+
+
+def inference_is_a_network_call(model_type):
+    """Whether the registered model ``model_type`` infers by one call of its test network (``NETWORK_INFERENCE``);
+    plug-ins (baselines) are found through the ``lowlight3d.plugins`` entry point."""
+    from lowlight3d.utils.registry import MODEL_REGISTRY, get_from_registry
+    return bool(get_from_registry(MODEL_REGISTRY, model_type, where='model_type of the model file').NETWORK_INFERENCE)
 
 
 class LoadedModel:
@@ -36,22 +50,31 @@ class LoadedModel:
         self.name = record['name']
         self.face_size = int(record['face_size'])
         self.per_image_steps = int(record['per_image_steps'])
-        self.model = build_training_model(record['options'], record['model_type'], record['name'], self.device)
-        self.network = self.model.test_network()
+        self.prior, self.prior_seed = None, 0
+        if record.get('prior') is not None:
+            from lowlight3d.models.prior_file import extractor_from_prior
+            overrides = {'steps': int(prior_steps)} if prior_steps else {}
+            if prior_flip is not None:
+                overrides['flip_consistent'] = bool(prior_flip)
+            self.prior, self.prior_seed = extractor_from_prior(record['prior'], self.device, **overrides)
+        self.procedure = None  # the training model in test mode, for a method whose inference is a procedure
+        if inference_is_a_network_call(record['model_type']):
+            from lowlight3d.archs import build_network
+            self.network = build_network(record['options']['network_g'], where='network_g of the model file')
+            self.network.to(self.device)
+        elif self.prior is not None:
+            raise ModelFileError(f"{record['model_type']} infers by a procedure of its own and takes no 3D prior, but "
+                                 f"the model file of {record['name']} holds one: export it again.")
+        else:
+            self.procedure = build_training_model(record['options'], record['model_type'], record['name'],
+                                                  self.device)
+            self.network = self.procedure.test_network()
         try:
             load_weights_checked(self.network, record['params'], f"the model file of {record['name']}", 'net_g')
         except RuntimeError as err:  # options and weights of the file do not fit: one clear line, no traceback
             raise ModelFileError(f"{err} The file's options and its weights disagree: export it again with "
                                  'scripts/export_model.py from the option file of its weights.') from None
         self.network.eval()
-        self.prior = None
-        if record.get('prior') is not None:
-            from lowlight3d.models.prior_file import extractor_from_prior
-            overrides = {'steps': int(prior_steps)} if prior_steps else {}
-            if prior_flip is not None:
-                overrides['flip_consistent'] = bool(prior_flip)
-            self.prior, seed = extractor_from_prior(record['prior'], self.device, **overrides)
-            self.model.prior, self.model.prior_seed = self.prior, seed
         self.autocast_dtype = None
 
     @property
@@ -95,20 +118,30 @@ class LoadedModel:
 
     @torch.no_grad()
     def enhance(self, x, names=None):
-        """The method's ``test()`` on a batch ``(B, 3, H, W)`` in ``[0, 1]``; returns the clamped result (float32)."""
+        """The method on a batch ``(B, 3, H, W)`` in ``[0, 1]``; returns the clamped result (float32).
+
+        ``names`` (one per image) seed what a procedure draws per image (sampling noise, optimisation).
+        """
         x = x.to(self.device, torch.float32)
-        names = list(names) if names is not None else [f'image{i}' for i in range(x.shape[0])]
-        self.model.feed_data({'lq': x, 'lq_path': [f'{n}.png' for n in names]})
         with self._autocast():
-            self.model.test()
-        return self.model.output.detach().float().clamp(0, 1)
+            if self.procedure is None:
+                if self.prior is None:
+                    out = self.network(x)
+                else:
+                    out = self.network(x, prior_on(self.prior.extract(x, seed=self.prior_seed), self.device))
+            else:
+                names = list(names) if names is not None else [f'image{i}' for i in range(x.shape[0])]
+                self.procedure.feed_data({'lq': x, 'lq_path': [f'{n}.png' for n in names]})
+                self.procedure.test()
+                out = self.procedure.output
+        return out.detach().float().clamp(0, 1)
 
     @torch.no_grad()
     def context(self, x):
         """Global part of a whole image ``(1, 3, H, W)``: ``None``, or our method's prior upsampled to ``H x W``."""
         if self.prior is None:
             return None
-        out = self.prior.extract(x.to(self.device, torch.float32), seed=self.model.prior_seed)
+        out = self.prior.extract(x.to(self.device, torch.float32), seed=self.prior_seed)
         size = tuple(x.shape[-2:])
         full = {}
         for key, value in (('T', out['render']), ('D', out['depth'])):

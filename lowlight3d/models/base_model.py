@@ -366,6 +366,12 @@ class BaseModel:
         """One training iteration."""
         raise NotImplementedError
 
+    #: How the method infers: ``True`` when :meth:`test` is one call of :meth:`test_network` on ``lq`` (and, with a
+    #: 3D prior, its prior maps), so inference (:class:`~lowlight3d.inference.loaded_model.LoadedModel`) runs the
+    #: network alone; a model whose :meth:`test` is a procedure (sampling, per-image optimisation) sets ``False`` and
+    #: is built in test mode for inference.
+    NETWORK_INFERENCE = True
+
     # The defaults below are those of an image-to-image enhancement model (``self.lq`` -> ``self.output``, with
     # ``self.gt`` or None); models of another shape override them.
     def test_network(self):

@@ -371,6 +371,8 @@ class SemiSupervisedDistillationModel(BaseModel):
         """The student ``net_g`` (the paper infers with the student; the teacher is a training device)."""
         return self.bare(self.nets['net_g'])
 
+    NETWORK_INFERENCE = True  # test() is net(lq, prior of lq)
+
     @torch.no_grad()
     def test(self):
         """Enhance the fed ``lq`` with the student and its 3D prior, in eval mode (train mode restored)."""

@@ -59,6 +59,8 @@ class TriplaneDiffusionModel(BaseModel):
     ``prior`` (defaults of the extractor).
     """
 
+    NETWORK_INFERENCE = False  # test() is a procedure, not one network call
+
     LOSS_BLOCKS = ('noise', )
 
     depth_error_unit = '(depth guidance of sampled vs target render, [0, 1])'

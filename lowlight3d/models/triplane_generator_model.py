@@ -65,6 +65,8 @@ class TriplaneGeneratorModel(BaseModel):
     ``models/net_generator_<iter>.pth`` (the DDPM stage reads it as ``path.pretrain_network_generator``).
     """
 
+    NETWORK_INFERENCE = False  # test() is a procedure, not one network call
+
     depth_error_unit = '(z-depth inside the mask, world units)'
     LOSS_BLOCKS = _LOSS_NAMES
 
