@@ -1,4 +1,4 @@
-"""Root-cause ablation of the grid artifacts of the enhancement network (issue 10), on REAL faces.
+"""Root-cause ablation of the enhancement network's grid artifacts on REAL faces (``docs/experiments.md`` section 2).
 
 Three measurements, each printed as a table (the ``grid`` score of :mod:`lowlight3d.metrics.grid_metric`:
 about 1 for clean photos, 10+ for a visible pattern):

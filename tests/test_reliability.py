@@ -198,7 +198,8 @@ def test_point8_save_checkpoint_freq_zero_saves_only_at_the_end(tmp_path, tiny_i
 def test_point8_orphan_tmp_files_of_a_killed_save_are_removed(tmp_path, tiny_image_sets):
     opt = _train(tmp_path, tiny_image_sets, 2, 'orphans')
     orphans = [osp.join(opt['path']['models'], 'net_g_4.pth.tmp4242'),
-               osp.join(opt['path']['training_states'], '4.state.tmp4242')]
+               osp.join(opt['path']['training_states'], '4.state.tmp4242'),
+               osp.join(opt['path']['experiments_root'], '.options.ymlx8k2_q1a.part')]  # an atomic_write temp
     for path in orphans:
         open(path, 'wb').write(b'half a checkpoint')
     _train(tmp_path, tiny_image_sets, 2, 'orphans', '--auto_resume')  # resuming (a finished run) cleans up

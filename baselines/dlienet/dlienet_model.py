@@ -42,11 +42,11 @@ from lowlight3d.archs import build_network
 from lowlight3d.models.loss_sum import LossSum
 from lowlight3d.models.supervised_enhancement_model import SupervisedEnhancementModel
 from lowlight3d.utils.file_hash import file_sha1
+from lowlight3d.utils.paths import REPO_ROOT
 from lowlight3d.utils.registry import MODEL_REGISTRY, register
 
 __all__ = ['DLIENetTeacherModel', 'DLIENetStudentModel', 'resolve_teacher_weights', 'file_sha1']
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def resolve_teacher_weights(path, root=None):

@@ -275,8 +275,8 @@ class CIDNet(nn.Module):
         upstream_quirks (bool): Reproduce the original forward pass that all released weights were trained with
             (default True): the third down-sampling blocks take the features *before* the second encoder LCA pair,
             whose output only feeds a skip (upstream issues #91, #104), and the output of the fifth I-branch LCA
-            is discarded (issue #60; ``I_LCA5`` then gets no gradient).  False: the evident intent (LCA outputs feed
-            the next block); the parameter set is identical.
+            is discarded (upstream issue #60; ``I_LCA5`` then gets no gradient).  False: the evident intent (LCA
+            outputs feed the next block); the parameter set is identical.
         k_init (float): Initial HVI density ``k``.
         pad_multiple (int): Inputs are reflect-padded on the bottom/right to a multiple of this (8 = three
             halvings, as the original's test loader) and the result cropped back, so any size works.
@@ -370,7 +370,7 @@ class CIDNet(nn.Module):
         i_dec2 = self.I_LCA5(i_dec3, hv_3)
         hv_2 = self.HV_LCA5(hv_3, i_dec3)
         hv_2 = self.HVD_block2(hv_2, hv_jump1)
-        # issue #60: the I_LCA5 output is discarded upstream
+        # upstream issue #60: the I_LCA5 output is discarded
         i_dec2 = self.ID_block2(i_dec3 if self.upstream_quirks else i_dec2, i_jump1)
 
         i_dec1 = self.I_LCA6(i_dec2, hv_2)

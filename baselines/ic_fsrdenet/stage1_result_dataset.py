@@ -37,11 +37,11 @@ from lowlight3d.data.lowlight_face_dataset import img_to_tensor, resize_image
 from lowlight3d.data.seeding import train_rng
 from lowlight3d.utils.file_hash import file_sha1
 from lowlight3d.utils.img_io import ImageReadError, read_image
+from lowlight3d.utils.paths import REPO_ROOT
 from lowlight3d.utils.registry import DATASET_REGISTRY, register
 
 __all__ = ['StageOneResultDataset', 'stage1_results_folder', 'ensure_stage1_results']
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STREAM_CROP = 7  # RNG stream of the crop position (the base datasets use 0-2)
 _OWN_KEYS = ('base', 'stage1_test_options', 'stage1_set', 'stage1_results', 'stage1_cfg_options', 'crop_size')
 

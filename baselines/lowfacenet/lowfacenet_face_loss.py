@@ -31,6 +31,7 @@ from torch import nn
 
 from baselines.lowfacenet.face_alignment import FaceBox, align_face, build_landmark_detector, to_uint8_rgb
 from baselines.lowfacenet.facenet_arch import load_facenet
+from lowlight3d.utils.checkpoint import atomic_write
 from lowlight3d.utils.registry import LOSS_REGISTRY, register
 
 __all__ = ['FaceRecognitionLoss']
@@ -138,10 +139,9 @@ class FaceRecognitionLoss(nn.Module):
             warnings.warn(f'LowFaceNet face loss: no face found in {whole} of {len(files)} gallery images of '
                           f'{self.gallery_root} ({self.detector.name}); they were embedded whole', stacklevel=2)
         if self.gallery_cache:
-            os.makedirs(osp.dirname(osp.abspath(self.gallery_cache)), exist_ok=True)
-            tmp = self.gallery_cache + '.tmp.npz'
-            np.savez(tmp, key=key, names=np.array(names), encodings=enc.numpy(), without_face=whole)
-            os.replace(tmp, self.gallery_cache)
+            atomic_write(self.gallery_cache, lambda tmp: np.savez(tmp, key=key, names=np.array(names),
+                                                                  encodings=enc.numpy(), without_face=whole),
+                         suffix='.npz')
         return names
 
     def labels_of(self, identities):

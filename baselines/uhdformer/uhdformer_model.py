@@ -8,7 +8,7 @@ code uses, so it lives here.  Any BasicSR/torch scheduler still works.
 
 The schedule: consecutive cosine periods; in period ``i`` (starting at iteration ``s_i``, length ``T_i``) the rate is
 ``eta_min_i + w_i * (base - eta_min_i) * (1 + cos(pi * (t - s_i) / T_i)) / 2``.  The author's low-light setting
-(issue #8): ``periods: [100, 100000]``, ``restart_weights: [1, 1]``, ``eta_mins: [5e-4, 1e-7]`` with base 5e-4,
+(upstream issue #8): ``periods: [100, 100000]``, ``restart_weights: [1, 1]``, ``eta_mins: [5e-4, 1e-7]`` with base 5e-4,
 i.e. 100 iterations at 5e-4, then a cosine decay to 1e-7; ``total_iter: 102000``.  A ``null`` last period means
 "the rest of ``train.total_iter``" (used by the demo files, so budgeted runs end the decay where they end).
 Beyond the last period the rate stays at the last ``eta_min`` (the official scheduler raises a ``TypeError``

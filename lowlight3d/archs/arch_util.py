@@ -42,11 +42,12 @@ def set_padding_mode(module, mode):
     """Set the border handling of every padded ``nn.Conv2d`` inside ``module`` (in place) and return ``module``.
 
     ``'zeros'`` (PyTorch's default) shows the network a black frame around every feature map; a network that must
-    multiply a dark input's values then brightens a band along the image border differently from the inside (the
-    inset frame of issue 10). ``'replicate'`` repeats the edge values, so a constant input stays constant up to the
-    border; it works for maps of any size (``'reflect'`` needs maps larger than the padding). No parameters change,
-    but the weights are trained for one mode: :class:`~lowlight3d.archs.prior_guided_enhancer_arch.
-    PriorGuidedEnhancer` records it in its checkpoints and refuses a checkpoint of another mode.
+    multiply a dark input's values then brightens a band along the image border differently from the inside (an
+    inset frame, ``docs/experiments.md`` section 2). ``'replicate'`` repeats the edge values, so a constant input
+    stays constant up to the border; it works for maps of any size (``'reflect'`` needs maps larger than the
+    padding). No parameters change, but the weights are trained for one mode:
+    :class:`~lowlight3d.archs.prior_guided_enhancer_arch.PriorGuidedEnhancer` records it in its checkpoints and
+    refuses a checkpoint of another mode.
 
     Args:
         module (nn.Module): Network whose convolutions are changed.

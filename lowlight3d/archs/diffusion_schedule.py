@@ -11,8 +11,7 @@ network is fed the 0-based index.  Samplers:
   few respaced steps ``beta'`` is large and the paper's choice over-noises the sample; ``posterior`` keeps the
   marginals of an exact noise model on ``q(x_t | x0)``.  ``clip`` (as in DDIM) clamps the ``x0`` implied by ``eps``
   and re-derives ``eps`` from it before the update; without it an imperfect ``eps`` at large ``t`` is amplified by
-  ``1 / sqrt(abar_t)`` (measured on the demo DDPM, 10 respaced steps: 4.70 dB without, 17.58 dB with ``clip = 5``;
-  the variance choice changed < 0.2 dB either way).
+  ``1 / sqrt(abar_t)`` (the demo's numbers for both settings: ``docs/prior3d.md`` section 4.4).
 * ``ddim``: ``x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)``;
   ``x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - s^2) eps + s z`` with
   ``s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)`` (``eta = 0``: deterministic).
@@ -23,12 +22,11 @@ Objectives (what the network is trained to output, :meth:`DiffusionSchedule.trai
 ``eps`` at a uniform random ``t``), ``'v'`` (the velocity ``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0`` at a uniform
 random ``t``; Salimans & Ho 2022) or ``'regression'`` (``x0`` from ``x = 0``, ``t = 0``).  Both samplers run on
 ``eps``: a ``'v'`` output is converted exactly, ``eps = sqrt(1 - abar_t) x_t + sqrt(abar_t) v``
-(:meth:`DiffusionSchedule.eps_from_output`).  Why ``'v'`` exists: with ``'noise'`` the ``x0`` implied at large ``t``
-is ``(x_t - sqrt(1 - abar) eps) / sqrt(abar)``, which multiplies the network's error by ``1 / sqrt(abar_T)`` (157 for
-the linear T = 1000 schedule); a briefly trained denoiser (the CPU demo: ``l_noise`` 0.73 after 600 iterations)
-then samples input-independent noise patterns instead of a face, and the enhancer learns to paint them into its
-output (issue 10's background blotches).  At large ``t`` ``v`` is ``-x0``: an undertrained ``'v'`` network predicts
-a smooth conditional mean there, and the sample stays a face.
+(:meth:`DiffusionSchedule.eps_from_output`).  ``'v'`` suits a briefly trained denoiser: with ``'noise'`` the ``x0``
+implied at large ``t`` is ``(x_t - sqrt(1 - abar) eps) / sqrt(abar)``, which multiplies the network's error by
+``1 / sqrt(abar_T)`` (157 for the linear T = 1000 schedule), so an undertrained ``eps`` network samples
+input-independent noise patterns instead of a face; at large ``t`` ``v`` is ``-x0``, an undertrained ``'v'`` network
+predicts a smooth conditional mean there, and the sample stays a face (``docs/prior3d.md`` section 4.2).
 
 Noise is drawn per sample from its own ``torch.Generator`` when ``generators`` are given, so a sample does not
 depend on the batch it is in.

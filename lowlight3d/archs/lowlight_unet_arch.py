@@ -26,7 +26,7 @@ class LowLightUNet(UpgradableCheckpoint, nn.Module):
         num_blocks (int): Residual blocks per level on each side.
         global_residual (bool): Predict ``input + residual`` (the output is not clamped).
         upsample (str): Decoder up-sampling, a mode of :class:`~lowlight3d.archs.arch_util.Upsample2x`
-            (default ``'bilinear'``, as the method's network; ``'pixel_shuffle'`` was the layout before issue 10).
+            (default ``'bilinear'``, as the method's network; ``'pixel_shuffle'`` for checkpoints trained with it).
 
     Any input size works: the input is padded to a multiple of ``2 ** (num_levels - 1)`` and cropped back.
     """

@@ -44,8 +44,8 @@ class PriorGuidedEnhancer(UpgradableCheckpoint, nn.Module):
 
     ``blocks`` are ``blocks_per_level`` plain residual blocks (conv3x3-LeakyReLU-conv3x3); no batch normalisation
     anywhere (the fusion module's LayerNorm is per pixel). Skip connections: concatenation followed by a Conv1x1
-    back to the level's channels. Upsampling: Conv1x1 + bilinear 2x (``upsample``; until issue 10 it was Conv1x1 +
-    pixel shuffle, whose four untied sub-pixel filters stamped a period-2 grid on every output: see
+    back to the level's channels. Upsampling: Conv1x1 + bilinear 2x (``upsample``; Conv1x1 + pixel shuffle, the
+    alternative, stamps a period-2 grid on every output through its four untied sub-pixel filters: see
     ``docs/experiments.md`` section 2 for the ablation). One fusion module per level: with the default
     ``fusion_position='decoder'`` levels 1 and 2 fuse on the decoder side, right after the skip merge (where the
     decoder reconstructs the image, the prior guides the reconstruction); with ``'encoder'`` they fuse at the end of
@@ -78,14 +78,14 @@ class PriorGuidedEnhancer(UpgradableCheckpoint, nn.Module):
         residual (bool): Return ``input + prediction``.
         fusion_kwargs (dict, optional): Extra keyword arguments of the fusion module (e.g. ``mlp_ratio``).
         upsample (str): Decoder up-sampling, a mode of :class:`~lowlight3d.archs.arch_util.Upsample2x`:
-            ``'bilinear'`` (default: Conv1x1 + bilinear 2x), ``'pixel_shuffle'`` (Conv1x1 + PixelShuffle, the
-            layout before issue 10: it stamps a period-2 grid) or ``'pixel_shuffle_icnr'``.
+            ``'bilinear'`` (default: Conv1x1 + bilinear 2x), ``'pixel_shuffle'`` (Conv1x1 + PixelShuffle: it
+            stamps a period-2 grid; for checkpoints trained with it) or ``'pixel_shuffle_icnr'``.
         downsample (str): Encoder down-sampling, a mode of :class:`~lowlight3d.archs.arch_util.Downsample2x`:
             ``'strided_conv'`` (Conv3x3 stride 2) or ``'avgpool_conv'`` (2x2 average pool + Conv3x3).
         padding_mode (str): Border handling of every 3x3 convolution (:func:`~lowlight3d.archs.arch_util.
-            set_padding_mode`): ``'zeros'`` (PyTorch's default, the layout before issue 10) or ``'replicate'``
-            (the option files' choice: zero padding brightened a band along the border of dark inputs, the inset
-            frame of issue 10) or ``'reflect'``.
+            set_padding_mode`): ``'zeros'`` (PyTorch's default; a checkpoint without ``padding_mode_code`` has
+            it) or ``'replicate'`` (the option files' choice: zero padding brightens a band along the border of dark
+            inputs, an inset frame, ``docs/experiments.md`` section 2) or ``'reflect'``.
     """
 
     def __init__(self, in_channels=3, out_channels=3, base_channels=60, fusion='prior3d', fusion_position='decoder',
@@ -126,7 +126,7 @@ class PriorGuidedEnhancer(UpgradableCheckpoint, nn.Module):
         self.tail = nn.Conv2d(chans[0], out_channels, 3, 1, 1)
         set_padding_mode(self, padding_mode)
         self.padding_mode = padding_mode
-        # The padding is part of what a checkpoint learned (issue 10): it travels with the weights, and a checkpoint
+        # The padding is part of what a checkpoint learned: it travels with the weights, and a checkpoint
         # is refused by a network built with another padding (see upgrade_state_dict).
         self.register_buffer('padding_mode_code', torch.tensor(PADDING_MODES.index(padding_mode)))
 
@@ -147,7 +147,7 @@ class PriorGuidedEnhancer(UpgradableCheckpoint, nn.Module):
         code = 0 if theirs is None else int(theirs)
         if code != int(self.padding_mode_code):
             name = PADDING_MODES[code] if 0 <= code < len(PADDING_MODES) else f'code {code}'
-            older = ' (it predates the option: every checkpoint before issue 10 was)' if theirs is None else ''
+            older = ' (it predates the option, so it was trained with zero padding)' if theirs is None else ''
             raise ValueError(f"PriorGuidedEnhancer: the checkpoint was trained with padding_mode '{name}'{older}, but "
                              f"the network is built with padding_mode '{self.padding_mode}'. Set "
                              f'network_g.padding_mode: {name} (e.g. --cfg-options network_g.padding_mode={name}) to '

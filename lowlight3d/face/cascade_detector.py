@@ -9,11 +9,10 @@ weights) is :func:`build_dark_cascade`, all members on the ``denoise_gamma`` cop
 2. mediapipe's full-range BlazeFace (~15 ms; few faces in the dark but no false ones);
 3. dlib's CNN detector on the whole frame shrunk to 400 px (~0.25-0.4 s; the most faces in the dark).
 
-Measured on the shared dark photos (``python -m lowlight3d.face.survey``; the table is in ``docs/face_mode.md``):
-faces in 16 of the 19 Yale B ambient frames and 38 of the 38 frames lit from behind, no face in the 78 dark scenes
-without people, 0.25 s per ambient frame on one CPU thread.  The cascade of before (dlib HOG on the gamma copy, then
-mediapipe on the frame and on the gamma copy) found 9 of the ambient frames and 1 false face.  Haar is left out: it
-finds unverified boxes with estimated landmarks (8 false faces in the 78 scenes).
+On the shared dark photos it finds faces in 16 of the 19 Yale B ambient frames and in every frame lit from behind,
+with no face in the dark scenes without people, at about 0.25 s per ambient frame on one CPU thread
+(``python -m lowlight3d.face.survey``; the table is in ``docs/face_mode.md`` section 1).  Haar is left out: it finds
+unverified boxes with estimated landmarks, and false faces in those scenes.
 """
 __all__ = ['CascadeFaceDetector', 'build_dark_cascade']
 

@@ -11,12 +11,9 @@ Detection in the dark runs on a brightened copy (:func:`brighten_for_detection`)
   for texture;
 * ``'denoise_gamma_clahe'``: both.
 
-The inference cascade uses ``'denoise_gamma'`` (:data:`DARK_BRIGHTEN`), chosen by measurement on the dark Yale B
-frames of the shared data (``python -m lowlight3d.face.survey``): dlib's CNN detector finds faces in 0 of the 19
-ambient frames as they are, 13 after ``gamma``, 14 after ``clahe``, 16 after ``denoise_gamma`` and 17 after
-``denoise_gamma_clahe``, and in 38, 37, 38 and 33 of the 38 frames lit from behind: ``denoise_gamma`` finds the
-most overall (54 of 57), with no false face in 78 dark scenes without people.  dlib's HOG detector: 0 / 9 / 12 / 12
-of the ambient frames (none, gamma, denoise_gamma, denoise_gamma_clahe).
+The inference cascade uses ``'denoise_gamma'`` (:data:`DARK_BRIGHTEN`): on the dark Yale B frames of the shared data
+it lets dlib's CNN detector find the most faces overall (54 of 57), with no false face in dark scenes without
+people (``python -m lowlight3d.face.survey``; every detector and brightening in ``docs/face_mode.md`` section 1).
 
 Boxes and landmarks are in the pixel coordinates of the input frame; the caller crops (or enhances) the original
 dark pixels.

@@ -2,9 +2,8 @@
 
 The model ``mmod_human_face_detector.dat`` ships in the ``face-recognition-models`` wheel next to the 5-point
 shape predictor (:func:`~lowlight3d.face.dlib_detector.dlib_five_point_model`).  On the dark Yale B frames of the
-shared data, after the ``denoise_gamma`` brightening, it finds a face in 16 of the 19 ambient frames (dlib's HOG
-detector: 12) and in 38 of the 38 frames lit from behind (HOG: 8), and no face in any of 78 dark scenes without
-people (HOG: 1 false face); ``python -m lowlight3d.face.survey``.
+shared data, after the ``denoise_gamma`` brightening, it finds more faces than dlib's HOG detector and no false face
+in dark scenes without people (``python -m lowlight3d.face.survey``; ``docs/face_mode.md`` section 1).
 
 Its cost on one CPU thread is about 1.5 s for a 640 x 480 frame, so the frame is shrunk to ``max_side`` (400 px:
 about 0.25-0.4 s; faces from about 80 px in the shrunk frame, i.e. from 130 px in a 640 x 480 photo).  Smaller

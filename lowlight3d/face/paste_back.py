@@ -14,9 +14,8 @@ blurred (feather width ``feather`` x the face's side in frame pixels), so there 
 ``0.42`` of the crop side, forehead to chin and cheek to cheek in the FFHQ crop; :data:`FACE_ELLIPSE`) or the whole
 crop square (GFPGAN's choice).  The ellipse leaves the crop's corners, which show the scene and not the face, to
 the background: a face model that denoises the crop otherwise leaves a smooth square of wall around a head on a
-noisy background (seen on the Yale B ambient frames), a seam of texture that the mean-based measure of
-:mod:`.seam` does not see.  Before
-blending, the layer is matched to ``B`` over the feather band (the same pixels, enhanced by both models):
+noisy background, a seam of texture that the mean-based measure of :mod:`.seam` does not see.  Before blending,
+the layer is matched to ``B`` over the feather band (the same pixels, enhanced by both models):
 
 * exposure: one gain, the ratio of ``B``'s mean luma to the layer's there, applied to the whole layer;
 * colour: the remaining per-channel ratio, applied fully in the band and faded out towards the face's centre
@@ -27,9 +26,8 @@ blending, the layer is matched to ``B`` over the feather band (the same pixels, 
 Gains are limited to ``[1/max_gain, max_gain]`` and raised to the power ``colour_match`` (0 = off, 1 = full).  A
 face model brighter or warmer than the background model then meets it without a visible edge (GFPGAN #29).
 
-``match='seamless'`` (default) goes further, because a face model that is darker *and* flatter than the background
-(the demo model on Yale B ambient frames) still left a visible square with the gains alone (seam steps of 5-20
-8-bit levels, :mod:`.seam`):
+``match='seamless'`` (default) goes further, so that a face model darker *and* flatter than the background meets it
+without a visible edge too (the gains alone leave a seam step of several 8-bit levels there, :mod:`.seam`):
 
 * exposure and contrast: the layer's luma is mapped affinely, ``(L - m_f) c + m_b``, so that over the paste region
   (the same pixels, rendered by both models) its mean and its structure contrast (standard deviation of the luma
@@ -37,13 +35,13 @@ face model brighter or warmer than the background model then meets it without a 
   ``[1, max_gain]`` (a face is never made flatter) and applied as a per-pixel gain to the three channels;
 * colour: the band's per-channel ratio, as above;
 * the remaining low-frequency difference: ``blur(B) - blur(layer)`` (normalised blur inside the crop square, sigma
-  a quarter of the feather width) is added to the layer with weight 1 in the band, fading to 0 towards the face's centre
-  as the colour correction does; the band then carries the background's own low frequencies (three passes,
+  a quarter of the feather width) is added to the layer with weight 1 in the band, fading to 0 towards the face's
+  centre as the colour correction does; the band then carries the background's own low frequencies (three passes,
   clipping to ``[0, 1]`` after each, so that a face darker than a black background or brighter than a white one is
-  still matched) and the seam step falls to 1-2.5 levels (Yale B ambient frames: 7-57 with the gains alone), while
-  the face's centre keeps its model's detail and tones.
+  still matched) and the seam step falls to a level or two (``docs/face_mode.md`` section 2), while the face's
+  centre keeps its model's detail and tones.
 
-``match='gain'`` is the band gains only (the behaviour before ``'seamless'``).  ``alpha`` scales the whole mask: a
+``match='gain'`` applies the band gains only (exposure and colour, as above).  ``alpha`` scales the whole mask: a
 face less trustworthy than its background (:mod:`.trust`) is blended at ``alpha < 1``.
 
 All work is done inside the bounding box of the warped-back square, so a small face in a large photo costs little.

@@ -15,11 +15,8 @@ into the crop) over the face's centre (the middle 60 % of the FFHQ crop: eyes, n
 * **another person**: dlib's face-recognition embeddings (:class:`~lowlight3d.metrics.identity_metric.FaceEmbedder`)
   of the two renderings are ``max_identity_distance`` (0.4) or more apart: the face model changed who the face looks
   like, the background is kept.  dlib calls two *different photos* the same person below 0.6; these are two
-  renderings of the *same* photo, so the limit is tighter.  Measured with the demo model on the Yale B ambient
-  frames: its faces are 0.41-0.79 from the background's rendering, and every one that was pasted (yaleB11 at 0.55,
-  yaleB13 at 0.41) was farther from the subject's well-lit photo than the background's (0.62 vs 0.50, 0.58 vs
-  0.46) and visibly blurred; on the generated figure scene (``scripts/face_mode_figure.py``) its two denoised
-  faces, at 0.23 and 0.25, are kept.
+  renderings of the *same* photo, so the limit is tighter (the distances it was set on, Yale B ambient frames and
+  the generated figure scene: ``docs/face_mode.md`` sections 3 and 4).
 
 :class:`FaceTrust` carries the weight (1: the face model's result, 0: the background, between: a blend), a reason
 the command logs per face, and the measures.

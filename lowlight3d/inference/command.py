@@ -17,8 +17,8 @@ reported by name and skipped; the run goes on and the summary lists them.  The o
 Face mode logs one line per photo: its faces, the time it took, and per face whether the face model's result was
 pasted, blended or replaced by the background and why (:mod:`lowlight3d.face.trust`; ``--no_trust`` pastes every
 face); with ``--compare`` also the seam of each pasted face against the background-only result, in 8-bit levels
-(:mod:`lowlight3d.face.seam`).  ``--paste gain`` is the paste-back before ``seamless`` (colour/exposure gains in
-the feather band, the whole crop square pasted).
+(:mod:`lowlight3d.face.seam`).  ``--paste gain`` pastes the whole crop square with colour/exposure gains in the
+feather band only (:func:`~lowlight3d.face.paste_back.paste_face` ``match='gain'``).
 """
 import argparse
 import os
@@ -79,8 +79,7 @@ def parse_inference_args(argv=None):
                    help='Also write cmp/<name>_whole.<ext>: the input photo and its result side by side.')
     p.add_argument('--paste', default='seamless', choices=['seamless', 'gain'],
                    help='Face paste-back match: seamless (default: exposure, contrast, colour and low frequencies '
-                        'matched to the background, face ellipse) or gain (the paste-back before: band gains only, '
-                        'crop square).')
+                        'matched to the background, face ellipse) or gain (band gains only, whole crop square).')
     p.add_argument('--no_trust', action='store_true',
                    help='Paste every face model result, even one much darker or flatter than the background.')
     p.add_argument('--no_pbar', action='store_true', help='No progress bar.')

@@ -73,7 +73,7 @@ class FaceEnhancer:
         colour_match (float): Strength of the colour/exposure match (0 = off).
         fallback (str): A photo without faces: ``'background'`` or ``'model'`` (the face method on the photo).
         match (str): How faces are matched to the background (:data:`~lowlight3d.face.paste_back.MATCH_MODES`;
-            ``'gain'`` pastes the whole crop square, as before ``'seamless'``; ``'seamless'`` the face's ellipse).
+            ``'gain'``: band gains, the whole crop square; ``'seamless'``: the face's ellipse, see docs/face_mode.md).
         trust (bool): Weigh each face against the background's rendering of it (blend or keep the background).
     """
 

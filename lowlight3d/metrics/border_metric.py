@@ -1,4 +1,4 @@
-"""``border_step``: a frame along the image border, against the ground truth (issue 10, ``docs/metric_protocol.md`` 6).
+"""``border_step``: a frame along the image border, against the ground truth (``docs/metric_protocol.md`` section 6).
 
 A network with zero-padded convolutions sees a black frame around every feature map; on dark inputs it then
 brightens a band along the border differently from the inside, and the result shows an inset rectangle. The
@@ -14,8 +14,8 @@ Definition (full reference, in 8-bit luma levels; lower is better):
 4. ``border_step = max_d |p[d + 1] - p[d]|``.
 
 A result whose error does not depend on the distance to the border scores well under 1 level (random errors
-average out over a ring of a few hundred pixels); the zero-padded demo model of issue 10 scored 4.7 on the 24 demo
-test faces (mean; its frame was visible), the replicate-padded one 0.86.
+average out over a ring of a few hundred pixels); a visible frame scores several levels (the demo models with and
+without zero padding: ``docs/experiments.md`` section 2).
 """
 import numpy as np
 

@@ -34,6 +34,7 @@ from lowlight3d.metrics.metric_util import (
     try_compute_metric,
 )
 from lowlight3d.utils import results_table
+from lowlight3d.utils.img_io import IMAGE_EXTENSIONS
 from lowlight3d.utils.results_table import write_rows_csv
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     'evaluate_folders', 'mean_row', 'write_metrics_csv', 'format_table', 'describe_protocol'
 ]
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 #: Name of the summary row.
 MEAN_ROW_NAME = 'mean'
 #: Columns that are not metrics.

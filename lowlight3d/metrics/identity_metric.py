@@ -65,7 +65,7 @@ from lowlight3d.metrics.metric_util import (
 
 __all__ = [
     'SAME_PERSON_THRESHOLD', 'FACE_MODEL_FILES', 'INSTALL_HINT', 'FaceEmbedding', 'FaceEmbedder', 'face_model_dir',
-    'load_face_models', 'clear_model_cache', 'embedding_distance', 'image_key', 'rank1_identification', 'identity',
+    'load_face_models', 'embedding_distance', 'image_key', 'rank1_identification', 'identity',
     'IdentitySetMetric'
 ]
 
@@ -152,11 +152,6 @@ def load_face_models(model_dir=None):
                                     f'them: {INSTALL_HINT}') from err
         _MODEL_CACHE[folder] = models
     return models
-
-
-def clear_model_cache():
-    """Forget the models loaded by :func:`load_face_models` (they are loaded again when next needed)."""
-    _MODEL_CACHE.clear()
 
 
 def _to_rgb_uint8(img, name):

@@ -425,9 +425,6 @@ def load_network_weights(net, path, what='network'):
     net.load_state_dict(strip_module_prefix(state[key]), strict=True)
 
 
-_load = load_network_weights  # former private name, kept for callers written before the public one
-
-
 def random_extractor(opt_path, sampler='ddim', seed=0, **kwargs):
     """A :class:`PriorExtractor` with randomly initialised networks built from an option file (timing only).
 

@@ -19,7 +19,7 @@ anything else       a sampling setting of the extractor overriding the file's (`
                     ``eta``, ``clip``, ``flip_consistent`` ...)
 ==================  ===================================================================================
 
-A prior stage trained before prior files existed is converted with ``python scripts/export_model.py --prior -opt
+A prior stage that has checkpoints but no prior file gets one with ``python scripts/export_model.py --prior -opt
 <stage option file> --weights <its net_g_*.pth> --out <file>``.
 """
 import hashlib

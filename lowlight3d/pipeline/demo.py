@@ -22,6 +22,7 @@ from lowlight3d.data.image_source import scan_images
 from lowlight3d.pipeline.option_loading import training_overrides
 from lowlight3d.pipeline.test_pipeline import test_pipeline
 from lowlight3d.pipeline.train_pipeline import train_pipeline
+from lowlight3d.utils.paths import REPO_ROOT
 
 __all__ = ['DEMO_STAGES', 'DEMO_THREADS', 'prepare_user_faces', 'run_demo', 'main']
 
@@ -29,7 +30,6 @@ __all__ = ['DEMO_STAGES', 'DEMO_THREADS', 'prepare_user_faces', 'run_demo', 'mai
 DEMO_THREADS = 2
 
 DEMO_ROOT = osp.join('datasets', 'demo_faces')
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: The demo stages, in order: ``name`` (experiment), ``train`` and ``test`` option files (``test`` None: a
 #: training-only stage whose weights a later stage reads) and ``user_faces`` (where ``FACES=<dir>`` photos go:
 #: None = the stage keeps the generated demo faces; ``'semi'`` = the paired part of the semi-supervised set;

@@ -36,14 +36,13 @@ from lowlight3d.archs import build_network
 from lowlight3d.models.prior_extractor import random_extractor
 from lowlight3d.pipeline.complexity import count_parameters, example_inputs
 from lowlight3d.utils.options import load_config
+from lowlight3d.utils.paths import REPO_ROOT
 from lowlight3d.utils.registry import import_custom_modules, load_plugins
 from lowlight3d.utils.results_table import format_table
 
 __all__ = ['DEFAULT_OPTIONS', 'TimedCall', 'prior_stage_options', 'prior_settings', 'parse_prior_variants',
            'timed_calls_from_options',
            'time_interleaved', 'inference_speed', 'main']
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 #: The paper-scale option files of every method: ours, then the baselines.
 DEFAULT_OPTIONS = (
@@ -74,11 +73,11 @@ def _existing(path):
     """``path`` as given (relative to the working folder), else relative to the repository root."""
     if osp.isfile(path):
         return path
-    candidate = osp.join(REPO, path)
+    candidate = osp.join(REPO_ROOT, path)
     if osp.isfile(candidate):
         return candidate
     raise FileNotFoundError(f'option file {path!r} not found (relative paths are taken from the working folder, then '
-                            f'from the repository root {REPO})')
+                            f'from the repository root {REPO_ROOT})')
 
 
 def prior_stage_options(prior_opt):
@@ -100,7 +99,7 @@ def prior_stage_options(prior_opt):
                          "stage's option file cannot be found from it")
     stage = parts[-3]
     found = []
-    for folder, _, files in os.walk(osp.join(REPO, 'options')):
+    for folder, _, files in os.walk(osp.join(REPO_ROOT, 'options')):
         for name in sorted(files):
             if name.endswith('.yml'):
                 with open(osp.join(folder, name)) as f:

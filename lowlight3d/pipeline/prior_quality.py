@@ -35,13 +35,13 @@ from lowlight3d.metrics.psnr_ssim_metric import psnr, ssim
 from lowlight3d.models.prior_extractor import PriorExtractor, load_network_weights, random_extractor
 from lowlight3d.pipeline.complexity import count_flops, count_parameters
 from lowlight3d.utils.options import load_config
+from lowlight3d.utils.paths import REPO_ROOT
 from lowlight3d.utils.results_table import format_table
 
 __all__ = ['DenoiserStep', 'complexity_rows', 'quality_settings', 'load_quality_batch', 'render_targets',
            'facemesh_depth_agreement', 'save_prior_grid',
            'prior_metrics', 'quality_rows', 'timing_rows', 'main']
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 class DenoiserStep(torch.nn.Module):
@@ -338,9 +338,10 @@ def timing_rows(scales, steps_list, batches, flips, samplers=('ddim', ), repeat=
 def main(argv=None):
     """Command-line entry point of ``scripts/prior_quality.py``."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--opt', default=osp.join(REPO, 'options/demo/train_TriplaneDDPM_demo.yml'))
+    parser.add_argument('--opt', default=osp.join(REPO_ROOT, 'options/demo/train_TriplaneDDPM_demo.yml'))
     parser.add_argument('--weights', default='experiments/demo_TriplaneDDPM_v/models/net_g_latest.pth')
-    parser.add_argument('--paper-opt', default=osp.join(REPO, 'options/train/LowLight3D/train_TriplaneDDPM_FFHQ.yml'))
+    parser.add_argument('--paper-opt',
+                        default=osp.join(REPO_ROOT, 'options/train/LowLight3D/train_TriplaneDDPM_FFHQ.yml'))
     parser.add_argument('--steps', type=int, nargs='+', default=[1, 2, 5, 10, 20, 50])
     parser.add_argument('--samplers', nargs='+', default=['ddim', 'paper'])
     parser.add_argument('--variances', nargs='+', default=['beta', 'posterior'], choices=VARIANCES,
@@ -366,13 +367,13 @@ def main(argv=None):
     parser.add_argument('--timing-repeat', type=int, default=1)
     args = parser.parse_args(argv)
     if not args.timing_only:
-        print(f'Complexity at 256x256 ({osp.relpath(args.paper_opt, REPO)}; torch FlopCounterMode, 1 MAC = 2 FLOPs; '
-              'paper: 9.29 M params / 411.86 G for the whole method)')
+        print(f'Complexity at 256x256 ({osp.relpath(args.paper_opt, REPO_ROOT)}; torch FlopCounterMode, '
+              '1 MAC = 2 FLOPs; paper: 9.29 M params / 411.86 G for the whole method)')
         print(format_table(complexity_rows(args.paper_opt), digits=3))
         if args.complexity_only:
             return
     if not args.no_timing:
-        scales = {'demo': osp.join(REPO, 'options/demo/train_TriplaneDDPM_demo.yml'), 'paper': args.paper_opt}
+        scales = {'demo': osp.join(REPO_ROOT, 'options/demo/train_TriplaneDDPM_demo.yml'), 'paper': args.paper_opt}
         print(f'\nCPU time per prior extraction (RANDOM WEIGHTS: timing only, quality meaningless; '
               f'{torch.get_num_threads()} CPU threads; cpu_s = process CPU seconds summed over threads)')
         print(format_table(timing_rows({k: scales[k] for k in args.timing_scales}, args.timing_steps,
@@ -380,7 +381,8 @@ def main(argv=None):
                                        args.timing_samplers, args.timing_repeat), digits=3))
     if args.timing_only:
         return
-    print(f'\nPrior quality vs sampling steps ({osp.relpath(args.opt, REPO)}, {torch.get_num_threads()} CPU threads)')
+    print(f'\nPrior quality vs sampling steps ({osp.relpath(args.opt, REPO_ROOT)}, '
+          f'{torch.get_num_threads()} CPU threads)')
     print(format_table(quality_rows(args.opt, args.weights, args.steps, args.samplers, args.max_images,
                                     flip_consistent=args.flip_consistent, variances=args.variances,
                                     clips=[None if c.lower() == 'none' else float(c) for c in args.clips],

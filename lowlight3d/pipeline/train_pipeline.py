@@ -17,7 +17,7 @@ An existing experiment folder is never silently reused: ``--auto_resume`` contin
 it (loudly) and starts again, anything else is an error.  The options are validated and the data loaders and the
 model are built *before* the folder is created, so a failed start (a wrong value, an unknown arch, an empty data
 folder) leaves nothing behind; a folder that holds no checkpoint (a run killed before its first one) is a failed
-start too and is reused with a warning.  Orphan ``*.tmp<pid>`` files of a save interrupted by a kill are removed.
+start too and is reused with a warning.  Orphan temporary files of a save interrupted by a kill are removed.
 ``logger.save_checkpoint_freq: 0`` saves only at the end.
 """
 import argparse
@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import os.path as osp
-import re
 import shlex
 import sys
 import time
@@ -39,7 +38,7 @@ import torch
 from lowlight3d.models import build_model
 from lowlight3d.pipeline.data_loading import build_eval_loader, build_train_loader
 from lowlight3d.pipeline.option_loading import load_options
-from lowlight3d.utils.checkpoint import atomic_write_json, load_checkpoint
+from lowlight3d.utils.checkpoint import atomic_write_json, is_atomic_temp_file, load_checkpoint
 from lowlight3d.utils.dist import barrier, broadcast_object
 from lowlight3d.utils.logger import LOGGER_NAME, buffer_logger, environment_info, setup_logger
 from lowlight3d.utils.options import dump_options, yaml_dump
@@ -162,14 +161,15 @@ def _check_experiment_folder(opt, resuming, force):
 
 
 def _remove_orphan_tmp_files(opt):
-    """Delete ``*.tmp<pid>`` files a kill during an atomic save left behind; returns their paths."""
+    """Delete the temporary files a kill during an atomic save left behind (:func:`is_atomic_temp_file`); returns
+    their paths."""
     removed = []
     for key in ('experiments_root', 'models', 'training_states'):
         folder = opt['path'][key]
         if not osp.isdir(folder):
             continue
         for name in os.listdir(folder):
-            if re.search(r'\.tmp\d*$', name) and osp.isfile(osp.join(folder, name)):
+            if is_atomic_temp_file(name) and osp.isfile(osp.join(folder, name)):
                 os.remove(osp.join(folder, name))
                 removed.append(osp.join(folder, name))
     return removed

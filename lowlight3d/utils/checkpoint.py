@@ -20,7 +20,7 @@ from collections import Counter, OrderedDict
 
 import torch
 
-__all__ = ['atomic_save', 'atomic_write', 'atomic_write_text', 'atomic_write_json',
+__all__ = ['atomic_save', 'atomic_write', 'atomic_write_text', 'atomic_write_json', 'is_atomic_temp_file',
            'load_checkpoint', 'strip_module_prefix', 'UnsafeCheckpointError', 'to_safe',
            'convert_trusted_checkpoint']
 
@@ -48,6 +48,15 @@ def atomic_save(obj, path, retries=3):
                 os.remove(tmp)
             if attempt == retries - 1:
                 raise
+
+
+_TEMP_NAME = re.compile(r'(\.tmp\d*|^\..+\.part)$')
+
+
+def is_atomic_temp_file(name):
+    """Whether a file name is the temporary file of an interrupted :func:`atomic_save` (``<name>.tmp<pid>``) or
+    :func:`atomic_write` (``.<name><random>.part``), which a kill during the save leaves behind."""
+    return bool(_TEMP_NAME.search(name))
 
 
 def atomic_write(path, write_fn, suffix='.part'):

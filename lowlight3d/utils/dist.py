@@ -4,13 +4,12 @@ BasicSR's ``init_dist`` assumes CUDA; here the backend follows the device: ``tor
 lowlight3d/train.py -opt X.yml --launcher pytorch`` trains on two CPU processes with gloo, or on two GPUs
 with nccl.
 """
-import functools
 import os
 
 import torch
 import torch.distributed as dist
 
-__all__ = ['init_dist', 'get_dist_info', 'master_only', 'barrier', 'broadcast_object']
+__all__ = ['init_dist', 'get_dist_info', 'barrier', 'broadcast_object']
 
 
 def init_dist(launcher, backend=None):
@@ -44,18 +43,6 @@ def get_dist_info():
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def master_only(func):
-    """Decorator: run ``func`` on rank 0 only (other ranks get ``None``)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        if get_dist_info()[0] == 0:
-            return func(*args, **kwargs)
-        return None
-
-    return wrapper
 
 
 def barrier():

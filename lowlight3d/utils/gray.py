@@ -1,8 +1,9 @@
 """Grayscale stays grayscale: detect gray inputs and make a network's result for them gray.
 
 A network trained on colour faces may invent a colour cast on a grayscale photo (equal R, G, B): the Yale B faces
-came out brown.  :func:`keep_gray` replaces the result of every gray input by its luma, replicated to the three
-channels, so the output of a gray input is gray exactly (the brightness the network produced is kept).
+come out brown (``docs/experiments.md`` section 2).  :func:`keep_gray` replaces the result of every gray input by
+its luma, replicated to the three channels, so the output of a gray input is gray exactly (the brightness the
+network produced is kept).
 """
 import torch
 

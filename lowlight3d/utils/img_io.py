@@ -35,7 +35,7 @@ import numpy as np
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'ImageReadError', 'decode_image_array', 'read_image', 'read_image_bytes', 'to_float_rgb',
-    'write_image', 'is_image_file', 'set_read_limits', 'read_limits', 'declared_size'
+    'write_image', 'set_read_limits', 'read_limits', 'declared_size'
 ]
 
 #: File extensions treated as images by default (lower case, with the dot).
@@ -78,19 +78,6 @@ class ImageReadError(ValueError):
         if self.name is None:
             return (type(self), (self.reason, ))
         return (type(self), (self.name, self.reason))
-
-
-def is_image_file(path, extensions=IMAGE_EXTENSIONS):
-    """Whether ``path`` has one of ``extensions`` (case-insensitive).
-
-    Args:
-        path (str): File name or path.
-        extensions (Sequence[str]): Allowed extensions with the leading dot.
-
-    Returns:
-        bool: True for an image file name.
-    """
-    return osp.splitext(str(path))[1].lower() in tuple(e.lower() for e in extensions)
 
 
 def _describe_undecodable(data):

@@ -41,7 +41,6 @@ What this module adds on top, and why mmengine is not used for it:
 """
 import copy
 import difflib
-import os
 import os.path as osp
 import random
 import re
@@ -465,11 +464,8 @@ def resolve_options(opt, is_train, root_path='.', rank=0, world_size=1, debug=Fa
 
 def dump_options(opt, path, command=None):
     """Write the fully resolved options as YAML with a header (time and command line), atomically."""
+    from lowlight3d.utils.checkpoint import atomic_write_text  # imports torch: only when a file is written
     header = f'# Resolved options written by lowlight3d at {time.strftime("%Y-%m-%d %H:%M:%S")}\n'
     if command:
         header += f'# Command: {command}\n'
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(header + yaml_dump(opt))
-    os.replace(tmp, path)
+    atomic_write_text(path, header + yaml_dump(opt))

@@ -1,7 +1,5 @@
 """Result rows as CSV files and Markdown tables (test.py, evaluate.py and benchmark scripts share these)."""
 import csv
-import os
-import os.path as osp
 
 __all__ = ['write_rows_csv', 'format_value', 'format_table']
 
@@ -12,18 +10,19 @@ def write_rows_csv(rows, path, digits=6):
     Returns:
         str: ``path``.
     """
+    from lowlight3d.utils.checkpoint import atomic_write  # imports torch: only when a file is written
     columns = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: format_value(row.get(k, ''), digits=digits) for k in columns})
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp):
+        with open(tmp, 'w', newline='', encoding='utf-8') as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: format_value(row.get(k, ''), digits=digits) for k in columns})
+
+    return atomic_write(path, write)
 
 
 def format_value(value, digits=4):

@@ -64,12 +64,10 @@ def resolve_weights(filename, url=None, local_path=None, download=True, purpose=
         os.makedirs(osp.dirname(target), exist_ok=True)
         try:
             import torch
-            torch.hub.download_url_to_file(url, target + '.part', progress=False)
-            os.replace(target + '.part', target)
-            return target
+
+            from lowlight3d.utils.checkpoint import atomic_write
+            return atomic_write(target, lambda tmp: torch.hub.download_url_to_file(url, tmp, progress=False))
         except Exception as err:  # network errors come in many types (URLError, OSError, HTTPError)
-            if osp.exists(target + '.part'):
-                os.remove(target + '.part')
             reason = f'the download of {url} failed: {type(err).__name__}: {err}'
     elif url:
         reason = 'downloads are disabled'

@@ -4,7 +4,7 @@ Nothing is downloaded. Every face is an implicit 3D head (a smooth union of sign
 skull, face mass, cheeks, chin, brow ridges, nose, lips, ears, eye sockets with eyeballs and eyelids,
 neck and a hair cap) rendered by vectorised sphere tracing in numpy.
 
-Conventions (the same as EG3D; see the 3D-prior design note, sections 1.4 and 1.7):
+Conventions (the same as EG3D; see ``docs/prior3d.md`` sections 1.4 and 1.7):
 
 * World: y up, the face looks towards +z, the head is centred near the origin and fits in the EG3D
   box ``[-0.5, 0.5]^3`` (chin to crown about 0.5 world units).
@@ -37,7 +37,8 @@ Layout of this sub-package (one concept per module; ``_`` names are shared betwe
 * :mod:`~lowlight3d.data.demo_faces.rendering`: shading, anti-aliasing, sensor noise, :func:`render_face`;
 * :mod:`~lowlight3d.data.demo_faces.dataset_writer`: the data set on disk, :func:`generate_demo_dataset`.
 
-The public names of the former single module ``lowlight3d/data/demo_faces.py`` are re-exported here.
+The public names of these modules are re-exported here (``from lowlight3d.data.demo_faces import
+generate_demo_dataset``).
 """
 from lowlight3d.data.demo_faces.cameras import (  # noqa: F401 (module-level names, not in __all__)
                                                 CAMERA_RADIUS,

@@ -11,6 +11,7 @@ import numpy as np
 from lowlight3d.data.demo_faces.cameras import CAMERA_RADIUS, FOCAL, FOV_DEG, camera_from_angles, camera_label
 from lowlight3d.data.demo_faces.parameters import GENERATOR_VERSION, face_params_for
 from lowlight3d.data.demo_faces.rendering import depth_to_vis, make_demo_face
+from lowlight3d.utils.checkpoint import atomic_write, atomic_write_json, atomic_write_text
 
 __all__ = ['demo_dataset_meta', 'is_demo_dataset_complete', 'write_unpaired_split', 'generate_demo_dataset']
 
@@ -111,25 +112,25 @@ def _read_json(path):
 
 
 def _write_json(path, obj):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, indent=1)
 
 
 def _write_png(path, rgb_or_gray):
-    tmp = path[:-4] + '.tmp.png'
     img = rgb_or_gray[..., ::-1] if rgb_or_gray.ndim == 3 else rgb_or_gray
-    if not cv2.imwrite(tmp, np.ascontiguousarray(img)):
-        raise OSError(f'could not write {tmp}')
-    os.replace(tmp, path)
+
+    def write(tmp):
+        if not cv2.imwrite(tmp, np.ascontiguousarray(img)):
+            raise OSError(f'could not write {path}')
+
+    atomic_write(path, write, suffix='.png')
 
 
 def _write_npy(path, arr):
-    tmp = path + '.tmp'
-    with open(tmp, 'wb') as f:
-        np.save(f, arr)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            np.save(f, arr)
+
+    atomic_write(path, write)
 
 
 def is_demo_dataset_complete(root, **kwargs):
@@ -207,9 +208,7 @@ def write_unpaired_split(root, num_unpaired, test_fraction=1 / 3):
         path = osp.join(root, 'unpaired', f'meta_{split}.txt')
         text = ''.join(f'{n}\n' for n in subset)
         if not osp.isfile(path) or open(path).read() != text:
-            with open(path + '.tmp', 'w') as f:
-                f.write(text)
-            os.replace(path + '.tmp', path)
+            atomic_write_text(path, text)
         out[f'unpaired_meta_{split}'] = path
     return out
 
@@ -278,9 +277,8 @@ def _write_split_metadata(paths, meta, seed):
 
 def _write_readme(path, meta, seed, size):
     """The data set's ``README.txt`` (layout and camera conventions), written atomically."""
-    with open(path + '.tmp', 'w') as f:
-        f.write(_README.format(version=GENERATOR_VERSION, seed=seed, size=size, counts=json.dumps(meta['counts'])))
-    os.replace(path + '.tmp', path)
+    atomic_write_text(path, _README.format(version=GENERATOR_VERSION, seed=seed, size=size,
+                                           counts=json.dumps(meta['counts'])))
 
 
 def _finish_generation(root, meta, done, t0):

@@ -66,6 +66,7 @@ from lowlight3d.data.preparation.sharding import (
 from lowlight3d.data.preparation.video_frames import VideoReadError, iter_video_frames, scan_videos
 from lowlight3d.data.seeding import check_seed
 from lowlight3d.face.alignment import align_face, five_landmarks
+from lowlight3d.utils.checkpoint import atomic_write_text
 
 __all__ = ['LowLightFrameFilter', 'load_celebvhq_info', 'split_accepted_frames', 'prepare_celebv_low']
 
@@ -566,10 +567,7 @@ def _finish(output_dir, ledger, faces_dir, num_train, num_test, seed, split_by, 
             changed = populate_folder(folder, {f'{n}.png': osp.join(faces_dir, f'{n}.png') for n in names})
             if lmdb and names:
                 build_lmdb(folder, rebuild=changed, log=log)
-    tmp = osp.join(output_dir, 'summary.json.tmp')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
-    os.replace(tmp, osp.join(output_dir, 'summary.json'))
+    atomic_write_text(osp.join(output_dir, 'summary.json'), json.dumps(summary, indent=2, sort_keys=True))
     log(f"CelebV-Low: {summary['frames_examined']} frames examined in {summary['videos']} videos "
         f"({summary['videos_unreadable']} unreadable), {accepted} accepted -> {summary['num_train']} train / "
         f"{summary['num_test']} test; reasons: {summary['reasons']}")

@@ -16,8 +16,7 @@ from lowlight3d.data.image_source import META_INFO_NAME, scan_images
 from lowlight3d.utils.checkpoint import atomic_write, atomic_write_text
 from lowlight3d.utils.img_io import write_image
 
-__all__ = ['write_image_atomic', 'write_name_list', 'read_name_list', 'write_meta_info', 'populate_folder',
-           'build_lmdb']
+__all__ = ['write_image_atomic', 'write_name_list', 'write_meta_info', 'populate_folder', 'build_lmdb']
 
 
 def write_image_atomic(path, img):
@@ -42,21 +41,6 @@ def write_name_list(path, names):
         names (Iterable[str]): The names.
     """
     atomic_write_text(path, ''.join(f'{n}\n' for n in names))
-
-
-def read_name_list(path):
-    """Names of a list written by :func:`write_name_list` (empty lines ignored), or None when it does not exist.
-
-    Args:
-        path (str): The text file.
-
-    Returns:
-        list[str] | None: The names.
-    """
-    if not osp.isfile(path):
-        return None
-    with open(path, encoding='utf-8') as f:
-        return [line.strip() for line in f if line.strip()]
 
 
 def write_meta_info(folder):

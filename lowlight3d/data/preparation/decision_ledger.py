@@ -10,6 +10,8 @@ import csv
 import os
 import os.path as osp
 
+from lowlight3d.utils.checkpoint import atomic_write
+
 __all__ = ['DECISION_FIELDS', 'VIDEO_FIELDS', 'DecisionLedger', 'read_ledger', 'write_ledger']
 
 #: Columns of ``decisions.csv``.
@@ -60,13 +62,14 @@ class DecisionLedger:
     @staticmethod
     def _rewrite(path, fields, rows):
         """Write a whole CSV atomically."""
-        tmp = path + '.tmp'
-        with open(tmp, 'w', newline='', encoding='utf-8') as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: r.get(k, '') for k in fields})
-        os.replace(tmp, path)
+        def write(tmp):
+            with open(tmp, 'w', newline='', encoding='utf-8') as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                for r in rows:
+                    writer.writerow({k: r.get(k, '') for k in fields})
+
+        atomic_write(path, write)
 
     @staticmethod
     def _append(path, fields, rows):

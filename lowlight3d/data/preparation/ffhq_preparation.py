@@ -57,6 +57,7 @@ from lowlight3d.data.preparation.sharding import (
     select_shard,
 )
 from lowlight3d.data.seeding import STREAM_PAIRED, check_seed, eval_rng
+from lowlight3d.utils.checkpoint import atomic_write_text
 from lowlight3d.utils.img_io import read_image
 
 __all__ = ['select_ffhq_split', 'synthesise_test_input', 'prepare_ffhq']
@@ -395,7 +396,4 @@ def _merge_shards(output_dir, options, lmdb, overwrite, keep_shards, log):
 
 def _dump_json(path, obj):
     """Write JSON atomically."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, sort_keys=True))

@@ -5,8 +5,8 @@ FFHQ images, CelebV-HQ clips) into outputs, one item at a time and independently
 randomness an item needs is seeded from the item itself (its name), never from a generator shared across items.
 So the work can be spread without changing a byte of the result:
 
-* **Workers**: :func:`ordered_map` runs the items in a pool of ``N`` processes (``N = 1``: in this process, as
-  before) and hands the results back **in input order**; the caller writes its ledger in that order, so it is the
+* **Workers**: :func:`ordered_map` runs the items in a pool of ``N`` processes (``N = 1``: in this process) and
+  hands the results back **in input order**; the caller writes its ledger in that order, so it is the
   same as a one-process run whichever worker finishes first.
 * **Shards**: ``--shard I/N`` (``0 <= I < N``) processes the items at positions ``I, I + N, I + 2N, ...`` of the
   full sorted list (round-robin rather than contiguous ranges: neighbouring CelebV-HQ clips come from the same
@@ -32,6 +32,8 @@ import shutil
 from collections import namedtuple
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+
+from lowlight3d.utils.checkpoint import atomic_write_text
 
 __all__ = [
     'SHARDS_DIRNAME', 'MANIFEST_NAME', 'Shard', 'parse_shard', 'shard_argument', 'workers_argument', 'check_workers',
@@ -204,10 +206,7 @@ def shard_folder(output_dir, shard):
 
 def _dump_json(path, obj):
     """Write JSON atomically (sorted keys, indented)."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def _load_manifest(folder):

@@ -11,7 +11,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
-__all__ = ['VIDEO_EXTENSIONS', 'VideoReadError', 'scan_videos', 'video_properties', 'iter_video_frames']
+__all__ = ['VIDEO_EXTENSIONS', 'VideoReadError', 'scan_videos', 'iter_video_frames']
 
 #: File extensions treated as videos (lower case, with the dot).
 VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.webm', '.avi', '.mov', '.m4v')
@@ -67,30 +67,6 @@ def _open(path):
         cap.release()
         raise VideoReadError(path, 'OpenCV cannot open it (not a video, unsupported codec or corrupt container)')
     return cap
-
-
-def video_properties(path):
-    """Frame count, frame rate and size reported by the container.
-
-    Args:
-        path (str): Video file.
-
-    Returns:
-        dict: ``frames`` (int, may be 0 or approximate), ``fps`` (float), ``width``, ``height``.
-
-    Raises:
-        VideoReadError: The file cannot be opened.
-    """
-    cap = _open(path)
-    try:
-        return {
-            'frames': int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
-            'fps': float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
-            'width': int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
-            'height': int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
-        }
-    finally:
-        cap.release()
 
 
 def iter_video_frames(path, frame_step=1, max_frames=None, start=0):

@@ -35,10 +35,10 @@ returned dict.
 import os.path as osp
 
 from lowlight3d.utils.options import OptionError, yaml_load
+from lowlight3d.utils.paths import REPO_ROOT
 
-__all__ = ['REPO_ROOT', 'DEFAULT_LIST', 'OWN_ITERATIONS', 'resolve', 'load_benchmark_list']
+__all__ = ['DEFAULT_LIST', 'OWN_ITERATIONS', 'resolve', 'load_benchmark_list']
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 DEFAULT_LIST = osp.join('options', 'demo', 'benchmark_demo.yml')
 
 #: ``total_iter`` value of a list whose stages keep their option files' iterations (paper scale).
