@@ -127,3 +127,14 @@ def test_every_model_whose_test_is_its_own_declares_how_it_infers():
     by_name = {cls.__name__: cls.NETWORK_INFERENCE for cls in classes}
     assert by_name['SemiSupervisedDistillationModel'] and by_name['SupervisedEnhancementModel']
     assert not by_name['ZeroIGModel'] and not by_name['RDDMModel'] and not by_name['DENetModel']
+
+
+def test_weights_are_given_to_an_option_file_without_a_path_block(tmp_path):
+    """``export_model(opt, weights=...)`` on a test file that has no ``path`` block (the benchmark's composed test
+    files) sets the weights instead of failing on an unknown key."""
+    opt_path, ckpt = tiny_unet_options(str(tmp_path))
+    bare = tmp_path / 'no_path.yml'
+    bare.write_text(''.join(line for line in open(opt_path) if not line.startswith('path:')))
+    record = export_model(str(bare), weights=ckpt)
+    ema = torch.load(ckpt, weights_only=True)['params_ema']
+    assert record['source']['weights'] == ckpt and all(torch.equal(record['params'][k], ema[k]) for k in ema)

@@ -158,7 +158,7 @@ def export_model(opt_path, weights=None, cfg_options=(), face_size=None, allow_u
     from lowlight3d.pipeline.option_loading import load_options
     overrides = list(cfg_options or [])
     if weights:
-        overrides.append(f'path.pretrain_network_g={weights}')
+        overrides.append(f'+path.pretrain_network_g={weights}')  # + : a test file may have no path block
     if prior_steps is not None:
         overrides.append(f'+prior.steps={int(prior_steps)}')
     opt = load_options(opt_path, is_train=False, cfg_options=overrides)
