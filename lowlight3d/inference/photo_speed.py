@@ -3,7 +3,7 @@
 For every model file, in interleaved rounds (A, B, C, then A, B, C again, so changes of the machine's load hit
 every model alike; ``warmup`` untimed rounds first), the median wall time of:
 
-* ``face 256``: the method on one aligned ``256 x 256`` face (its ``test()``: our method samples its prior);
+* ``face 256``: the method on one aligned ``256 x 256`` face (``LoadedModel.enhance``: our method samples its prior);
 * ``photo 1080p, 1 face``: face mode on a 1920x1080 dark photo holding one face (detection on the brightened
   copy, alignment, the face, the background, paste-back), with the command's defaults;
 * ``photo 1080p, no face``: the same on a photo without a face (detection + background only);
