@@ -30,6 +30,7 @@ import torch
 
 from lowlight3d.pipeline.benchmark.runner import train, train_args
 from lowlight3d.pipeline.benchmark.spec import OWN_ITERATIONS, resolve
+from lowlight3d.utils.checkpoint import atomic_write_json
 from lowlight3d.utils.options import OptionError, load_config
 
 __all__ = ['iteration_rule', 'iterations_for_budget', 'plan_iterations', 'probe_stage']
@@ -118,6 +119,5 @@ def probe_stage(stage, seed, probe_iter, extra_overrides=(), schedule=False, rep
         raise RuntimeError(f'{exp}: the probe trained no iteration')
     result = {'cpu_s_per_iter': timing.steady_cpu_s_per_iter, 'wall_s_per_iter': timing.steady_wall_s_per_iter,
               'probe_iter': timing.iterations, 'threads': timing.threads, 'key': key}
-    with open(cache, 'w') as f:
-        json.dump(result, f, indent=1)
+    atomic_write_json(cache, result)
     return result

@@ -13,6 +13,7 @@ import statistics
 from collections import OrderedDict
 
 from lowlight3d.pipeline.benchmark.spec import OWN_ITERATIONS
+from lowlight3d.utils.checkpoint import atomic_write_text
 from lowlight3d.utils.results_table import format_table, write_rows_csv
 
 __all__ = ['mean_std', 'summarise', 'write_report']
@@ -106,5 +107,4 @@ def write_report(rows, out_dir, spec, seeds, total_iter=None, budget_s=None, pen
     if pending:
         header = (f'**INCOMPLETE: {len(rows)} of {len(rows) + len(pending)} stages done; not (yet) run: '
                   f"{', '.join(pending)}. The run is still going, or it stopped before them.**\n\n") + header
-    with open(osp.join(out_dir, 'benchmark.md'), 'w', encoding='utf-8') as f:
-        f.write(header + format_table(rows) + '\n')
+    atomic_write_text(osp.join(out_dir, 'benchmark.md'), header + format_table(rows) + '\n')

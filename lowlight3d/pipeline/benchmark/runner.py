@@ -24,6 +24,7 @@ import time
 
 from lowlight3d.pipeline.benchmark.spec import resolve
 from lowlight3d.pipeline.option_loading import training_overrides
+from lowlight3d.utils.checkpoint import atomic_write_json, atomic_write_text
 from lowlight3d.utils.options import apply_cfg_options, load_config, yaml_load
 from lowlight3d.utils.weights import WeightsNotFoundError
 
@@ -146,8 +147,8 @@ def stage_test_options(stage, name):
         return resolve(stage['test'])
     path = osp.join('experiments', name, 'benchmark_test_options.yml')
     os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write(f"_base_: [{osp.abspath(resolve(stage['train']))}, {osp.abspath(resolve(stage['test_sets']))}]\n")
+    atomic_write_text(path, f"_base_: [{osp.abspath(resolve(stage['train']))}, "
+                            f"{osp.abspath(resolve(stage['test_sets']))}]\n")
     return path
 
 
@@ -187,8 +188,8 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False, schedule
         if result.trained:
             seconds_per_iter = (time.time() - t0) / max(1, total_iter)
             loop_timing = result.timing.to_json() if result.timing else None
-            with open(osp.join(exp, TIMING_FILE), 'w') as f:
-                json.dump({'seconds_per_iter': seconds_per_iter, 'total_iter': total_iter}, f)
+            atomic_write_json(osp.join(exp, TIMING_FILE), {'seconds_per_iter': seconds_per_iter,
+                                                           'total_iter': total_iter})
         else:
             seconds_per_iter, loop_timing = saved_timing(exp)
         test_overrides.append(f"+path.pretrain_network_g={osp.join(result.opt['path']['models'], 'net_g_latest.pth')}")
