@@ -15,6 +15,7 @@ The parts:
   prerequisites.
 - :mod:`.report`: the table rows (mean ± sample std) and the markdown / CSV files.
 - :mod:`.grids`: the face pictures.
+- :mod:`.ablation`: what each component brings (the reference row minus each ablation row, against the seed spread).
 - :mod:`.suite`: the whole benchmark, stage after stage.
 - :mod:`.cli`: the command line.
 """

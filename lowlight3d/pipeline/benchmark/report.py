@@ -5,13 +5,15 @@ A row (:func:`summarise`) holds per test set and metric the mean ± standard dev
 budget, the probe's CPU seconds per iteration, the CPU seconds the runs' training loops really used), and the
 parameters / GMACs of ``network_g``.  A stage that could not run (pretrained weights missing) has one ``result``
 column saying why.  :func:`write_report` writes ``benchmark.md`` (a header explaining the budget and the columns,
-then the table) and ``benchmark.csv``; while stages are pending the header says the table is incomplete.
+then the table, then, when the list has an ``ablation`` block and every row it names ran, what each component brings:
+:mod:`.ablation`) and ``benchmark.csv``; while stages are pending the header says the table is incomplete.
 """
 import os
 import os.path as osp
 import statistics
 from collections import OrderedDict
 
+from lowlight3d.pipeline.benchmark.ablation import ablation_ready, format_ablation
 from lowlight3d.pipeline.benchmark.spec import OWN_ITERATIONS
 from lowlight3d.utils.checkpoint import atomic_write_text
 from lowlight3d.utils.results_table import format_table, write_rows_csv
@@ -107,4 +109,9 @@ def write_report(rows, out_dir, spec, seeds, total_iter=None, budget_s=None, pen
     if pending:
         header = (f'**INCOMPLETE: {len(rows)} of {len(rows) + len(pending)} stages done; not (yet) run: '
                   f"{', '.join(pending)}. The run is still going, or it stopped before them.**\n\n") + header
-    atomic_write_text(osp.join(out_dir, 'benchmark.md'), header + format_table(rows) + '\n')
+    text = header + format_table(rows) + '\n'
+    block = spec.get('ablation')
+    by_label = {row['method']: row for row in rows}
+    if block and ablation_ready(by_label, block):
+        text += '\n' + format_ablation(by_label, block)
+    atomic_write_text(osp.join(out_dir, 'benchmark.md'), text)

@@ -19,6 +19,7 @@ A list is a YAML file (``options/demo/benchmark_demo.yml``, ``options/real/bench
       - {label: ..., train: null, test: ...}   # test only (zero-shot or non-learned: no training, no budget)
       - {label: ..., train: ..., test_sets: options/_base_/datasets/demo_faces_test.yml, total_iter: 123}
     face_grids: {seeds_index: 0, sets: {UTKFace_test: 4, YaleB_dark: 4}}   # pictures of the same faces, all rows
+    ablation: {reference: <label>, metrics: [...], components: [{name, without, paper}]}  # see .ablation
     title: ...               # heading of the table
     notes: ...               # a paragraph under it
 
@@ -34,6 +35,7 @@ returned dict.
 """
 import os.path as osp
 
+from lowlight3d.pipeline.benchmark.ablation import check_ablation_block
 from lowlight3d.utils.options import OptionError, yaml_load
 from lowlight3d.utils.paths import REPO_ROOT
 
@@ -96,7 +98,7 @@ def load_benchmark_list(path):
         dict: ``total_iter`` (int or ``'own'``; default 200), ``seeds`` (default ``[0, 1]``), ``complexity_size``
         (default 256), ``stages``, ``prerequisites``, ``budget_s`` (float, None without a budget), ``probe_iter``
         (default 6), ``schedule_follows_budget``, ``prepare`` (list of ``module:function``), ``demo_data`` (default
-        True), ``face_grids`` (dict or None), ``title``, ``notes``.
+        True), ``face_grids`` (dict or None), ``ablation`` (checked block or None), ``title``, ``notes``.
 
     Raises:
         OptionError: An entry is missing, of the wrong type, or names a file that does not exist.
@@ -125,6 +127,9 @@ def load_benchmark_list(path):
     grids = data.get('face_grids')
     if grids is not None:
         _check_face_grids(grids, seeds, path)
+    ablation = data.get('ablation')
+    if ablation is not None:
+        ablation = check_ablation_block(ablation, [s['label'] for s in stages], path)
     total = data.get('total_iter', 200)
     if total != OWN_ITERATIONS:
         total = _positive_int(total, 'total_iter', path)
@@ -133,4 +138,4 @@ def load_benchmark_list(path):
             'prerequisites': prerequisites, 'budget_s': None if budget is None else float(budget),
             'probe_iter': probe_iter, 'schedule_follows_budget': bool(data.get('schedule_follows_budget', False)),
             'prepare': prepare, 'demo_data': bool(data.get('demo_data', True)), 'face_grids': grids,
-            'title': data.get('title', 'Demo benchmark'), 'notes': data.get('notes', '')}
+            'ablation': ablation, 'title': data.get('title', 'Demo benchmark'), 'notes': data.get('notes', '')}
