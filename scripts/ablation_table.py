@@ -1,4 +1,4 @@
-"""What each component brings, from benchmark tables: ``python scripts/ablation_table.py --list L.yml --csv A.csv [B.csv]``.
+"""What each component brings, from benchmark tables: ``python scripts/ablation_table.py --list L --csv A [B]``.
 
 The list's ``ablation`` block names the reference row, the ablation rows and the metrics
 (:mod:`lowlight3d.pipeline.benchmark.ablation`).

@@ -5,8 +5,13 @@ import os.path as osp
 import pytest
 
 from lowlight3d.pipeline.benchmark import load_benchmark_list, summarise, write_report
-from lowlight3d.pipeline.benchmark.ablation import (ablation_rows, check_ablation_block, main, parse_mean_std,
-                                                    read_benchmark_csv)
+from lowlight3d.pipeline.benchmark.ablation import (
+    ablation_rows,
+    check_ablation_block,
+    main,
+    parse_mean_std,
+    read_benchmark_csv,
+)
 from lowlight3d.utils.options import OptionError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -120,6 +120,9 @@ BAD_OPTIONS = [
     ('lighting', {'kinds': ['sh9']}),
     ('jpeg', {'prob': 2}),
     ('noise', {'space': 'raw'}),
+    ('lighting', {'falloff': 'exp'}),
+    ('lighting', {'falloff': 'log', 'gain_range': [0.0, 0.1]}),
+    ('lighting', {'max_light_angle': 180}),
 ]
 # yapf: enable
 
@@ -204,3 +207,65 @@ def test_real_dark_preset_by_name_and_with_overrides():
         LowLightDegradation.from_opt('moonlight')
     with pytest.raises(ValueError, match='mean_sampling'):
         LowLightDegradation(exposure={'mean_sampling': 'uniform'})
+
+
+def test_lighting_falloff_in_stops_by_hand():
+    """``falloff: log`` spreads the stops evenly: gain = g_min ** (1 - t), so the map spans [g_min, 1] and the
+    middle of a ramp sits at sqrt(g_min) (half the stops); ``linear`` (the default) puts it at (1 + g_min) / 2."""
+    lin, _ = LowLightDegradation._lighting_map(33, 33, 'ramp', 0.01, np.random.default_rng(0))
+    log, params = LowLightDegradation._lighting_map(33, 33, 'ramp', 0.01, np.random.default_rng(0), 'log')
+    assert params['g_min'] == 0.01
+    assert log.min() == pytest.approx(0.01, rel=1e-4) and log.max() == pytest.approx(1.0)
+    assert np.median(log) == pytest.approx(0.1, rel=0.05) and np.median(lin) == pytest.approx(0.505, rel=0.05)
+    assert np.allclose(np.log(log) / np.log(0.01), 1 - (lin - 0.01) / 0.99, atol=1e-5)  # same shading t
+    # a light from behind the side (max_light_angle > 90) leaves part of the face at g_min
+    dark = [np.mean(LowLightDegradation._lighting_map(40, 40, 'lambert', 0.01, np.random.default_rng(seed), 'log',
+                                                      120.0)[0] < 0.0101) for seed in range(20)]
+    assert max(dark) > 0.2
+
+
+def test_default_lighting_unchanged_by_the_new_keys():
+    """The defaults (falloff linear, lights up to 80 degrees) reproduce the former maps: g_min + (1 - g_min) t."""
+    deg = LowLightDegradation()
+    assert deg.config['lighting']['falloff'] == 'linear' and deg.config['lighting']['max_light_angle'] == 80.0
+    gain, p = LowLightDegradation._lighting_map(30, 30, 'lambert', 0.3, np.random.default_rng(5))
+    assert gain.min() == pytest.approx(0.3, rel=1e-5) and gain.max() == pytest.approx(1.0)
+    assert p['polar'] <= np.deg2rad(80.0)
+
+
+def test_hard_light_preset_widens_the_dynamic_range():
+    """``real_dark_hard_light`` puts the brightest face pixels stops above the median, as real side light does
+    (docs/data_protocol.md): on a flat gray face the p98 / p50 ratio in linear light of the lit inputs is far above
+    ``real_dark``'s."""
+    flat = np.full((64, 64, 3), 0.6, np.float32)
+
+    def stops(name):
+        deg = LowLightDegradation.from_opt({'preset': name, 'noise': None, 'jpeg': None, 'blur': None})
+        out = []
+        for seed in range(12):
+            lq, p = deg(flat, seed)
+            if p['lighting'] is not None:
+                y = srgb_to_linear(lq).mean(2)
+                out.append(np.log2(np.percentile(y, 98) / max(np.percentile(y, 50), 1e-6)))
+        return np.median(out)
+
+    hard = LowLightDegradation.from_opt('real_dark_hard_light').config['lighting']
+    assert hard['falloff'] == 'log' and hard['prob'] == 0.7
+    assert stops('real_dark_hard_light') > stops('real_dark') + 2.0
+
+
+def test_dynamic_range_stops_by_hand():
+    """Centre of a 12 x 12 image (rows/columns 2..9, 64 pixels): 60 at linear 0.01, 4 at linear 0.64 -> the median is
+    0.01 and the 98th percentile 0.64: log2(0.6401 / 0.0101) stops; 4 / 64 highlights (sRGB of 0.64 is 0.82)."""
+    from lowlight3d.data.dynamic_range import dynamic_range_stops
+    lin = np.full((12, 12), 0.5, np.float32)  # the border is cut away: its value must not count
+    centre = np.full(64, 0.01, np.float32)
+    centre[:4] = 0.64
+    lin[2:10, 2:10] = centre.reshape(8, 8)
+    img = np.repeat(linear_to_srgb(lin)[:, :, None], 3, axis=2)
+    stops, highlights = dynamic_range_stops(img)
+    assert stops == pytest.approx(np.log2(0.6401 / 0.0101), abs=1e-3)
+    assert highlights == pytest.approx(4 / 64)
+    assert dynamic_range_stops(np.zeros((8, 8)))[0] == 0.0
+    with pytest.raises(ValueError, match='at least 6 px'):
+        dynamic_range_stops(np.zeros((4, 4, 3)))

@@ -40,3 +40,20 @@ def test_negative_read_variance_is_clamped_and_slope_refitted():
         fit_poisson_gaussian([0.1], [1e-4])
     with pytest.raises(ValueError, match='at least'):
         block_noise_stats(np.zeros((5, 5)))
+
+
+def test_set_report_holds_the_dynamic_range_of_the_lit_images():
+    """The calibration report gives, over the images of mean luma >= 0.02 only, the median / 90th percentile of
+    their stops and their mean highlight share (a dark, flat image is left out)."""
+    from lowlight3d.data.lowlight_degradation import linear_to_srgb
+    from lowlight3d.pipeline.noise_calibration_report import set_report
+    rng = np.random.default_rng(0)
+    lit = np.full((48, 48), 0.01, np.float32)
+    lit[8:40, 8:12] = 0.64  # a lit stripe in the centre: 4 of the 32 centre columns
+    lit = linear_to_srgb(np.clip(lit + rng.normal(0, 1e-4, lit.shape), 0, 1))
+    dark = np.full((48, 48), 0.005, np.float32) + rng.normal(0, 1e-3, (48, 48)).astype(np.float32)
+    rep = set_report([np.repeat(lit[:, :, None], 3, 2), np.repeat(np.clip(dark, 0, 1)[:, :, None], 3, 2)])
+    dr = rep['dynamic_range']
+    assert dr['images'] == 1
+    assert dr['stops_median'] == pytest.approx(np.log2(0.6401 / 0.0101), abs=0.05)
+    assert dr['highlights'] == pytest.approx(4 / 32, abs=1e-6)

@@ -9,7 +9,9 @@ Sets (from the shared data folder, ``$LOWLIGHT3D_TEST_DATA``):
 * ``synthetic:<name>``: our degradation applied to UTKFace training faces (96 px, as in training), once per
   degradation setting given.
 
-For each set: the pooled noise curve (:func:`~lowlight3d.data.noise_calibration.noise_curve`), the Poisson-Gaussian
+For each set: the dynamic range of its lit images (stops between the 98th percentile and the median of the face's
+linear luma, :mod:`lowlight3d.data.dynamic_range`), the pooled noise curve
+(:func:`~lowlight3d.data.noise_calibration.noise_curve`), the Poisson-Gaussian
 fit, the spread of per-image fits (10th / 50th / 90th percentile of ``a`` and ``read_sigma``) and the mean luma
 range.  A plot of noise std against signal level, all sets on one log-log axis, is written with ``--plot``.
 """
@@ -21,6 +23,7 @@ import os.path as osp
 
 import numpy as np
 
+from lowlight3d.data.dynamic_range import dynamic_range_stops
 from lowlight3d.data.lowlight_degradation import DEGRADATION_PRESETS, LowLightDegradation
 from lowlight3d.data.noise_calibration import block_noise_stats, fit_poisson_gaussian, noise_curve
 from lowlight3d.data.preparation.real_face_benchmark import yaleb_sets, yaleb_subject_split
@@ -62,10 +65,15 @@ def set_report(images, block=8):
 
     Returns:
         dict: ``curve`` (level, std, tiles lists), ``fit`` (pooled), ``per_image`` percentiles of ``a`` and
-        ``read_sigma``, ``mean_luma`` (min, median, max) and ``images``.
+        ``read_sigma``, ``mean_luma`` (min, median, max), ``images``, and over the images with a mean luma of at
+        least 0.02 (the lit ones: side and back light, ambient frames are darker) the median and 90th percentile
+        of their dynamic range in stops and their mean share of highlights (``dynamic_range``:
+        :func:`~lowlight3d.data.dynamic_range.dynamic_range_stops`).
     """
-    mus, vars_, fits, lumas = [], [], [], []
+    mus, vars_, fits, lumas, ranges = [], [], [], [], []
     for img in images:
+        if float(np.mean(img)) >= 0.02:
+            ranges.append(dynamic_range_stops(img))
         mu, var = block_noise_stats(img, block)
         mus.append(mu)
         vars_.append(var)
@@ -82,7 +90,17 @@ def set_report(images, block=8):
         per[key] = [float(np.percentile(vals, q)) for q in (10, 50, 90)]
     return {'images': len(images), 'curve': {'level': level.tolist(), 'std': np.sqrt(variance).tolist(),
                                              'tiles': count.tolist()},
-            'fit': fit, 'per_image': per, 'mean_luma': [min(lumas), float(np.median(lumas)), max(lumas)]}
+            'fit': fit, 'per_image': per, 'mean_luma': [min(lumas), float(np.median(lumas)), max(lumas)],
+            'dynamic_range': _range_summary(ranges)}
+
+
+def _range_summary(ranges):
+    """Median / 90th percentile of the stops and mean highlight share of ``(stops, highlights)`` pairs."""
+    if not ranges:
+        return {'images': 0, 'stops_median': float('nan'), 'stops_p90': float('nan'), 'highlights': float('nan')}
+    stops = np.array([r[0] for r in ranges])
+    return {'images': len(ranges), 'stops_median': float(np.median(stops)),
+            'stops_p90': float(np.percentile(stops, 90)), 'highlights': float(np.mean([r[1] for r in ranges]))}
 
 
 def plot_reports(reports, path):
@@ -116,7 +134,7 @@ def main(argv=None):
     """Command line: print the table (and write the json and plot when asked)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default=os.environ.get('LOWLIGHT3D_TEST_DATA', '../shared/data'))
-    p.add_argument('--synthetic', nargs='*', default=['default', 'real_dark'],
+    p.add_argument('--synthetic', nargs='*', default=['default', 'real_dark', 'real_dark_hard_light'],
                    help="degradation settings to measure: 'default', a preset name (real_dark) or a json file of a "
                         "degradation block (label=path to label it)")
     p.add_argument('--num-synthetic', type=int, default=120)
@@ -139,12 +157,13 @@ def main(argv=None):
                 block = json.load(fh)
         reports[f'synthetic:{label}'] = set_report(synthetic_images(utk, LowLightDegradation.from_opt(block)))
     print(f"{'set':28s} {'img':>4s} {'luma min/med/max':>20s} {'pooled a':>9s} {'read_sigma*255':>14s} "
-          f"{'a p10/p50/p90':>26s} {'read*255 p10/p50/p90':>22s}")
+          f"{'a p10/p50/p90':>26s} {'read*255 p10/p50/p90':>22s} {'lit':>4s} {'stops med/p90':>14s} {'hilite %':>8s}")
     for name, rep in reports.items():
-        f, per, lu = rep['fit'], rep['per_image'], rep['mean_luma']
+        f, per, lu, dr = rep['fit'], rep['per_image'], rep['mean_luma'], rep['dynamic_range']
         print(f"{name:28s} {rep['images']:4d} {lu[0]:6.3f}/{lu[1]:6.3f}/{lu[2]:6.3f} {f['a']:9.5f} "
               f"{f['read_sigma'] * 255:14.2f} {'/'.join(f'{v:.5f}' for v in per['a']):>26s} "
-              f"{'/'.join(f'{v * 255:.2f}' for v in per['read_sigma']):>22s}")
+              f"{'/'.join(f'{v * 255:.2f}' for v in per['read_sigma']):>22s} {dr['images']:4d} "
+              f"{dr['stops_median']:6.2f}/{dr['stops_p90']:<7.2f} {dr['highlights'] * 100:8.2f}")
     if a.json:
         with open(a.json, 'w') as fh:
             json.dump(reports, fh, indent=1)
