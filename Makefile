@@ -10,7 +10,7 @@ export LOWLIGHT3D_TEST_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 FACES ?=
 
-.PHONY: venv demo test benchmark-demo benchmark-real benchmark-real-equal-iter benchmark-real-hard-light benchmark-paper clean-demo help
+.PHONY: venv demo test benchmark-demo benchmark-real benchmark-real-equal-iter benchmark-paper clean-demo help
 
 help:
 	@echo "make demo [FACES=dir]   generate demo faces (or use yours), train, test, print the metric table"
@@ -18,7 +18,7 @@ help:
 	@echo "make benchmark-demo     train+test every method of options/demo/benchmark_demo.yml over 2 seeds, one table"
 	@echo "make benchmark-real     same on real faces (UTKFace, Yale B of LOWLIGHT3D_TEST_DATA), equal CPU budget"
 	@echo "make benchmark-real-equal-iter   U-Net, V1, V3-V7 and the full method at equal iterations on real faces (hours)"
-	@echo "make benchmark-real-hard-light   V1 and the full method with and without hard light in the training inputs"
+	@echo "make   V1 and the full method with and without hard light in the training inputs"
 	@echo "make benchmark-paper    Table 1 + Table 2 at paper scale (GPU machine, prepared FFHQ/CelebV-Low, real VGG weights)"
 	@echo "make venv               (re)create the virtual environment $(VENV) if requirements changed"
 
@@ -56,13 +56,6 @@ benchmark-real-equal-iter: venv
 		"LOWLIGHT3D_TEST_DATA, which is unset and ../shared/data does not exist"; exit 1; }
 	$(PY) scripts/prepare_real_faces.py
 	$(PY) scripts/benchmark_demo.py --list options/real/benchmark_real_equal_iter.yml --out results/benchmark_real_equal_iter
-
-# [ours] Hard side / back light in the synthesised training inputs (degradation preset real_dark_hard_light).
-benchmark-real-hard-light: venv
-	@test -n "$(LOWLIGHT3D_TEST_DATA)" || { echo "benchmark-real-hard-light reads the shared photos from" \
-		"LOWLIGHT3D_TEST_DATA, which is unset and ../shared/data does not exist"; exit 1; }
-	$(PY) scripts/prepare_real_faces.py
-	$(PY) scripts/benchmark_demo.py --list options/real/benchmark_real_hard_light.yml --out results/benchmark_real_hard_light
 
 # Paper scale: every stage trains its own option file's iterations (options/benchmark_paper.yml); needs a GPU machine.
 benchmark-paper: venv
