@@ -50,6 +50,7 @@ def test_loss_falls_on_a_learnable_task(tmp_path, tiny_image_sets):
     history = json.load(open(osp.join(opt['path']['experiments_root'], 'history.json')))
     losses = [row['l_pixel'] for row in history['losses']]
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
+    assert history['loss_spikes'] == []  # a falling loss has no spike (lowlight3d/pipeline/loss_spikes.py)
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path, tiny_image_sets):

@@ -23,7 +23,6 @@ start too and is reused with a warning.  Orphan temporary files of a save interr
 import argparse
 import contextlib
 import glob
-import json
 import logging
 import os
 import os.path as osp
@@ -37,6 +36,7 @@ import torch
 
 from lowlight3d.models import build_model
 from lowlight3d.pipeline.data_loading import build_eval_loader, build_train_loader
+from lowlight3d.pipeline.loss_spikes import SPIKE_FACTOR, describe_spikes, find_loss_spikes
 from lowlight3d.pipeline.option_loading import load_options
 from lowlight3d.utils.checkpoint import atomic_write_json, is_atomic_temp_file, load_checkpoint
 from lowlight3d.utils.dist import barrier, broadcast_object
@@ -390,9 +390,8 @@ class _TrainingRun:
                                              **{k: v for k, v in means.items() if isinstance(v, float)}})
                 if self.save_best and loader is val_loaders[0] and self.save_best in improved:
                     model.save_networks('best')
-                    with open(osp.join(self.opt['path']['models'], 'best.json'), 'w') as f:
-                        json.dump({'metric': self.save_best, 'value': means[self.save_best], 'iter': p.current_iter},
-                                  f)
+                    best = {'metric': self.save_best, 'value': means[self.save_best], 'iter': p.current_iter}
+                    atomic_write_json(osp.join(self.opt['path']['models'], 'best.json'), best)
                     self.logger.info(f'New best {self.save_best}={means[self.save_best]:.4f}: saved '
                                      'models/net_g_best.pth')
             plot_training_curves(p.history, self.curves_path, self.opt['name'])
@@ -475,10 +474,15 @@ class _TrainingRun:
         if not self.ckpt_freq or p.current_iter % self.ckpt_freq != 0:
             self.save_checkpoint()
         self.model.save_networks('latest')
+        spikes = find_loss_spikes(p.history['losses'])
+        if spikes:
+            self.logger.warning(f'Loss spikes ({len(spikes)}): {describe_spikes(spikes)}: the logged l_total rose '
+                                f'above {SPIKE_FACTOR:g}x the median of the values before it; the run may have blown '
+                                'up and settled on a worse plateau (compare its curves and its seeds).')
         if opt['rank'] == 0:
             plot_training_curves(p.history, self.curves_path, opt['name'])
-            with open(osp.join(opt['path']['experiments_root'], 'history.json'), 'w') as f:
-                json.dump(p.history, f, indent=1)
+            atomic_write_json(osp.join(opt['path']['experiments_root'], 'history.json'),
+                              dict(p.history, loss_spikes=spikes))
         seconds = time.time() - self.t_start
         if self.start_iter:  # the time is that of this run only: say how many iterations it trained
             done = (f'{p.current_iter} iterations, of which {p.current_iter - self.start_iter} in {seconds:.1f} s by '

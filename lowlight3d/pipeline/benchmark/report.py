@@ -15,6 +15,7 @@ from collections import OrderedDict
 
 from lowlight3d.pipeline.benchmark.ablation import ablation_ready, format_ablation
 from lowlight3d.pipeline.benchmark.spec import OWN_ITERATIONS
+from lowlight3d.pipeline.loss_spikes import describe_spikes
 from lowlight3d.utils.checkpoint import atomic_write_text
 from lowlight3d.utils.results_table import format_table, write_rows_csv
 
@@ -45,8 +46,9 @@ def summarise(label, runs, complexity=None, failure=None, plan=None, budget_colu
 
     Returns:
         OrderedDict: The row (``method``, ``seeds``, ``<set>/<metric>`` columns, with a plan or ``budget_columns``
-        ``train_iter``, ``budget_cpu_s``, ``probe_cpu_s_per_iter``, ``train_cpu_s``, then ``train_s_per_iter``,
-        ``params_M``, ``GMACs``).
+        ``train_iter``, ``budget_cpu_s``, ``probe_cpu_s_per_iter``, ``train_cpu_s``, for trained runs with a
+        history ``loss_spikes`` (``'none'`` or ``'seed k: iter N (xR)'``, :mod:`lowlight3d.pipeline.loss_spikes`),
+        then ``train_s_per_iter``, ``params_M``, ``GMACs``).
     """
     row = OrderedDict(method=label, seeds=len(runs))
     if failure is not None:
@@ -65,6 +67,10 @@ def summarise(label, runs, complexity=None, failure=None, plan=None, budget_colu
         row['probe_cpu_s_per_iter'] = f"{plan['probe']['cpu_s_per_iter']:.3f}" if plan and plan.get('probe') else ''
         cpu = [float(r['timing']['cpu_s']) for r in runs if r.get('timing')]
         row['train_cpu_s'] = mean_std(cpu, 1) if cpu else ''
+    checked = [r for r in runs if r.get('loss_spikes') is not None]
+    if checked:
+        row['loss_spikes'] = '; '.join(f"seed {r.get('seed', '?')}: {describe_spikes(r['loss_spikes'])}"
+                                       for r in checked if r['loss_spikes']) or 'none'
     times = [r['seconds_per_iter'] for r in runs if r['seconds_per_iter'] is not None]
     row['train_s_per_iter'] = mean_std(times, 3) if times else 'no training'
     if complexity:
@@ -101,8 +107,10 @@ def write_report(rows, out_dir, spec, seeds, total_iter=None, budget_s=None, pen
     os.makedirs(out_dir, exist_ok=True)
     write_rows_csv(rows, osp.join(out_dir, 'benchmark.csv'))
     header = (f"# {spec['title']}\n\n{_how_trained(spec, total_iter, budget_s)}Seeds {seeds}; metrics are mean ± "
-              f"sample std over seeds. params_M / GMACs: network_g at 1x3x{spec['complexity_size']}x"
-              f"{spec['complexity_size']} (torch FLOP counter, 1 MAC = 2 FLOPs). train_s_per_iter: wall seconds per "
+              'sample std over seeds. loss_spikes: logged training losses above 4x the median of the values '
+              'logged before them (a run that blew up; its seed may distort the mean). params_M / GMACs: '
+              f"network_g at 1x3x{spec['complexity_size']}x{spec['complexity_size']} (torch FLOP counter, 1 MAC = 2 "
+              'FLOPs). train_s_per_iter: wall seconds per '
               'training iteration on this machine (start-up, validation and checkpoints included).\n\n')
     if spec.get('notes'):
         header += ' '.join(str(spec['notes']).split()) + '\n\n'

@@ -23,6 +23,7 @@ import shutil
 import time
 
 from lowlight3d.pipeline.benchmark.spec import resolve
+from lowlight3d.pipeline.loss_spikes import find_loss_spikes
 from lowlight3d.pipeline.option_loading import training_overrides
 from lowlight3d.utils.checkpoint import atomic_write_json, atomic_write_text
 from lowlight3d.utils.options import apply_cfg_options, load_config, yaml_load
@@ -172,13 +173,14 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False, schedule
     Returns:
         dict: ``{'summary': test summary, 'seconds_per_iter': float | None, 'name': str, 'timing': the training
         loop's timing (``timing.json``'s dict) or None, 'test_options': the test option file, 'test_overrides': its
-        overrides, 'results': results folder}``.
+        overrides, 'results': results folder, 'seed': seed, 'loss_spikes': the training's loss spikes (list; None
+        without training or history)}``.
     """
     from lowlight3d.pipeline.test_pipeline import test_pipeline
     base_name = load_config(resolve(stage['train']) if stage.get('train') else resolve(stage['test']))['name']
     name = f'{base_name}_seed{seed}'
     common = [f'name={name}', f'manual_seed={seed}', *extra_overrides]
-    seconds_per_iter, loop_timing = None, None
+    seconds_per_iter, loop_timing, spikes = None, None, None
     test_overrides = list(common) + list(stage.get('test_cfg') or [])
     if stage.get('train'):
         exp = osp.join('experiments', name)
@@ -193,7 +195,20 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False, schedule
         else:
             seconds_per_iter, loop_timing = saved_timing(exp)
         test_overrides.append(f"+path.pretrain_network_g={osp.join(result.opt['path']['models'], 'net_g_latest.pth')}")
+        spikes = run_loss_spikes(exp)
     test_options = stage_test_options(stage, name)
     summary = test_pipeline(['-opt', test_options, '--cfg-options', *test_overrides])
     return {'summary': summary, 'seconds_per_iter': seconds_per_iter, 'name': name, 'timing': loop_timing,
-            'test_options': test_options, 'test_overrides': test_overrides, 'results': osp.join('results', name)}
+            'test_options': test_options, 'test_overrides': test_overrides, 'results': osp.join('results', name),
+            'seed': seed, 'loss_spikes': spikes}
+
+
+def run_loss_spikes(exp):
+    """The loss spikes of a finished run (:mod:`lowlight3d.pipeline.loss_spikes`), from its ``history.json``;
+    ``None`` when the run left no history (trained before the history was written)."""
+    path = osp.join(exp, 'history.json')
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        history = json.load(f)
+    return find_loss_spikes(history.get('losses', []))
