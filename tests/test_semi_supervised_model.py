@@ -347,3 +347,32 @@ def test_gan_start_iter_as_a_fraction_follows_total_iter(setup):
     assert model.gan_start_iter == 3
     raw = load_config(FULL)['train']
     assert raw['gan_start_iter'] == 0.75 and raw['net_d_init_iters'] == 20  # the demo default (issue 10)
+
+
+def test_grad_clip_bounds_the_student_gradient_and_logs_its_norm(setup, monkeypatch):
+    """``train.grad_clip``: the student's global gradient norm is at most the bound when the optimiser steps, the
+    norm before clipping is logged as ``grad_norm_g``; a huge bound changes nothing (same weights as no clipping);
+    a bad value fails clearly."""
+    torch.manual_seed(0)
+    model, opt = _model(FULL, setup, ['+train.grad_clip=1e-3'])
+    batch = _batch(opt)
+    model.feed_data(batch)
+    optim = model.optimizers['optim_g']
+    seen = []
+    step = optim.step
+    monkeypatch.setattr(optim, 'step', lambda *a, **k: (seen.append(torch.nn.utils.get_total_norm(
+        [p.grad for p in model.nets['net_g'].parameters() if p.grad is not None])), step(*a, **k))[1])
+    model.optimize_parameters(1)
+    logs = model.get_current_log()
+    assert logs['grad_norm_g'] > 1e-3 and seen[0] == pytest.approx(1e-3, rel=1e-3)
+    # a bound far above the norm: identical to no clipping
+    results = []
+    for extra in (['+train.grad_clip=1e9'], []):
+        torch.manual_seed(0)
+        m, _ = _model(FULL, setup, extra)
+        m.feed_data(batch)
+        m.optimize_parameters(1)
+        results.append(_params(m.nets['net_g']))
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+    with pytest.raises(ValueError, match='train.grad_clip must be a positive number'):
+        _model(FULL, setup, ['+train.grad_clip=-1'])

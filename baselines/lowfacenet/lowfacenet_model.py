@@ -133,7 +133,6 @@ class LowFaceNetModel(BaseModel):
         grads = self.grad_norm_logs(current_iter, terms.values, [out])
         self.backward(terms.total)
         if self.grad_clip > 0:
-            self.unscale_gradients(self.optimizers['optim_g'])
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
+            self.clip_gradients(self.optimizers['optim_g'], net.parameters(), self.grad_clip)
         self.optimizer_step(self.optimizers['optim_g'])
         self.log_dict = self.reduce_loss_dict(terms.logs(**extra, **grads))

@@ -93,8 +93,7 @@ class RDDMModel(SupervisedEnhancementModel):
         self.backward(terms.total)
         extra = OrderedDict()
         if self.grad_clip is not None:
-            self.unscale_gradients(optimizer)
-            extra['grad_norm'] = torch.nn.utils.clip_grad_norm_(self.nets['net_g'].parameters(), self.grad_clip)
+            extra['grad_norm'] = self.clip_gradients(optimizer, self.nets['net_g'].parameters(), self.grad_clip)
         self.optimizer_step(optimizer)
         self.log_dict = self.reduce_loss_dict(terms.logs(**extra))
         if 'net_g_ema' in self.nets:

@@ -98,8 +98,7 @@ class ZeroIGModel(BaseModel):
         total = sum(terms.values())
         self.backward(total)
         if clip > 0:
-            self.unscale_gradients(optimizer)
-            torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+            self.clip_gradients(optimizer, net.parameters(), clip)
         self.optimizer_step(optimizer)
         return OrderedDict((k, v.detach()) for k, v in terms.items()), total.detach()
 

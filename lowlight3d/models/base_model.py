@@ -312,6 +312,34 @@ class BaseModel:
         """Bring the gradients of ``optimizer`` to their true scale before clipping them (fp16; else a no-op)."""
         self.precision.unscale(optimizer)
 
+    @staticmethod
+    def grad_clip_option(train_opt, default=None):
+        """``train.grad_clip``: the largest global gradient norm of a step (``null`` or 0: no clipping).
+
+        Returns:
+            float | None: The norm, or None when off.
+
+        Raises:
+            ValueError: Not a positive number (or null / 0).
+        """
+        value = train_opt.get('grad_clip', default)
+        if value is None or (not isinstance(value, bool) and value == 0):
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f'train.grad_clip must be a positive number (the largest gradient norm) or null, got '
+                             f'{value!r}')
+        return float(value)
+
+    def clip_gradients(self, optimizer, params, max_norm):
+        """Clip the global norm of the gradients of ``params`` (stepped by ``optimizer``) at ``max_norm``, after
+        unscaling them (fp16); call between :meth:`backward` and :meth:`optimizer_step`, once per step.
+
+        Returns:
+            Tensor: The global gradient norm before clipping (what a log wants to see).
+        """
+        self.unscale_gradients(optimizer)
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
     def prepare_frozen_network(self, net):
         """A network a model builds itself (a frozen feature extractor): on the device, in the run's memory
         format, in eval mode, without gradients."""

@@ -140,7 +140,8 @@ class SemiSupervisedDistillationModel(BaseModel):
     ``train.feature_extractor`` (e.g. ``{type: FrozenVGGFeatureExtractor, arch: vgg19, layers: [...], weights: ~}``),
     ``train.optim_g``, ``train.optim_d``, ``train.scheduler``, the loss blocks and the GAN schedule
     (``train.gan_start_iter``, ``train.net_d_init_iters``, ``train.net_d_iters``) of the module docstring,
-    ``logger.grad_norm_freq``.
+    ``logger.grad_norm_freq``, ``train.grad_clip`` [ours; off by default, the paper has none]: the largest global
+    gradient norm of a student step (its norm before clipping is logged as ``grad_norm_g``).
     """
 
     LOSS_BLOCKS = ('pixel', 'perceptual') + _UNPAIRED_LOSSES
@@ -186,6 +187,7 @@ class SemiSupervisedDistillationModel(BaseModel):
                                                         f"{fe_weights or 'the default pretrained file'}")
             self.features = self.prepare_frozen_network(self.features)
         self.add_optimizer('optim_g', self.nets['net_g'].parameters(), train_opt['optim_g'])
+        self.grad_clip = self.grad_clip_option(train_opt)
         if 'gan' in self.losses:
             if 'network_d' not in opt or 'optim_d' not in train_opt:
                 raise ValueError('train.gan_opt needs network_d (e.g. ColorEdgeDiscriminator) and train.optim_d')
@@ -348,6 +350,9 @@ class SemiSupervisedDistillationModel(BaseModel):
         grads = self.grad_norm_logs(current_iter, terms.values, [out_p_s, out_u_s])
         if torch.is_tensor(terms.total):
             self.backward(terms.total)
+            if self.grad_clip is not None:
+                grads['grad_norm_g'] = self.clip_gradients(optimizer, self.nets['net_g'].parameters(),
+                                                           self.grad_clip).detach()
             self.optimizer_step(optimizer)
         return dict(grads)
 
