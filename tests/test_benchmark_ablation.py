@@ -62,6 +62,11 @@ def test_missing_reference_and_bad_blocks_fail_clearly():
         ablation_rows({'V5': _rows()['V5']}, block)
     with pytest.raises(OptionError, match="list.yml: ablation names the stage 'V9'"):
         check_ablation_block(dict(BLOCK, components=[{'name': 'x', 'without': 'V9'}]), ['full'], 'list.yml')
+    with pytest.raises(OptionError, match=r"unknown key\(s\) \['paper_sorce'\]"):
+        check_ablation_block(dict(BLOCK, paper_sorce='x'), ['full', 'V5', 'V7', 'V3'], 'list.yml')
+    with pytest.raises(OptionError, match='must be {name, without, paper}'):
+        check_ablation_block(dict(BLOCK, components=[{'name': 'x', 'without': 'V5', 'papr': {}}]), ['full', 'V5'],
+                             'list.yml')
     with pytest.raises(OptionError, match='<test set>/<metric>'):
         check_ablation_block(dict(BLOCK, metrics=['psnr']), ['full', 'V5', 'V7', 'V3'], 'list.yml')
     with pytest.raises(OptionError, match='paper must map columns to numbers'):

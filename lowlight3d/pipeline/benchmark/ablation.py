@@ -56,6 +56,10 @@ def check_ablation_block(block, stage_labels, path):
     if not isinstance(block, dict) or not isinstance(block.get('reference'), str):
         raise OptionError(f"{path}: 'ablation' must be {{reference: <stage label>, metrics: [...], components: "
                           f'[...]}}, got {block!r}')
+    unknown = set(block) - {'reference', 'metrics', 'components', 'paper_source'}
+    if unknown:
+        raise OptionError(f'{path}: unknown key(s) {sorted(unknown)} in ablation; known: reference, metrics, '
+                          'components, paper_source')
     metrics, components = block.get('metrics'), block.get('components')
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and '/' in m for m in metrics):
         raise OptionError(f"{path}: ablation.metrics must be a non-empty list of '<test set>/<metric>' columns, "
@@ -68,8 +72,9 @@ def check_ablation_block(block, stage_labels, path):
                               f"(labels: {sorted(labels)})")
     checked = []
     for i, comp in enumerate(components):
-        if not isinstance(comp.get('name'), str):
-            raise OptionError(f'{path}: ablation.components[{i}] needs a name, got {comp!r}')
+        if not isinstance(comp.get('name'), str) or set(comp) - {'name', 'without', 'paper'}:
+            raise OptionError(f'{path}: ablation.components[{i}] must be {{name, without, paper}} with a name, got '
+                              f'{comp!r}')
         paper = comp.get('paper') or {}
         if not isinstance(paper, dict) or not all(isinstance(v, (int, float)) for v in paper.values()):
             raise OptionError(f'{path}: ablation.components[{i}].paper must map columns to numbers, got {paper!r}')
