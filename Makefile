@@ -18,7 +18,6 @@ help:
 	@echo "make benchmark-demo     train+test every method of options/demo/benchmark_demo.yml over 2 seeds, one table"
 	@echo "make benchmark-real     same on real faces (UTKFace, Yale B of LOWLIGHT3D_TEST_DATA), equal CPU budget"
 	@echo "make benchmark-real-equal-iter   U-Net, V1, V3-V7 and the full method at equal iterations on real faces (hours)"
-	@echo "make   V1 and the full method with and without hard light in the training inputs"
 	@echo "make benchmark-paper    Table 1 + Table 2 at paper scale (GPU machine, prepared FFHQ/CelebV-Low, real VGG weights)"
 	@echo "make venv               (re)create the virtual environment $(VENV) if requirements changed"
 

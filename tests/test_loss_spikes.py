@@ -14,7 +14,7 @@ def test_a_spike_is_found_against_the_median_before_it():
     enters the later medians (window 8)."""
     spikes = find_loss_spikes(_history([0.2, 0.18, 0.17, 0.16, 0.8, 0.15, 0.6]))
     assert [s['iter'] for s in spikes] == [125]
-    assert spikes[0]['median_before'] == pytest.approx(0.175)
+    assert spikes[0]['key'] == 'l_total' and spikes[0]['median_before'] == pytest.approx(0.175)
     assert spikes[0]['ratio'] == pytest.approx(0.8 / 0.175)
     assert describe_spikes(spikes) == 'iter 125 (x4.57)'
     assert describe_spikes([]) == ''
@@ -42,5 +42,5 @@ def test_the_benchmark_row_names_the_seed_that_blew_up():
 
 def test_a_run_without_a_total_is_checked_on_its_one_loss():
     entries = _history([0.1, 0.1, 0.1, 0.9], key='l_v')
-    assert [s['iter'] for s in find_loss_spikes(entries)] == [100]
+    assert [(s['iter'], s['key']) for s in find_loss_spikes(entries)] == [(100, 'l_v')]
     assert find_loss_spikes([]) == []

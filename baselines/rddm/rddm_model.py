@@ -60,10 +60,7 @@ class RDDMModel(SupervisedEnhancementModel):
                 raise ValueError(f'RDDM.RDDMModel: objective {net.objective!r} trains {sorted(wanted)}, so the loss '
                                  f'blocks must be exactly {sorted(k + "_opt" for k in wanted)}; got '
                                  f'{sorted(k + "_opt" for k in self.losses)}')
-        clip = train_opt.get('grad_clip')
-        self.grad_clip = None if clip in (None, 0) else float(clip)
-        if self.grad_clip is not None and self.grad_clip < 0:
-            raise ValueError(f'train.grad_clip must be positive (or null), got {clip}')
+        self.grad_clip = self.grad_clip_option(train_opt)
         self.ema_every = int(train_opt.get('ema_every', 1) or 1)
         self.ema_start = int(train_opt.get('ema_start', 0) or 0)
         if self.ema_every < 1 or self.ema_start < 0:

@@ -31,7 +31,8 @@ def find_loss_spikes(losses, key=None, factor=SPIKE_FACTOR, window=8, min_histor
         window (int): How many earlier values make the median. min_history (int): No test before this many values.
 
     Returns:
-        list[dict]: ``{'iter': int, 'value': float, 'median_before': float, 'ratio': float}`` per spike, in order.
+        list[dict]: ``{'iter': int, 'key': str, 'value': float, 'median_before': float, 'ratio': float}`` per
+        spike, in order.
 
     Raises:
         ValueError: ``factor`` <= 1 or ``window`` < ``min_history`` or ``min_history`` < 1.
@@ -48,8 +49,8 @@ def find_loss_spikes(losses, key=None, factor=SPIKE_FACTOR, window=8, min_histor
         if len(before) >= min_history:
             median = statistics.median(before[-window:])
             if median > 0 and value > factor * median:
-                spikes.append({'iter': int(entry['iter']), 'value': float(value), 'median_before': float(median),
-                               'ratio': float(value / median)})
+                spikes.append({'iter': int(entry['iter']), 'key': key, 'value': float(value),
+                               'median_before': float(median), 'ratio': float(value / median)})
         before.append(float(value))
     return spikes
 

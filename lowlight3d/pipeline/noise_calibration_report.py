@@ -72,12 +72,12 @@ def set_report(images, block=8):
     """
     mus, vars_, fits, lumas, ranges = [], [], [], [], []
     for img in images:
-        if float(np.mean(img)) >= 0.02:
+        lumas.append(float(np.mean(img)))
+        if lumas[-1] >= 0.02:
             ranges.append(dynamic_range_stops(img))
         mu, var = block_noise_stats(img, block)
         mus.append(mu)
         vars_.append(var)
-        lumas.append(float(np.mean(img)))
         level, variance, count = noise_curve(mu, var, min_tiles=8)
         if level.size >= 3:
             fits.append(fit_poisson_gaussian(level, variance, count))

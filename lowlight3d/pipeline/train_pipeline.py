@@ -476,9 +476,10 @@ class _TrainingRun:
         self.model.save_networks('latest')
         spikes = find_loss_spikes(p.history['losses'])
         if spikes:
-            self.logger.warning(f'Loss spikes ({len(spikes)}): {describe_spikes(spikes)}: the logged l_total rose '
-                                f'above {SPIKE_FACTOR:g}x the median of the values before it; the run may have blown '
-                                'up and settled on a worse plateau (compare its curves and its seeds).')
+            self.logger.warning(f'Loss spikes ({len(spikes)}): {describe_spikes(spikes)}: the logged loss '
+                                f"({spikes[0]['key']}) rose above {SPIKE_FACTOR:g}x the median of the values before "
+                                'it; the run may have blown up and settled on a worse plateau (compare its curves '
+                                'and its seeds).')
         if opt['rank'] == 0:
             plot_training_curves(p.history, self.curves_path, opt['name'])
             atomic_write_json(osp.join(opt['path']['experiments_root'], 'history.json'),

@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 from lowlight3d.pipeline.benchmark.ablation import ablation_ready, format_ablation
 from lowlight3d.pipeline.benchmark.spec import OWN_ITERATIONS
-from lowlight3d.pipeline.loss_spikes import describe_spikes
+from lowlight3d.pipeline.loss_spikes import SPIKE_FACTOR, describe_spikes
 from lowlight3d.utils.checkpoint import atomic_write_text
 from lowlight3d.utils.results_table import format_table, write_rows_csv
 
@@ -107,8 +107,8 @@ def write_report(rows, out_dir, spec, seeds, total_iter=None, budget_s=None, pen
     os.makedirs(out_dir, exist_ok=True)
     write_rows_csv(rows, osp.join(out_dir, 'benchmark.csv'))
     header = (f"# {spec['title']}\n\n{_how_trained(spec, total_iter, budget_s)}Seeds {seeds}; metrics are mean ± "
-              'sample std over seeds. loss_spikes: logged training losses above 4x the median of the values '
-              'logged before them (a run that blew up; its seed may distort the mean). params_M / GMACs: '
+              f'sample std over seeds. loss_spikes: logged training losses above {SPIKE_FACTOR:g}x the median of '
+              'the values logged before them (a run that blew up; its seed may distort the mean). params_M / GMACs: '
               f"network_g at 1x3x{spec['complexity_size']}x{spec['complexity_size']} (torch FLOP counter, 1 MAC = 2 "
               'FLOPs). train_s_per_iter: wall seconds per '
               'training iteration on this machine (start-up, validation and checkpoints included).\n\n')
