@@ -272,3 +272,48 @@ def test_corrupt_file_in_worker_names_it(gt_dir):
         for worker in getattr(batches, '_workers', []):
             worker.terminate()
         del batches
+
+
+# ---------------------------------------------------------------- real pairs mixed into the synthetic pairs
+def _real_pair_block(tmp_path, prob):
+    lq = _write_images(tmp_path / 'real_lq', 3, h=24, w=20, seed=5, prefix='dark')
+    gt = _write_images(tmp_path / 'real_gt', 1, h=24, w=20, seed=6, prefix='ref')
+    meta = tmp_path / 'real_pairs.txt'
+    meta.write_text(''.join(f'dark{i:02d}.png ref00.png\n' for i in range(3)))
+    return {'prob': prob, 'dataroot_lq': lq, 'dataroot_gt': gt, 'meta_info_file': str(meta)}
+
+
+def test_real_pairs_replace_a_share_of_the_training_pairs_and_leave_the_others_unchanged(gt_dir, tmp_path):
+    plain = _paired(gt_dir, phase='train', use_hflip=False)
+    mixed = _paired(gt_dir, phase='train', use_hflip=False, real_pairs=_real_pair_block(tmp_path, 0.3))
+    n, real = 400, 0
+    for i in range(n):
+        sample = mixed[i]
+        if sample['real_pair']:
+            real += 1
+            assert osp.basename(sample['gt_path']) == 'ref00.png' and osp.basename(sample['lq_path']).startswith('dark')
+            ref = cv2.imread(sample['gt_path'])[..., ::-1].astype(np.float32) / 255  # read from disk, not synthesised
+            np.testing.assert_allclose(sample['gt'].numpy(), cv2.resize(ref, (16, 16), interpolation=cv2.INTER_AREA
+                                                                          ).transpose(2, 0, 1), atol=1e-6)
+        else:  # a synthesised item is exactly the item the set without real pairs gives
+            other = plain[i]
+            assert torch.equal(sample['lq'], other['lq']) and sample['gt_path'] == other['gt_path']
+    assert abs(real / n - 0.3) < 0.08, real
+    again = _paired(gt_dir, phase='train', use_hflip=False, real_pairs=_real_pair_block(tmp_path, 0.3))
+    assert all(torch.equal(again[i]['lq'], mixed[i]['lq']) for i in range(20))  # a function of (seed, epoch, index)
+    test_set = _paired(gt_dir, phase='val', real_pairs=_real_pair_block(tmp_path, 1.0))
+    assert not any(test_set[i]['real_pair'] for i in range(6))  # never in val/test
+
+
+def test_real_pairs_reach_the_semi_supervised_items_and_bad_blocks_are_refused(gt_dir, lq_dir, tmp_path):
+    block = _real_pair_block(tmp_path, 1.0)
+    semi = SemiSupervisedLowLightDataset({'phase': 'train', 'gt_size': 16, 'paired': {'dataroot_gt': gt_dir,
+                                          'real_pairs': block}, 'unpaired': {'dataroot_lq': lq_dir}})
+    sample = semi[3]
+    assert sample['real_pair'] and sample['lq_unpaired'].shape == (3, 16, 16)
+    for bad, match in (({**block, 'prob': 0}, r'prob must be a number in \(0, 1\]'),
+                       ({**block, 'prob': True}, 'prob must be'),
+                       ({**block, 'dataroot': 'x'}, "unknown key.*'dataroot'"),
+                       ([0.5], 'must be a mapping')):
+        with pytest.raises(ValueError, match=match):
+            _paired(gt_dir, real_pairs=bad)

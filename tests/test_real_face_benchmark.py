@@ -24,6 +24,7 @@ from lowlight3d.data.preparation.real_face_benchmark import (
     utk_split,
     yaleb_sets,
     yaleb_subject_split,
+    yaleb_train_pairs,
 )
 from lowlight3d.metrics.metric_util import metrics_of_set
 from lowlight3d.pipeline.benchmark import load_benchmark_list, run_benchmark
@@ -168,13 +169,19 @@ def test_real_split_of_the_shared_photos(shared_data):
         assert by_file[dark]['condition'] in DARK_CONDITIONS and by_file[ref]['condition'] == REFERENCE_CONDITION
         assert by_file[dark]['size'] == '168x192'
     assert all(by_file[f]['subject'] in train_subjects for f in unpaired)
+    train_pairs = yaleb_train_pairs(rows, test_subjects)
+    assert [dark for dark, _ in train_pairs] == unpaired  # every training dark frame, now with its reference
+    for dark, ref in train_pairs:
+        assert by_file[dark]['subject'] == by_file[ref]['subject'] in train_subjects
+        assert by_file[ref]['condition'] == REFERENCE_CONDITION
 
 
 def test_prepare_real_faces_links_and_lists(shared_data, tmp_path):
     out = tmp_path / 'real_faces'
     summary = prepare_real_faces(str(out), shared_data, verbose=False)
     assert osp.islink(out / 'utk' / 'images') and osp.islink(out / 'yaleb' / 'images')  # linked, not copied
-    assert summary['utk_test'] == 60 and summary['yaleb_test_pairs'] == 23
+    assert summary['utk_test'] == 60 and summary['yaleb_test_pairs'] == 23 and summary['yaleb_train_pairs'] == 25
+    assert len((out / 'yaleb' / 'meta_train_pairs.txt').read_text().splitlines()) == 25
     assert abs(summary['utk_train_mean_luma'] - 0.472) < 0.0006  # the target of test_GammaCurve_real.yml
     first = (out / 'utk' / 'meta_test.txt').read_text()
     assert prepare_real_faces(str(out), shared_data, verbose=False) == summary  # re-run: identical
@@ -303,6 +310,7 @@ def _fake_training(monkeypatch, calls):
     return a :class:`TrainResult` (nothing trained when ``<total_iter>.state`` was there and the mode resumes)."""
     import lowlight3d.pipeline.test_pipeline as testing
     import lowlight3d.pipeline.train_pipeline as training
+    from lowlight3d.pipeline.benchmark.runner import planned_options
     from lowlight3d.utils.options import dump_options
 
     def train(args):
@@ -318,7 +326,9 @@ def _fake_training(monkeypatch, calls):
         start = total if osp.isfile(state) else 0
         os.makedirs(osp.dirname(state), exist_ok=True)
         open(state, 'w').close()
-        dump_options({'name': name, 'train': {'total_iter': total}}, osp.join(exp, 'options.yml'))
+        saved = planned_options(args)  # what train.py saves, less the keys its resolver adds
+        saved.update(num_gpu=0, path={'root': str(osp.abspath('.'))})
+        dump_options(saved, osp.join(exp, 'options.yml'))
         timing = training.LoopTiming(total - start, 2.0, 4.0, 0.5, 1.0, 1) if start < total else None
         return training.TrainResult({'path': {'models': osp.join(exp, 'models')}}, start, total, timing)
 
@@ -339,6 +349,37 @@ def test_a_run_planned_for_other_iterations_is_retrained_not_resumed(tmp_path, m
     run_stage(stage, 0, 7)  # a new budget measurement: from scratch
     assert calls[-1] == ('--force', 7) and 'planned for 5 iterations, now 7' in capsys.readouterr().out
     assert os.listdir(tmp_path / 'experiments' / 'real_LowLightUNet_seed0' / 'training_states') == ['7.state']
+
+
+def test_a_run_whose_options_changed_is_retrained_and_the_changed_keys_are_named(tmp_path, monkeypatch, capsys):
+    from lowlight3d.pipeline.benchmark import run_stage
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    _fake_training(monkeypatch, calls)
+    stage = {'label': 'UNet', 'train': 'options/real/train_LowLightUNet_real.yml',
+             'test': 'options/real/test_Identity_real.yml'}
+    run_stage(stage, 0, 5)
+    run_stage({**stage, 'train_cfg': ['+train.grad_clip=2']}, 0, 5)  # e.g. an option file edited since
+    assert calls == [('--auto_resume', 5), ('--force', 5)]
+    assert "train.grad_clip: '<absent>' -> 2" in capsys.readouterr().out
+    run_stage({**stage, 'train_cfg': ['+train.grad_clip=2']}, 0, 5)  # now the saved run is this plan: reused
+    run_stage(stage, 0, 5)  # a key removed is a change too
+    assert calls[2:] == [('--auto_resume', 5), ('--force', 5)]
+    assert "train.grad_clip: 2 -> '<absent>'" in capsys.readouterr().out
+
+
+def test_plan_differences_ignores_what_the_resolver_adds():
+    from lowlight3d.pipeline.benchmark.runner import plan_differences
+    planned = {'name': 'x', 'num_gpu': 'auto', 'datasets': {'train': {'gt_size': 96}}, 'prior': {'file': 'p.pth'},
+               'train': {'total_iter': 1e4, 'pixel_opt': {'loss_weight': 1.0}}}
+    saved = {'name': 'x', 'num_gpu': 0, 'device': 'cpu', 'is_train': True, 'path': {'models': '/e/x/models'},
+             'datasets': {'train': {'gt_size': 96, 'phase': 'train'}}, 'prior': {'file': 'p.pth', 'fingerprint': 'ab'},
+             'train': {'total_iter': 10000, 'pixel_opt': {'loss_weight': 1.0}}}
+    assert plan_differences(planned, saved) == []
+    saved['train']['pixel_opt']['loss_weight'] = 0.5
+    saved['datasets']['train']['real_pairs'] = {'prob': 0.25}
+    assert plan_differences(planned, saved) == ["datasets.train.real_pairs.prob: 0.25 -> '<absent>'",
+                                                'train.pixel_opt.loss_weight: 0.5 -> 1.0']
 
 
 def test_run_stage_takes_its_timing_from_the_training_result_and_a_reused_run_from_its_files(tmp_path,

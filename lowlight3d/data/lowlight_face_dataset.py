@@ -41,7 +41,15 @@ from torch.utils import data
 
 from lowlight3d.data.image_source import ImageSource
 from lowlight3d.data.lowlight_degradation import LowLightDegradation
-from lowlight3d.data.seeding import STREAM_PAIRED, STREAM_PICK, STREAM_UNPAIRED, check_seed, eval_rng, train_rng
+from lowlight3d.data.seeding import (
+    STREAM_PAIRED,
+    STREAM_PICK,
+    STREAM_REAL_PAIR,
+    STREAM_UNPAIRED,
+    check_seed,
+    eval_rng,
+    train_rng,
+)
 from lowlight3d.utils.img_io import IMAGE_EXTENSIONS, ImageReadError
 from lowlight3d.utils.registry import DATASET_REGISTRY, register
 
@@ -225,6 +233,13 @@ class PairedLowLightFaceDataset(_LowLightBase):
               :class:`~lowlight3d.data.lowlight_degradation.LowLightDegradation` (a block's keys override its
               defaults; ``null`` disables the step).
             * ``return_params`` [False]: also return ``degradation_params``, the drawn parameters as a JSON string.
+            * ``real_pairs`` [absent: none]: real low-light photos with real references mixed into the training
+              pairs (ours, not the paper's): ``{prob, dataroot_lq, dataroot_gt, meta_info_file, io_backend}``, the
+              last four options of :class:`~lowlight3d.data.real_paired_dataset.RealPairedLowLightDataset`.  In
+              the train phase each item is, with probability ``prob`` (in ``(0, 1]``), a real pair drawn uniformly
+              from that set (``gt_size``, ``use_hflip``, ``seed`` as here) instead of a synthesised one; the draw
+              uses its own stream, so the synthesised items are unchanged by it.  Ignored in val/test (test sets
+              stay what they are).  Such items have ``real_pair`` True (False for the others).
 
     Returns from ``__getitem__``:
         dict: ``lq``, ``gt`` (float32 3 x H x W RGB in [0, 1]), ``lq_path``, ``gt_path`` (both the ground-truth
@@ -237,6 +252,45 @@ class PairedLowLightFaceDataset(_LowLightBase):
         super().__init__(opt, 'dataroot_gt', STREAM_PAIRED)
         self.degradation = LowLightDegradation.from_opt(self.opt.get('degradation') or {})
         self.return_params = bool(self.opt.get('return_params', False))
+        self.real_pairs, self.real_pair_prob = self._build_real_pairs(self.opt.get('real_pairs'))
+
+    def _build_real_pairs(self, block):
+        """The ``real_pairs`` option: ``(RealPairedLowLightDataset | None, prob)`` (see the class docstring)."""
+        if block is None:
+            return None, 0.0
+        where = f'{self.name}: real_pairs'
+        if not isinstance(block, dict):
+            raise ValueError(f'{where} must be a mapping {{prob, dataroot_lq, dataroot_gt, meta_info_file}}, '
+                             f'got {block!r}')
+        allowed = {'prob', 'dataroot_lq', 'dataroot_gt', 'meta_info_file', 'io_backend'}
+        unknown = sorted(set(block) - allowed)
+        if unknown:
+            raise ValueError(f'{where}: unknown key(s) {unknown}; known: {sorted(allowed)}')
+        prob = block.get('prob')
+        if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 < prob <= 1:
+            raise ValueError(f'{where}.prob must be a number in (0, 1] (the share of training items that are real '
+                             f'pairs), got {prob!r}')
+        from lowlight3d.data.real_paired_dataset import RealPairedLowLightDataset  # it imports this module
+        shared = {k: self.opt[k] for k in _SHARED_KEYS if k in self.opt and k != 'return_params'}
+        real = RealPairedLowLightDataset({**shared, **{k: v for k, v in block.items() if k != 'prob'},
+                                          'name': f'{self.name}.real_pairs'})
+        return real, float(prob)
+
+    def _real_pair(self, seed_index):
+        """The real pair of training item ``seed_index``, or None when the item is synthesised."""
+        if self.real_pairs is None or not self.is_train:
+            return None
+        rng = train_rng(self.seed, self.epoch, seed_index, STREAM_REAL_PAIR)
+        if rng.random() >= self.real_pair_prob:
+            return None
+        j = int(rng.integers(len(self.real_pairs)))
+        self.real_pairs.set_epoch(self.epoch)
+        # image j, with the flip drawn from (seed, epoch, this item's index): a repeat of one pair may flip otherwise
+        sample = self.real_pairs.get_sample(j + len(self.real_pairs) * seed_index)
+        sample['real_pair'] = True
+        if self.return_params:
+            sample['degradation_params'] = json.dumps({'real_pair': True})
+        return sample
 
     def get_sample(self, index, rng=None):
         """Build one sample.
@@ -250,6 +304,9 @@ class PairedLowLightFaceDataset(_LowLightBase):
             dict: See the class docstring.
         """
         seed_index, i = self._check_index(index)
+        real = self._real_pair(seed_index)
+        if real is not None:
+            return real
         if rng is None and self.is_train:
             rng = self._sample_rng(seed_index, None)
         j, gt = self._load(i)
@@ -263,6 +320,8 @@ class PairedLowLightFaceDataset(_LowLightBase):
             raise RuntimeError(f"{self.name}: failed to synthesise the low-light input of '{path}' "
                                f'(index {index}, epoch {self.epoch}): {err}') from err
         out = {'lq': img_to_tensor(lq), 'gt': img_to_tensor(gt), 'lq_path': path, 'gt_path': path, 'hflip': flipped}
+        if self.real_pairs is not None:
+            out['real_pair'] = False
         if self.return_params:
             out['degradation_params'] = json.dumps(params, sort_keys=True)
         return out

@@ -11,12 +11,15 @@ import hashlib
 
 import numpy as np
 
-__all__ = ['STREAM_PAIRED', 'STREAM_UNPAIRED', 'STREAM_PICK', 'name_entropy', 'train_rng', 'eval_rng', 'check_seed']
+__all__ = ['STREAM_PAIRED', 'STREAM_UNPAIRED', 'STREAM_PICK', 'STREAM_REAL_PAIR', 'name_entropy',
+           'train_rng', 'eval_rng', 'check_seed']
 
 #: Stream ids keep the draws of different consumers of one sample independent.
 STREAM_PAIRED = 0
 STREAM_UNPAIRED = 1
 STREAM_PICK = 2
+#: Whether a training pair is a real pair (``real_pairs`` of the paired set), and which one.
+STREAM_REAL_PAIR = 3
 
 _TRAIN_TAG = 0
 _EVAL_TAG = 1

@@ -20,6 +20,10 @@ that define the splits, so the option files of ``options/real/`` read the photos
     branch of the semi-supervised method (the only real dark faces available; gray).
     ``yaleb/meta_test_pairs.txt``: ``<dark frame> <reference>`` for the dark frames of the test subjects (23), the
     reference being the subject's frontal flash frame ``P00A+000E+00``.  No test subject is seen in training.
+    ``yaleb/meta_train_pairs.txt``: the same pairing for the training subjects' dark frames (25): a small set of
+    REAL pairs (real darkness and noise; the frames of one pose are aligned captures), which option files may mix
+    into the training pairs (``real_pairs`` of :class:`~lowlight3d.data.lowlight_face_dataset.
+    PairedLowLightFaceDataset`).
 ``split.json``
     the rules, counts, subjects, the source folder, and ``utk_train_mean_luma``: the mean Rec. 601 luma of the UTKFace
     training faces (the brightness a learned method is taught; the target of the ``GammaCurveEnhancer`` reference).
@@ -36,7 +40,8 @@ from collections import Counter
 from lowlight3d.utils.checkpoint import atomic_write_json, atomic_write_text
 
 __all__ = ['DATA_ENV', 'DEFAULT_OUT', 'DARK_CONDITIONS', 'REFERENCE_CONDITION', 'shared_data_root', 'utk_split',
-           'yaleb_subject_split', 'yaleb_sets', 'prepare_real_faces']
+           'yaleb_subject_split', 'yaleb_sets', 'yaleb_train_pairs',
+           'prepare_real_faces']
 
 #: Environment variable naming the shared real-image folder (``make`` sets it to ``../shared/data``).
 DATA_ENV = 'LOWLIGHT3D_TEST_DATA'
@@ -121,17 +126,34 @@ def yaleb_sets(rows, test_subjects):
         ValueError: A test subject has no reference frame.
     """
     test_subjects = set(test_subjects)
+    train = [lq for lq, _ in _yaleb_dark_pairs(rows, lambda s: s not in test_subjects, require_reference=False)]
+    return train, _yaleb_dark_pairs(rows, lambda s: s in test_subjects)
+
+
+def yaleb_train_pairs(rows, test_subjects):
+    """The dark frames of the training subjects paired with their reference: ``[(dark_file, reference_file)]``.
+
+    Subjects without a reference frame are left out (their dark frames stay unpaired training data).
+    """
+    test_subjects = set(test_subjects)
+    return [p for p in _yaleb_dark_pairs(rows, lambda s: s not in test_subjects, require_reference=False)
+            if p[1] is not None]
+
+
+def _yaleb_dark_pairs(rows, keep_subject, require_reference=True):
+    """``[(dark_file, reference_file or None)]`` of the cropped dark frames of the subjects ``keep_subject`` keeps,
+    in file order; a missing reference raises ValueError when ``require_reference``."""
     references = {r['subject']: r['file'] for r in rows if r['condition'] == REFERENCE_CONDITION}
     dark = sorted((r for r in rows if r['condition'] in DARK_CONDITIONS and r['size'] == YALEB_CROPPED_SIZE),
                   key=lambda r: r['file'])
-    train = [r['file'] for r in dark if r['subject'] not in test_subjects]
     pairs = []
     for r in dark:
-        if r['subject'] in test_subjects:
-            if r['subject'] not in references:
-                raise ValueError(f"Yale B subject {r['subject']} has no {REFERENCE_CONDITION} frame in the manifest")
-            pairs.append((r['file'], references[r['subject']]))
-    return train, pairs
+        if not keep_subject(r['subject']):
+            continue
+        if require_reference and r['subject'] not in references:
+            raise ValueError(f"Yale B subject {r['subject']} has no {REFERENCE_CONDITION} frame in the manifest")
+        pairs.append((r['file'], references.get(r['subject'])))
+    return pairs
 
 
 def _write_lines(path, lines):
@@ -198,6 +220,7 @@ def prepare_real_faces(out=DEFAULT_OUT, data_root=None, test_every=25, max_train
     train, test = utk_split([r['file'] for r in utk_rows], test_every, max_train)
     train_subjects, test_subjects = yaleb_subject_split(r['subject'] for r in yale_rows)
     unpaired, pairs = yaleb_sets(yale_rows, test_subjects)
+    train_pairs = yaleb_train_pairs(yale_rows, test_subjects)
 
     for sub in ('utk', 'yaleb'):
         os.makedirs(osp.join(out, sub), exist_ok=True)
@@ -207,6 +230,7 @@ def prepare_real_faces(out=DEFAULT_OUT, data_root=None, test_every=25, max_train
     _write_lines(osp.join(out, 'utk', 'meta_test.txt'), test)
     _write_lines(osp.join(out, 'yaleb', 'meta_unpaired_train.txt'), unpaired)
     _write_lines(osp.join(out, 'yaleb', 'meta_test_pairs.txt'), [f'{lq} {gt}' for lq, gt in pairs])
+    _write_lines(osp.join(out, 'yaleb', 'meta_train_pairs.txt'), [f'{lq} {gt}' for lq, gt in train_pairs])
 
     previous = None
     if osp.isfile(summary_path):
@@ -229,7 +253,7 @@ def prepare_real_faces(out=DEFAULT_OUT, data_root=None, test_every=25, max_train
                       f'-> {REFERENCE_CONDITION} reference); dark = {list(DARK_CONDITIONS)}, cropped '
                       f'{YALEB_CROPPED_SIZE} frames only',
         'yaleb_train_subjects': train_subjects, 'yaleb_test_subjects': test_subjects,
-        'yaleb_unpaired_train': len(unpaired), 'yaleb_test_pairs': len(pairs),
+        'yaleb_unpaired_train': len(unpaired), 'yaleb_test_pairs': len(pairs), 'yaleb_train_pairs': len(train_pairs),
     }
     atomic_write_json(summary_path, summary)
     if verbose:

@@ -5,10 +5,12 @@ A stage's experiment is ``experiments/<name of its training (else test) file>_se
 :class:`~lowlight3d.pipeline.train_pipeline.TrainResult` says whether the call trained anything and what its loop
 cost.
 
-Resume or retrain (:func:`training_mode`): a saved run planned for the same number of iterations is continued
-(``--auto_resume``: an interrupted run goes on, a finished one is reused as it is); one planned for another number
-(a CPU budget measured anew) is retrained from scratch, since resuming would mix two schedules; ``force`` always
-retrains.
+Resume or retrain (:func:`training_mode`): a saved run planned with the same options is continued
+(``--auto_resume``: an interrupted run goes on, a finished one is reused as it is); one whose saved ``options.yml``
+differs from the options this call composes (another number of iterations, e.g. a CPU budget measured anew, or an
+option file edited since: a data block, a loss, a clip) is retrained from scratch, and the output names the keys
+that changed (:func:`plan_differences`), since resuming or reusing it would put an old run under a new protocol;
+``force`` always retrains.
 
 Timing: for a run trained by this call, ``seconds_per_iter`` is the wall time of the training call divided by the
 planned iterations (start-up, validation and checkpoints included) and the loop's CPU time comes from the returned
@@ -30,6 +32,7 @@ from lowlight3d.utils.options import apply_cfg_options, load_config, yaml_load
 from lowlight3d.utils.weights import WeightsNotFoundError
 
 __all__ = ['run_stage', 'run_prerequisites', 'train', 'train_args', 'schedule_overrides', 'training_mode',
+           'planned_options', 'plan_differences',
            'saved_timing', 'stage_test_options', 'missing_weights_reason']
 
 #: The benchmark's own record of a trained run: ``{'seconds_per_iter', 'total_iter'}``.
@@ -91,29 +94,103 @@ def train_args(stage, name, seed, total_iter, extra_overrides, schedule, mode):
             f'train.total_iter={total_iter}', *sched, 'logger.use_tb_logger=false', *train_cfg]
 
 
-def training_mode(exp, total_iter, force=False, label=''):
+#: Top-level keys that the option resolver adds or rewrites (where the run lives, its device): not the plan.
+_RESOLVED_TOP_KEYS = frozenset({'num_gpu', 'opt_path', 'is_train', 'rank', 'world_size', 'dist', 'device', 'path'})
+
+
+def _is_resolved_key(keys):
+    """Whether a dotted key is filled in by the resolver (``datasets.<set>.phase``, ``prior.fingerprint``)."""
+    return (keys[0] in _RESOLVED_TOP_KEYS or (len(keys) == 3 and keys[0] == 'datasets' and keys[2] == 'phase')
+            or keys == ('prior', 'fingerprint'))
+
+
+def _leaves(tree, prefix=()):
+    if isinstance(tree, dict) and tree:
+        for key, value in tree.items():
+            yield from _leaves(value, prefix + (key,))
+    else:
+        yield prefix, tree
+
+
+def _value_at(tree, keys):
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return _MISSING
+        tree = tree[key]
+    return tree
+
+
+_MISSING = '<absent>'
+
+
+def planned_options(args):
+    """The options a training command line of :func:`train_args` composes (its file with its overrides), unresolved."""
+    opt = load_config(args[1])
+    return apply_cfg_options(opt, list(args[args.index('--cfg-options') + 1:]))
+
+
+def plan_differences(planned, saved):
+    """What differs between the options a call plans and those a run saved: ``['key: saved -> planned', ...]``.
+
+    Both directions are compared (a key added, changed or removed), except the keys the resolver adds to every
+    run (its folders, device, ``datasets.<set>.phase``, the prior's fingerprint).
+
+    Args:
+        planned (dict): :func:`planned_options` of this call. saved (dict): The run's ``options.yml``.
+
+    Returns:
+        list[str]: One line per differing dotted key (empty when the run was trained with this plan).
+    """
+    keys = {k for k, _ in _leaves(planned)} | {k for k, _ in _leaves(saved)}
+    out = []
+    for key in sorted(k for k in keys if k and not _is_resolved_key(k)):
+        old, new = _value_at(saved, key), _value_at(planned, key)
+        if old != new and not (isinstance(old, dict) and isinstance(new, dict)):
+            out.append(f"{'.'.join(map(str, key))}: {old!r} -> {new!r}")
+    return out
+
+
+def training_mode(exp, total_iter, force=False, label='', planned=None):
     """Resume or retrain: ``'--force'`` (from scratch) or ``'--auto_resume'`` for the run saved in ``exp``.
 
-    ``force`` retrains.  A saved run whose ``options.yml`` planned another ``train.total_iter`` is retrained (and
-    the output says so); a run of the same plan, or no saved run, gets ``--auto_resume``.
+    ``force`` retrains.  A saved run whose ``options.yml`` planned another ``train.total_iter`` is retrained, and so
+    is one whose options differ from ``planned`` (:func:`plan_differences`; the output lists the keys); a run of
+    the same plan, or no saved run, gets ``--auto_resume``.
+
+    Args:
+        exp (str): The experiment folder. total_iter (int): Planned iterations. force (bool): Always retrain.
+        label (str): The stage's label, for messages. planned (dict, optional): :func:`planned_options`.
     """
     if force:
         return '--force'
-    planned = _planned_total_iter(exp)
-    if planned is not None and planned != int(total_iter):
-        print(f'[benchmark] {label}: {exp} was planned for {planned} iterations, now {total_iter}: '
+    saved = _saved_plan(exp)
+    if saved is None:
+        return '--auto_resume'
+    iters = _total_iter_of(saved)
+    if iters is not None and iters != int(total_iter):
+        print(f'[benchmark] {label}: {exp} was planned for {iters} iterations, now {total_iter}: '
               'retraining from scratch instead of resuming', flush=True)
+        return '--force'
+    changed = plan_differences(planned, saved) if planned is not None else []
+    if changed:
+        shown = '; '.join(changed[:6]) + (f'; and {len(changed) - 6} more' if len(changed) > 6 else '')
+        print(f'[benchmark] {label}: the options of {exp} differ from this plan ({shown}): retraining from scratch '
+              'instead of reusing or resuming it', flush=True)
         return '--force'
     return '--auto_resume'
 
 
-def _planned_total_iter(exp):
-    """``train.total_iter`` of the run saved in ``exp`` (its ``options.yml``), or None without a saved state."""
+def _saved_plan(exp):
+    """The ``options.yml`` of the run saved in ``exp`` (a dict), or None without a saved training state."""
     states, options = osp.join(exp, 'training_states'), osp.join(exp, 'options.yml')
     if not (osp.isdir(states) and any(f.endswith('.state') for f in os.listdir(states)) and osp.isfile(options)):
         return None
+    return yaml_load(options) or {}
+
+
+def _total_iter_of(saved):
     try:
-        return int(((yaml_load(options) or {}).get('train') or {})['total_iter'])
+        return int((saved.get('train') or {})['total_iter'])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -184,9 +261,10 @@ def run_stage(stage, seed, total_iter, extra_overrides=(), force=False, schedule
     test_overrides = list(common) + list(stage.get('test_cfg') or [])
     if stage.get('train'):
         exp = osp.join('experiments', name)
-        mode = training_mode(exp, total_iter, force, stage['label'])
+        args = train_args(stage, name, seed, total_iter, extra_overrides, schedule, '--auto_resume')
+        args[2] = training_mode(exp, total_iter, force, stage['label'], planned=planned_options(args))
         t0 = time.time()
-        result = train(train_args(stage, name, seed, total_iter, extra_overrides, schedule, mode), exp)
+        result = train(args, exp)
         if result.trained:
             seconds_per_iter = (time.time() - t0) / max(1, total_iter)
             loop_timing = result.timing.to_json() if result.timing else None
