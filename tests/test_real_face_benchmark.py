@@ -461,3 +461,28 @@ def test_the_equal_iteration_list_is_table_2_on_real_faces_with_the_real_prior()
     regressor = load_config(osp.join(REAL, 'train_TriplaneRegressor_real.yml'))
     assert regressor['network_g']['image_input'] is True and regressor['diffusion']['objective'] == 'regression'
     assert regressor['path']['pretrain_network_generator'].startswith('experiments/real_TriplaneGenerator/')
+
+
+def test_identity_probe_on_results_that_are_the_gamma_curve_of_the_real_dark_frames(shared_data, tmp_path):
+    """scripts/identity_probe.py with the same saved results as 'method' and 'other': every mixed change equals its
+    unmixed twin, and the split into darkest and lit frames averages back to the whole set."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('identity_probe', osp.join(REPO, 'scripts', 'identity_probe.py'))
+    probe_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe_script)
+    out = tmp_path / 'real_faces'
+    prepare_real_faces(str(out), shared_data, verbose=False)
+    yaleb = out / 'yaleb'
+    saved = tmp_path / 'results' / 'visualization' / 'YaleB_dark'
+    saved.mkdir(parents=True)
+    stems = [line.split()[0] for line in (yaleb / 'meta_test_pairs.txt').read_text().splitlines()]
+    for name in stems:
+        img = cv2.imread(str(yaleb / 'images' / name), cv2.IMREAD_COLOR).astype(np.float32) / 255
+        cv2.imwrite(str(saved / (osp.splitext(name)[0] + '_test.png')), np.rint(255 * img ** 0.4).astype(np.uint8))
+    table = probe_script.probe(str(tmp_path / 'results'), str(tmp_path / 'results'), str(yaleb))
+    assert table['as saved'] == table['the other, as saved']
+    assert table['50/50 with the other (gray)'] == pytest.approx(table['gray'], abs=0.01)  # rounding of the mix
+    n_dark = 6  # the inputs with mean luma < 0.02 (docs/experiments.md 3.3)
+    every, darkest, lit = table['as saved']
+    assert every == pytest.approx((n_dark * darkest + (len(stems) - n_dark) * lit) / len(stems), abs=1e-9)
+    assert 0.3 < every < 0.7
