@@ -174,3 +174,24 @@ def test_adam_steps_reduce_l1(fusion):
         optim.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_input_curve_enhances_the_gamma_curved_input_with_the_same_weights():
+    from lowlight3d.archs.gamma_curve_enhancer_arch import GammaCurveEnhancer
+    torch.manual_seed(0)
+    plain = build_network({'type': 'PriorGuidedEnhancer', 'base_channels': 8, 'blocks_per_level': 1})
+    curved = build_network({'type': 'PriorGuidedEnhancer', 'base_channels': 8, 'blocks_per_level': 1,
+                            'input_curve': 0.4})
+    curved.load_state_dict(plain.state_dict())  # no parameter or buffer of its own: checkpoints are interchangeable
+    assert set(curved.state_dict()) == set(plain.state_dict())
+    x = torch.rand(2, 3, 20, 24) * 0.05
+    brightened = GammaCurveEnhancer(target_mean=0.4)(x)
+    assert GammaCurveEnhancer.mean_luma(brightened) == pytest.approx([0.4, 0.4], abs=1e-3)
+    with torch.no_grad():
+        torch.testing.assert_close(curved(x), plain(brightened))
+        # residual: at zero tail weights the output IS the gamma curve's result
+        torch.nn.init.zeros_(curved.tail.weight)
+        torch.nn.init.zeros_(curved.tail.bias)
+        torch.testing.assert_close(curved(x), brightened)
+    with pytest.raises(ValueError, match=r'input_curve \(network_g.input_curve'):
+        build_network({'type': 'PriorGuidedEnhancer', 'base_channels': 8, 'input_curve': 1.5})

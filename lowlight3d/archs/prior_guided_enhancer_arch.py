@@ -15,6 +15,7 @@ from lowlight3d.archs.arch_util import (
     set_padding_mode,
 )
 from lowlight3d.archs.checkpoint_upgrade import UpgradableCheckpoint
+from lowlight3d.archs.gamma_curve_enhancer_arch import GammaCurveEnhancer
 from lowlight3d.archs.prior_fusion_arch import ConcatResidualFusion, PriorFusionModule
 from lowlight3d.archs.prior_maps import PRIOR_LEVELS
 from lowlight3d.utils.registry import ARCH_REGISTRY, register
@@ -86,11 +87,16 @@ class PriorGuidedEnhancer(UpgradableCheckpoint, nn.Module):
             set_padding_mode`): ``'zeros'`` (PyTorch's default; a checkpoint without ``padding_mode_code`` has
             it) or ``'replicate'`` (the option files' choice: zero padding brightens a band along the border of dark
             inputs, an inset frame, ``docs/experiments.md`` section 2) or ``'reflect'``.
+        input_curve (float, optional): Ours, off by default (``None``; the paper has none): the network enhances
+            the input brightened by the per-image gamma curve that gives it this mean luma
+            (:class:`~lowlight3d.archs.gamma_curve_enhancer_arch.GammaCurveEnhancer`, no parameters), so with
+            ``residual`` it learns a correction of the gamma curve's result instead of the whole brightening.
     """
 
     def __init__(self, in_channels=3, out_channels=3, base_channels=60, fusion='prior3d', fusion_position='decoder',
                  prior_image_channels=3, prior_depth_channels=1, blocks_per_level=2, residual=True,
-                 fusion_kwargs=None, upsample='bilinear', downsample='strided_conv', padding_mode='zeros'):
+                 fusion_kwargs=None, upsample='bilinear', downsample='strided_conv', padding_mode='zeros',
+                 input_curve=None):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"PriorGuidedEnhancer: fusion must be one of {sorted(FUSIONS)}, got '{fusion}'.")
@@ -105,11 +111,16 @@ class PriorGuidedEnhancer(UpgradableCheckpoint, nn.Module):
                              f'{base_channels} and {blocks_per_level}.')
         if fusion == 'concat' and fusion_kwargs:
             raise ValueError(f"PriorGuidedEnhancer: fusion='concat' takes no fusion_kwargs, got {fusion_kwargs}.")
+        if input_curve is not None and (isinstance(input_curve, bool) or not 0 < float(input_curve) < 1):
+            raise ValueError(f'PriorGuidedEnhancer: input_curve (network_g.input_curve, the mean luma the input is '
+                             f'brought to) must be in (0, 1) or null, got {input_curve!r}.')
         self.fusion_type = fusion
         self.fusion_position = fusion_position
         self.prior_image_channels = prior_image_channels
         self.prior_depth_channels = prior_depth_channels
         self.residual = residual
+        # no parameters and no buffers: checkpoints are the same with and without it
+        self.input_curve = None if input_curve is None else GammaCurveEnhancer(target_mean=input_curve)
         chans = [base_channels * 2**k for k in range(NUM_LEVELS)]
         self.channels = chans
         fusion_cls = FUSIONS[fusion]
@@ -224,6 +235,8 @@ class PriorGuidedEnhancer(UpgradableCheckpoint, nn.Module):
             raise TypeError(f'PriorGuidedEnhancer.forward takes (x, prior) or (x, T1, T2, T3, D1, D2, D3); got '
                             f'{2 + len(flat_prior)} arguments with a {type(prior).__name__} prior.')
         levels = self._prior_levels(prior, x)
+        if self.input_curve is not None:
+            x = self.input_curve(x.float()).to(x.dtype)
         inp, hw = pad_to_multiple(x, 2**(NUM_LEVELS - 1))
         encoder_side = self.fusion_position == 'encoder'
         feat = self.head(inp)
