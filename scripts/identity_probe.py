@@ -69,6 +69,19 @@ TRANSFORMS = {
 }
 
 
+def shading_difference(result, lq, pool=4, eps=0.01):
+    """How much a result changes the input's shading: the mean squared difference, horizontal plus vertical, of the
+    log luma differences between neighbouring ``pool`` x ``pool`` regions of result and input (Zero-DCE's spatial
+    consistency loss in the log domain; 0 for any global gain).  uint8 BGR images of one size."""
+    def log_regions(img):
+        g = _gray(img)[..., 0] / 255.0
+        h, w = g.shape[0] // pool * pool, g.shape[1] // pool * pool
+        return np.log(g[:h, :w].reshape(h // pool, pool, w // pool, pool).mean(axis=(1, 3)) + eps)
+    a, b = log_regions(result), log_regions(lq)
+    return float(((np.diff(a, axis=1) - np.diff(b, axis=1))**2).mean() + ((np.diff(a, axis=0) - np.diff(b, axis=0))**2
+                                                                           ).mean())
+
+
 def _blur(img):
     import cv2
     return cv2.GaussianBlur(img, (0, 0), 1)
@@ -85,7 +98,8 @@ def _saved_result(results, set_name, stem, size):
 
 
 def probe(results, other, data='datasets/real_faces/yaleb', set_name='YaleB_dark'):
-    """Mean identity distance of each :data:`TRANSFORMS` change: ``{name: (all, darkest, lit)}``.
+    """Mean identity distance of each :data:`TRANSFORMS` change, and the mean :func:`shading_difference` of the two
+    methods' results to their inputs: ``({name: (all, darkest, lit)}, {'method' | 'other': (all, darkest, lit)})``.
 
     Args:
         results (str): The method's results folder. other (str): The other method's (mixed in, e.g. gamma curve).
@@ -95,6 +109,7 @@ def probe(results, other, data='datasets/real_faces/yaleb', set_name='YaleB_dark
     from lowlight3d.metrics.identity_metric import FaceEmbedder, embedding_distance
     embedder, refs = FaceEmbedder(), {}
     dist = {name: [] for name in TRANSFORMS}
+    shading = {'method': [], 'other': []}
     dark = []
     for lq_name, gt_name in read_pair_list(osp.join(data, 'meta_test_pairs.txt')):
         lq, gt = _read_bgr(osp.join(data, 'images', lq_name)), osp.join(data, 'images', gt_name)
@@ -104,11 +119,16 @@ def probe(results, other, data='datasets/real_faces/yaleb', set_name='YaleB_dark
         stem = osp.splitext(lq_name)[0]
         out = _saved_result(results, set_name, stem, lq.shape[:2])
         mixed_in = _saved_result(other, set_name, stem, lq.shape[:2])
+        shading['method'].append(shading_difference(out, lq))
+        shading['other'].append(shading_difference(mixed_in, lq))
         for name, change in TRANSFORMS.items():
             dist[name].append(embedding_distance(embedder.embed(change(out, mixed_in), stem), refs[gt]))
     dark = np.array(dark)
-    return {name: (float(np.mean(v)), float(np.mean(np.array(v)[dark])), float(np.mean(np.array(v)[~dark])))
-            for name, v in dist.items()}
+
+    def split(values):
+        values = np.array(values)
+        return float(values.mean()), float(values[dark].mean()), float(values[~dark].mean())
+    return {name: split(v) for name, v in dist.items()}, {who: split(v) for who, v in shading.items()}
 
 
 def main(argv=None):
@@ -118,12 +138,15 @@ def main(argv=None):
     p.add_argument('--other', default='results/real_GammaCurve_seed0', help='Results folder mixed in.')
     p.add_argument('--data', default='datasets/real_faces/yaleb', help='Prepared Yale B folder.')
     args = p.parse_args(argv)
-    table = probe(args.results, args.other, args.data)
+    table, shading = probe(args.results, args.other, args.data)
     print(f'identity distance of {args.results} (other: {args.other}); lower is better')
     print(f"| change | all | darkest (luma < {DARK_LUMA}) | lit |\n|---|---|---|---|")
     for name, (every, darkest, lit) in table.items():
         print(f'| {name} | {every:.3f} | {darkest:.3f} | {lit:.3f} |')
-    return table
+    print('\nshading difference to the input (log luma of neighbouring 4x4 regions; 0 = a global gain)')
+    for who, (every, darkest, lit) in shading.items():
+        print(f'| {who} | {every:.3f} | {darkest:.3f} | {lit:.3f} |')
+    return table, shading
 
 
 if __name__ == '__main__':

@@ -479,10 +479,14 @@ def test_identity_probe_on_results_that_are_the_gamma_curve_of_the_real_dark_fra
     for name in stems:
         img = cv2.imread(str(yaleb / 'images' / name), cv2.IMREAD_COLOR).astype(np.float32) / 255
         cv2.imwrite(str(saved / (osp.splitext(name)[0] + '_test.png')), np.rint(255 * img ** 0.4).astype(np.uint8))
-    table = probe_script.probe(str(tmp_path / 'results'), str(tmp_path / 'results'), str(yaleb))
+    table, shading = probe_script.probe(str(tmp_path / 'results'), str(tmp_path / 'results'), str(yaleb))
+    assert shading['method'] == shading['other'] and shading['method'][0] > 0  # gamma 0.4 compresses the shading
     assert table['as saved'] == table['the other, as saved']
     assert table['50/50 with the other (gray)'] == pytest.approx(table['gray'], abs=0.01)  # rounding of the mix
     n_dark = 6  # the inputs with mean luma < 0.02 (docs/experiments.md 3.3)
     every, darkest, lit = table['as saved']
     assert every == pytest.approx((n_dark * darkest + (len(stems) - n_dark) * lit) / len(stems), abs=1e-9)
     assert 0.3 < every < 0.7
+    img = (np.random.default_rng(0).random((24, 20, 3)) * 100).astype(np.uint8) + 20
+    assert probe_script.shading_difference(np.minimum(2 * img.astype(np.int32), 255).astype(np.uint8), img) < 1e-3
+    assert probe_script.shading_difference(img[::-1].copy(), img) > 0.01
