@@ -336,13 +336,19 @@ def _fake_training(monkeypatch, calls):
     monkeypatch.setattr(testing, 'test_pipeline', lambda args: {})
 
 
-def test_a_run_planned_for_other_iterations_is_retrained_not_resumed(tmp_path, monkeypatch, capsys):
+def _fake_unet_stage(tmp_path, monkeypatch):
+    """In ``tmp_path`` with :func:`_fake_training`: ``(run_stage, the LowLightUNet stage, the recorded calls)``."""
     from lowlight3d.pipeline.benchmark import run_stage
     monkeypatch.chdir(tmp_path)
     calls = []
     _fake_training(monkeypatch, calls)
     stage = {'label': 'UNet', 'train': 'options/real/train_LowLightUNet_real.yml',
              'test': 'options/real/test_Identity_real.yml'}
+    return run_stage, stage, calls
+
+
+def test_a_run_planned_for_other_iterations_is_retrained_not_resumed(tmp_path, monkeypatch, capsys):
+    run_stage, stage, calls = _fake_unet_stage(tmp_path, monkeypatch)
     run_stage(stage, 0, 5)
     run_stage(stage, 0, 5)  # the same plan: resumed (a finished or interrupted run goes on)
     assert calls == [('--auto_resume', 5), ('--auto_resume', 5)]
@@ -352,12 +358,7 @@ def test_a_run_planned_for_other_iterations_is_retrained_not_resumed(tmp_path, m
 
 
 def test_a_run_whose_options_changed_is_retrained_and_the_changed_keys_are_named(tmp_path, monkeypatch, capsys):
-    from lowlight3d.pipeline.benchmark import run_stage
-    monkeypatch.chdir(tmp_path)
-    calls = []
-    _fake_training(monkeypatch, calls)
-    stage = {'label': 'UNet', 'train': 'options/real/train_LowLightUNet_real.yml',
-             'test': 'options/real/test_Identity_real.yml'}
+    run_stage, stage, calls = _fake_unet_stage(tmp_path, monkeypatch)
     run_stage(stage, 0, 5)
     run_stage({**stage, 'train_cfg': ['+train.grad_clip=2']}, 0, 5)  # e.g. an option file edited since
     assert calls == [('--auto_resume', 5), ('--force', 5)]
@@ -387,11 +388,7 @@ def test_run_stage_takes_its_timing_from_the_training_result_and_a_reused_run_fr
     """A run trained now: the loop timing of the returned TrainResult (the fake writes no timing.json) and the
     call's wall time; a finished run reused: what the benchmark saved for it (benchmark_timing.json) and the loop's
     timing.json, here absent."""
-    from lowlight3d.pipeline.benchmark import run_stage
-    monkeypatch.chdir(tmp_path)
-    _fake_training(monkeypatch, [])
-    stage = {'label': 'UNet', 'train': 'options/real/train_LowLightUNet_real.yml',
-             'test': 'options/real/test_Identity_real.yml'}
+    run_stage, stage, _ = _fake_unet_stage(tmp_path, monkeypatch)
     trained = run_stage(stage, 0, 5)
     assert trained['timing'] == {'iterations': 5, 'wall_s': 2.0, 'cpu_s': 4.0, 'first_iter_wall_s': 0.5,
                                  'first_iter_cpu_s': 1.0, 'threads': 1}

@@ -263,24 +263,12 @@ def _make_experiment_folder(opt, resuming, force):
     return removed
 
 
-def _flat(tree, prefix=''):
-    """``{'a.b.c': value}`` of a nested dict (lists and scalars are leaves)."""
-    out = {}
-    for key, value in (tree or {}).items():
-        name = f'{prefix}{key}'
-        if isinstance(value, dict) and value:
-            out.update(_flat(value, name + '.'))
-        else:
-            out[name] = value
-    return out
-
-
 def _record_options(opt, command, resumed_from):
     """``options.yml`` describes the run that started the experiment and is never rewritten by a resume; each resume
     writes ``options_resume_<time>.yml`` (its own resolved options) and logs the keys it changed. What a training
     state restores (network weights, optimiser and scheduler states, so a changed learning rate too) keeps the
     state's values whatever the options say; the log line says so."""
-    from lowlight3d.utils.options import load_config
+    from lowlight3d.utils.options import flatten_options, load_config
     folder = opt['path']['experiments_root']
     first = osp.join(folder, 'options.yml')
     if not resumed_from or not osp.isfile(first):
@@ -288,7 +276,7 @@ def _record_options(opt, command, resumed_from):
         return
     path = osp.join(folder, f"options_resume_{time.strftime('%Y%m%d_%H%M%S')}.yml")
     dump_options(opt, path, command)
-    before, now = _flat(load_config(first)), _flat(opt)
+    before, now = flatten_options(load_config(first)), flatten_options(opt)
     ignored = ('path.', 'rank', 'world_size', 'dist', 'opt_path', 'prior.fingerprint')
     changed = sorted(k for k in set(before) | set(now)
                      if before.get(k) != now.get(k) and not k.startswith(ignored))

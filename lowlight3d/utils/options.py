@@ -287,6 +287,18 @@ def _parse_override(opt, item, source):
     return keys, value
 
 
+def flatten_options(tree, prefix=''):
+    """``{'a.b.c': value}`` of nested options (lists, scalars and empty dicts are leaves)."""
+    out = {}
+    for key, value in (tree or {}).items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict) and value:
+            out.update(flatten_options(value, name + '.'))
+        else:
+            out[name] = value
+    return out
+
+
 def _set_in(node, keys, value):
     """``node[k0][k1]... = value`` in place, making the dicts that a ``+`` path adds."""
     for k in keys[:-1]:

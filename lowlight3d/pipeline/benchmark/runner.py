@@ -28,7 +28,7 @@ from lowlight3d.pipeline.benchmark.spec import resolve
 from lowlight3d.pipeline.loss_spikes import find_loss_spikes
 from lowlight3d.pipeline.option_loading import training_overrides
 from lowlight3d.utils.checkpoint import atomic_write_json, atomic_write_text
-from lowlight3d.utils.options import apply_cfg_options, load_config, yaml_load
+from lowlight3d.utils.options import apply_cfg_options, flatten_options, load_config, yaml_load
 from lowlight3d.utils.weights import WeightsNotFoundError
 
 __all__ = ['run_stage', 'run_prerequisites', 'train', 'train_args', 'schedule_overrides', 'training_mode',
@@ -98,26 +98,11 @@ def train_args(stage, name, seed, total_iter, extra_overrides, schedule, mode):
 _RESOLVED_TOP_KEYS = frozenset({'num_gpu', 'opt_path', 'is_train', 'rank', 'world_size', 'dist', 'device', 'path'})
 
 
-def _is_resolved_key(keys):
+def _is_resolved_key(key):
     """Whether a dotted key is filled in by the resolver (``datasets.<set>.phase``, ``prior.fingerprint``)."""
-    return (keys[0] in _RESOLVED_TOP_KEYS or (len(keys) == 3 and keys[0] == 'datasets' and keys[2] == 'phase')
-            or keys == ('prior', 'fingerprint'))
-
-
-def _leaves(tree, prefix=()):
-    if isinstance(tree, dict) and tree:
-        for key, value in tree.items():
-            yield from _leaves(value, prefix + (key,))
-    else:
-        yield prefix, tree
-
-
-def _value_at(tree, keys):
-    for key in keys:
-        if not isinstance(tree, dict) or key not in tree:
-            return _MISSING
-        tree = tree[key]
-    return tree
+    parts = key.split('.')
+    return (parts[0] in _RESOLVED_TOP_KEYS or (len(parts) == 3 and parts[0] == 'datasets' and parts[2] == 'phase')
+            or key == 'prior.fingerprint')
 
 
 _MISSING = '<absent>'
@@ -141,12 +126,12 @@ def plan_differences(planned, saved):
     Returns:
         list[str]: One line per differing dotted key (empty when the run was trained with this plan).
     """
-    keys = {k for k, _ in _leaves(planned)} | {k for k, _ in _leaves(saved)}
+    before, now = flatten_options(saved), flatten_options(planned)
     out = []
-    for key in sorted(k for k in keys if k and not _is_resolved_key(k)):
-        old, new = _value_at(saved, key), _value_at(planned, key)
-        if old != new and not (isinstance(old, dict) and isinstance(new, dict)):
-            out.append(f"{'.'.join(map(str, key))}: {old!r} -> {new!r}")
+    for key in sorted(k for k in set(before) | set(now) if not _is_resolved_key(k)):
+        old, new = before.get(key, _MISSING), now.get(key, _MISSING)
+        if old != new:
+            out.append(f'{key}: {old!r} -> {new!r}')
     return out
 
 
