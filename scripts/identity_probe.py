@@ -37,7 +37,8 @@ def _read_bgr(path):
 
 
 def _gray(img):
-    g = img.astype(np.float32) @ np.array([0.114, 0.587, 0.299], np.float32)  # BGR
+    from lowlight3d.utils.luma import luma_weights
+    g = img.astype(np.float32) @ luma_weights('bgr')
     return np.repeat(g[..., None], 3, 2)
 
 
